@@ -1,0 +1,1 @@
+"""The Celery backend adapter: runs only inside the Celery image, never in the harness."""

@@ -1,0 +1,74 @@
+"""The Celery app and its one instrumented task.
+
+The task records ``started`` before its body and ``completed`` after it: ``completed`` *is* the
+side effect whose count the harness checks (once = fine, twice = duplicated, never = lost).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_ready
+
+from chaos_celery import settings
+from chaos_ledger import LedgerWriter
+
+app = Celery("chaos", broker=settings.BROKER_URL)
+app.conf.update(
+    task_default_queue=settings.QUEUE,
+    task_ignore_result=True,
+    task_acks_late=settings.ACKS_LATE,
+    task_reject_on_worker_lost=settings.REJECT_ON_WORKER_LOST,
+    worker_prefetch_multiplier=settings.PREFETCH_MULTIPLIER,
+    broker_transport_options={
+        # Scenario settings, so that a redelivery can happen inside a run. Production defaults
+        # are 3600 s and a sweep every ~100 s (kombu: unacked_restore_interval x throttle).
+        "visibility_timeout": settings.VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": settings.RESTORE_INTERVAL,
+        "unacked_restore_throttle": 1,
+        # Bound the producer's publish on a dead connection instead of waiting forever.
+        "socket_timeout": 5,
+        "socket_connect_timeout": 5,
+    },
+    broker_connection_retry_on_startup=True,
+    # Celery 5's documented default, set explicitly to keep the deprecation notice out of logs.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
+    worker_hijack_root_logger=False,
+)
+
+ledger = LedgerWriter(settings.LEDGER_DIR, "worker")
+
+
+@app.task(name="chaos.work", bind=True)
+def work(self: Task, task_id: str, duration: float) -> None:
+    execution = uuid.uuid4().hex
+    delivery = self.request.delivery_info or {}
+    ledger.write(
+        "started",
+        task=task_id,
+        execution=execution,
+        worker=socket.gethostname(),
+        redelivered=delivery.get("redelivered"),
+    )
+    time.sleep(duration)
+    ledger.write("completed", task=task_id, execution=execution, worker=socket.gethostname())
+
+
+@worker_ready.connect
+def announce_ready(**_: Any) -> None:
+    """The harness waits for this record, not for a log line or a sleep."""
+    ledger.write(
+        "worker_ready",
+        worker=socket.gethostname(),
+        main_pid=os.getpid(),
+        acks_late=settings.ACKS_LATE,
+        reject_on_worker_lost=settings.REJECT_ON_WORKER_LOST,
+        prefetch_multiplier=settings.PREFETCH_MULTIPLIER,
+        visibility_timeout=settings.VISIBILITY_TIMEOUT,
+        started_at=time.monotonic(),
+    )

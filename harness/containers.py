@@ -1,0 +1,220 @@
+"""Containers: start, signal, restart and remove the topology's services through the Docker SDK.
+
+Every object this module creates carries labels naming the run and the harness process that owns
+it, and is removed by those labels, never by a name pattern. ``reap_orphans`` removes what a
+harness that died (SIGKILL, power cut) left behind: objects whose owner process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.types import EndpointConfig
+
+from harness.topology import LABEL, MANAGED, Topology
+
+log = logging.getLogger(__name__)
+
+RUN = f"{LABEL}.run"
+OWNER = f"{LABEL}.owner"
+SERVICE = f"{LABEL}.service"
+API_TIMEOUT_S = 30  # every Docker API call is bounded by this
+
+
+class EngineUnavailable(RuntimeError):
+    """No Docker engine answers."""
+
+
+def client() -> docker.DockerClient:
+    """A client for the local engine, or a clear error naming how to get one."""
+    try:
+        engine = docker.from_env(timeout=API_TIMEOUT_S)
+        engine.ping()
+    except docker.errors.DockerException as exc:
+        raise EngineUnavailable(
+            f"no Docker engine answers ({exc}). Start one with `make engine` "
+            "(installs Debian's docker.io and starts dockerd), or point DOCKER_HOST at one."
+        ) from exc
+    return engine
+
+
+def owner_token(pid: int | None = None) -> str:
+    """``pid:starttime`` of a process: survives pid reuse, unlike a bare pid."""
+    pid = os.getpid() if pid is None else pid
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    start = stat.rsplit(")", 1)[1].split()[19]
+    return f"{pid}:{start}"
+
+
+def owner_alive(token: str) -> bool:
+    pid_text, _, _ = token.partition(":")
+    try:
+        return owner_token(int(pid_text)) == token
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+class Cluster:
+    """The running topology of one harness run."""
+
+    def __init__(self, engine: docker.DockerClient, topology: Topology, run_id: str) -> None:
+        self.engine = engine
+        self.topology = topology
+        self.run_id = run_id
+        self.labels = {MANAGED: "true", RUN: run_id, OWNER: owner_token()}
+        self.network_name = f"qc-{run_id}-{topology.network}"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def ensure_network(self) -> None:
+        if not self.engine.networks.list(names=[self.network_name]):
+            self.engine.networks.create(
+                self.network_name,
+                driver="bridge",
+                options=self.topology.network_options,
+                labels={**self.topology.network_labels, **self.labels},
+            )
+
+    def container_name(self, service: str) -> str:
+        return f"qc-{self.run_id}-{service}"
+
+    def start(self, name: str, environment: Mapping[str, str] | None = None) -> Container:
+        """Create and start ``name`` afresh (removing an earlier container of it first)."""
+        service = self.topology.services[name]
+        self.remove(name)
+        self.ensure_network()
+        for mount in service.mounts:
+            if not mount.source.exists():
+                mount.source.mkdir(parents=True)
+        env = {**service.environment, **(environment or {})}
+        container = self.engine.containers.create(
+            service.image,
+            command=service.command,
+            entrypoint=service.entrypoint,
+            environment=env,
+            hostname=service.name,
+            name=self.container_name(name),
+            labels={**service.labels, **self.labels, SERVICE: name},
+            ports={f"{p.container_port}/tcp": (p.host_ip, p.host_port) for p in service.ports},
+            volumes={
+                str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+                for m in service.mounts
+            },
+            network=self.network_name,
+            networking_config={
+                self.network_name: EndpointConfig(self.engine.api._version, aliases=[name])
+            },
+            detach=True,
+            # Least privilege: no privileged mode and no added capabilities; signals are sent
+            # from outside by the engine, which needs none inside the container.
+            privileged=False,
+            cap_drop=["NET_RAW", "MKNOD", "AUDIT_WRITE", "SETFCAP"],
+            security_opt=["no-new-privileges"],
+            init=False,
+        )
+        container.start()
+        return container
+
+    def container(self, name: str) -> Container | None:
+        try:
+            return self.engine.containers.get(self.container_name(name))
+        except docker.errors.NotFound:
+            return None
+
+    def signal(self, name: str, signal: str) -> None:
+        """Send ``signal`` to the service's main process (PID 1 of its container)."""
+        found = self.container(name)
+        if found is None:
+            raise LookupError(f"service {name} has no container in run {self.run_id}")
+        found.kill(signal=signal)
+
+    def restart(self, name: str) -> None:
+        """Start a stopped (killed) container again, as a supervisor would."""
+        found = self.container(name)
+        if found is None:
+            raise LookupError(f"service {name} has no container in run {self.run_id}")
+        found.start()
+
+    def remove(self, name: str) -> None:
+        found = self.container(name)
+        if found is not None:
+            with contextlib.suppress(docker.errors.NotFound):
+                found.remove(force=True)
+
+    def is_running(self, name: str) -> bool:
+        found = self.container(name)
+        if found is None:
+            return False
+        found.reload()
+        return bool(found.status == "running")
+
+    def logs(self, name: str, lines: int = 30) -> str:
+        found = self.container(name)
+        if found is None:
+            return f"[{name}: no container]"
+        text = found.logs(tail=lines).decode(errors="replace")
+        return f"--- last {lines} log lines of {name} ---\n{text}"
+
+    def all_logs(self, lines: int = 30) -> str:
+        return "\n".join(self.logs(name, lines) for name in self.topology.services)
+
+    def teardown(self) -> int:
+        """Remove every object of this run; returns how many were removed."""
+        return remove_labelled(self.engine, {RUN: self.run_id})
+
+    def save_logs(self, directory: Path) -> None:
+        """Keep each container's full log beside the run's ledger, for re-analysis."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in self.topology.services:
+            found = self.container(name)
+            if found is not None:
+                (directory / f"{name}.log").write_bytes(found.logs())
+
+
+def _labelled(engine: docker.DockerClient, labels: Mapping[str, str]) -> Iterator[Any]:
+    filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    yield from engine.containers.list(all=True, filters=filters)
+    yield from engine.networks.list(filters=filters)
+    yield from engine.volumes.list(filters=filters)
+
+
+def remove_labelled(engine: docker.DockerClient, labels: Mapping[str, str]) -> int:
+    """Remove containers first, then networks and volumes, that carry all ``labels``."""
+    removed = 0
+    for obj in list(_labelled(engine, labels)):
+        with contextlib.suppress(docker.errors.NotFound):
+            if isinstance(obj, Container):
+                obj.remove(force=True, v=True)
+            else:
+                obj.remove()
+            removed += 1
+    return removed
+
+
+def reap_orphans(engine: docker.DockerClient) -> int:
+    """Remove objects left by harness processes that are gone (e.g. SIGKILLed)."""
+    owners: set[str] = set()
+    for obj in _labelled(engine, {MANAGED: "true"}):
+        token = (obj.attrs.get("Config", {}).get("Labels") or obj.attrs.get("Labels") or {}).get(
+            OWNER
+        )
+        if token and not owner_alive(token):
+            owners.add(token)
+    removed = sum(remove_labelled(engine, {MANAGED: "true", OWNER: t}) for t in owners)
+    if removed:
+        log.warning("reaped %d objects left behind by dead harness runs", removed)
+    return removed
+
+
+def count_managed(engine: docker.DockerClient) -> int:
+    """How many labelled objects exist (for tests that nothing was left behind)."""
+    return sum(1 for _ in _labelled(engine, {MANAGED: "true"}))
+

@@ -1,0 +1,251 @@
+"""Images: build every image the topology needs, offline, and cache them by content.
+
+No container registry answers on the machines this project runs on, so nothing is pulled:
+
+* a Debian root filesystem is made with ``mmdebstrap`` from the machine's own apt sources file
+  (so no mirror host is written into this repository) and ``docker import``-ed. It carries
+  Python and Debian's ``redis-server``: it *is* the local Redis image and the base of the others;
+* the Toxiproxy server is built with ``go install`` from the Go module proxy and copied in;
+* backend images are ``docker build``-s on that base, their Python packages installed only from
+  wheels the host built (``pip wheel``) into ``build/wheels/<backend>``.
+
+Every tag is a hash of the inputs, so a second run finds each image present and builds nothing.
+With ``CHAOS_IMAGES=registry`` (a machine that reaches a registry) the official images named in
+the compose file are pulled instead and only the backend images are built, on python:3.11-slim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from harness.topology import ROOT
+
+log = logging.getLogger(__name__)
+
+BUILD = ROOT / "build"
+IMAGES_FILE = BUILD / "images.json"
+TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
+TOXIPROXY_VERSION = "v2.12.0"
+BASE_PACKAGES = ("python3", "python3-venv", "redis-server", "procps")
+SOURCES_CANDIDATES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+BACKENDS = ("celery",)
+IMAGE_MODES = ("local", "registry")
+STEP_TIMEOUT_S = 900
+
+
+class ProvisionError(RuntimeError):
+    """An image could not be built; the message says which step and why."""
+
+
+@dataclass
+class Timing:
+    step: str
+    seconds: float
+    cached: bool
+
+
+def digest(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def files_digest(*paths: Path) -> str:
+    """A digest of file names and contents (directories walked in a stable order)."""
+    chunks: list[bytes | str] = []
+    for path in paths:
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file() and "__pycache__" not in file.parts:
+                chunks += [str(file.relative_to(ROOT)), file.read_bytes()]
+    return digest(*chunks)
+
+
+def _run(argv: list[str], step: str, **kwargs: object) -> None:
+    try:
+        subprocess.run(argv, check=True, timeout=STEP_TIMEOUT_S, **kwargs)  # type: ignore[call-overload]
+    except FileNotFoundError as exc:
+        raise ProvisionError(f"{step}: {argv[0]} is not installed (run `make engine`)") from exc
+    except subprocess.CalledProcessError as exc:
+        raise ProvisionError(f"{step}: `{' '.join(argv)}` exited {exc.returncode}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ProvisionError(f"{step}: `{' '.join(argv)}` took over {STEP_TIMEOUT_S}s") from exc
+
+
+def _has_image(engine: docker.DockerClient, tag: str) -> bool:
+    try:
+        engine.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def apt_sources() -> Path:
+    for candidate in SOURCES_CANDIDATES:
+        if candidate.is_file() and candidate.read_text().strip():
+            return candidate
+    raise ProvisionError(
+        f"no apt sources file to build the Debian image from (looked at "
+        f"{', '.join(map(str, SOURCES_CANDIDATES))})"
+    )
+
+
+def debian_suite() -> str:
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("VERSION_CODENAME="):
+            return line.split("=", 1)[1].strip('"')
+    raise ProvisionError("/etc/os-release names no VERSION_CODENAME to build the Debian image for")
+
+
+def build_base(engine: docker.DockerClient) -> tuple[str, bool]:
+    """The Debian base image (also the local Redis image): mmdebstrap + docker import."""
+    sources = apt_sources()
+    suite = debian_suite()
+    tag = f"queue-chaos/debian-base:{digest(suite, sources.read_text(), *BASE_PACKAGES)}"
+    if _has_image(engine, tag):
+        return tag, True
+    BUILD.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
+        tarball = Path(tmp) / "rootfs.tar"
+        _run(
+            ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
+             suite, str(tarball), str(sources)],
+            "Debian root filesystem (mmdebstrap)",
+        )
+        repository, _, version = tag.partition(":")
+        engine.api.import_image_from_file(
+            str(tarball), repository=repository, tag=version,
+            changes=["LABEL io.queue-chaos.image=base", 'CMD ["/bin/bash"]'],
+        )
+    return tag, False
+
+
+def build_toxiproxy_binary() -> tuple[Path, bool]:
+    out = BUILD / "toxiproxy" / TOXIPROXY_VERSION
+    binary = out / "toxiproxy"
+    if binary.is_file():
+        return binary, True
+    if shutil.which("go") is None:
+        raise ProvisionError("the Toxiproxy server is built with Go, and `go` is not on PATH")
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOBIN": str(out), "CGO_ENABLED": "0"}
+    _run(["go", "install", f"{TOXIPROXY_MODULE}@{TOXIPROXY_VERSION}"], "Toxiproxy (go install)",
+         env=env)
+    (out / "server").rename(binary)
+    return binary, False
+
+
+def build_toxiproxy_image(engine: docker.DockerClient, base: str) -> tuple[str, bool]:
+    binary, _ = build_toxiproxy_binary()
+    tag = f"queue-chaos/toxiproxy:{TOXIPROXY_VERSION}-{digest(base, binary.read_bytes())}"
+    if _has_image(engine, tag):
+        return tag, True
+    (binary.parent / "Dockerfile").write_text(
+        f"FROM {base}\nCOPY toxiproxy /toxiproxy\nENTRYPOINT [\"/toxiproxy\"]\n"
+        'CMD ["-host=0.0.0.0"]\n'
+    )
+    _docker_build(engine, binary.parent, "Dockerfile", tag, {})
+    return tag, False
+
+
+def build_wheels(backend: str) -> tuple[Path, bool]:
+    """Wheels for a backend's requirements, built on the host with the host's Python 3.11."""
+    requirements = ROOT / "backends" / backend / "requirements.txt"
+    out = BUILD / "wheels" / backend
+    stamp = out / ".requirements-digest"
+    want = files_digest(requirements)
+    if stamp.is_file() and stamp.read_text() == want:
+        return out, True
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+          "-r", str(requirements), "-w", str(out)], f"{backend} wheels (pip wheel)")
+    stamp.write_text(want)
+    return out, False
+
+
+def build_backend_image(
+    engine: docker.DockerClient, backend: str, base: str | None
+) -> tuple[str, bool]:
+    wheels, _ = build_wheels(backend)
+    source = ROOT / "backends" / backend
+    inputs = digest(base or "registry", files_digest(source, ROOT / "harness" / "ledger.py"),
+                    files_digest(wheels))
+    tag = f"queue-chaos/{backend}:{inputs}"
+    if _has_image(engine, tag):
+        return tag, True
+    _docker_build(engine, ROOT, f"backends/{backend}/Dockerfile", tag,
+                  {"BASE_IMAGE": base} if base else {})
+    return tag, False
+
+
+def _docker_build(
+    engine: docker.DockerClient, context: Path, dockerfile: str, tag: str, args: dict[str, str]
+) -> None:
+    try:
+        engine.images.build(
+            path=str(context), dockerfile=dockerfile, tag=tag, buildargs=args, rm=True,
+            forcerm=True, pull=False, network_mode="none",
+            labels={"io.queue-chaos.image": tag},
+        )
+    except docker.errors.BuildError as exc:
+        tail = "".join(str(c.get("stream", c.get("error", ""))) for c in exc.build_log)[-3000:]
+        raise ProvisionError(f"docker build of {tag} failed: {exc.msg}\n{tail}") from exc
+
+
+def provision(engine: docker.DockerClient, mode: str = "local") -> tuple[dict[str, str], list[Timing]]:
+    """Every image, built or found; returns the compose variables that name them."""
+    if mode not in IMAGE_MODES:
+        raise ProvisionError(f"CHAOS_IMAGES={mode!r}: expected one of {', '.join(IMAGE_MODES)}")
+    timings: list[Timing] = []
+
+    def step(name: str, result: tuple[str, bool], started: float) -> str:
+        timings.append(Timing(name, time.monotonic() - started, result[1]))
+        log.info("%-10s %s (%s, %.1fs)", name, result[0], "cached" if result[1] else "built",
+                 timings[-1].seconds)
+        return result[0]
+
+    variables: dict[str, str] = {}
+    base: str | None = None
+    if mode == "local":
+        t = time.monotonic()
+        base = step("base", build_base(engine), t)
+        variables["CHAOS_REDIS_IMAGE"] = base
+        t = time.monotonic()
+        variables["CHAOS_TOXIPROXY_IMAGE"] = step("toxiproxy", build_toxiproxy_image(engine, base), t)
+    for backend in BACKENDS:
+        t = time.monotonic()
+        variables[f"CHAOS_{backend.upper()}_IMAGE"] = step(
+            backend, build_backend_image(engine, backend, base), t
+        )
+    if mode == "registry":
+        from harness.topology import load  # the official images the compose file names
+
+        for service in load(variables).services.values():
+            if not _has_image(engine, service.image):
+                engine.images.pull(service.image)
+    BUILD.mkdir(exist_ok=True)
+    IMAGES_FILE.write_text(json.dumps(variables, indent=2) + "\n")
+    return variables, timings
+
+
+def recorded_images() -> dict[str, str]:
+    """The image variables the last provisioning wrote, or a clear error if there was none."""
+    if not IMAGES_FILE.is_file():
+        raise ProvisionError(f"{IMAGES_FILE} is missing: run `make images` first")
+    data = json.loads(IMAGES_FILE.read_text())
+    return {str(k): str(v) for k, v in data.items()}

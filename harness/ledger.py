@@ -1,0 +1,140 @@
+"""The ledger: an append-only record of submissions, executions and faults.
+
+Why it looks like this:
+
+* It must sit outside every fault's reach, so it is a directory on the host, bind-mounted into the
+  containers that write to it. Killing a worker, the broker or a proxy cannot touch it.
+* It must survive SIGKILL of any writer mid-write. Every writer *process* appends to a file of its
+  own (the name carries host, pid and a random nonce, because a restarted container reuses pids),
+  each record in a single ``write(2)`` on an ``O_APPEND`` descriptor. No two processes ever share
+  a file, so a writer killed mid-record can only damage its own last line.
+* A damaged record must be detected and counted, never silently dropped. Each line carries a
+  CRC32 of its JSON body; a final line without its newline is *truncated*, any line whose checksum
+  does not match is *corrupt*. The reader reports both.
+
+This module is standard library only: the same file is copied into every backend image
+(as ``chaos_ledger``), so the workers write exactly the format the harness reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SUFFIX = ".ledger"
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One record as one line: ``<crc32 hex> <json>\\n``."""
+    body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+    return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def decode(line: bytes) -> dict[str, Any] | None:
+    """The record in a complete line, or None when its checksum or JSON does not hold."""
+    crc, _, body = line.partition(b" ")
+    try:
+        if len(crc) != 8 or int(crc, 16) != zlib.crc32(body):
+            return None
+        record = json.loads(body)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+class LedgerWriter:
+    """Appends records for the current process to its own file under ``directory``.
+
+    Safe across ``fork``: a child that inherits the writer opens a file of its own on first use,
+    because the file is chosen by the pid that writes.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], role: str) -> None:
+        self.directory = Path(directory)
+        self.role = role
+        self._pid = -1
+        self._fd = -1
+
+    def _descriptor(self) -> int:
+        pid = os.getpid()
+        if pid != self._pid:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            name = f"{self.role}-{socket.gethostname()}-{pid}-{uuid.uuid4().hex[:8]}{SUFFIX}"
+            self._fd = os.open(self.directory / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._pid = pid
+        return self._fd
+
+    def write(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Append one record; it carries the host's monotonic and wall clocks.
+
+        Containers share the host kernel's CLOCK_MONOTONIC, so ``t`` from a worker and from the
+        harness are on one time line.
+        """
+        record: dict[str, Any] = {
+            "kind": kind,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "t": time.monotonic(),
+            "wall": time.time(),
+            **fields,
+        }
+        data = encode(record)
+        fd = self._descriptor()
+        written = 0
+        while written < len(data):  # a regular file takes it whole in practice; be exact anyway
+            written += os.write(fd, data[written:])
+        return record
+
+
+@dataclass
+class LedgerContents:
+    """Everything read back from a ledger directory, damaged records counted apart."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    truncated: int = 0
+    corrupt: int = 0
+    files: int = 0
+
+    def of_kind(self, *kinds: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r.get("kind") in kinds]
+
+
+def parse_file(data: bytes, contents: LedgerContents) -> None:
+    """Add one file's records to ``contents``: a last line with no newline counts as truncated."""
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends in a newline
+    if tail:
+        contents.truncated += 1
+    for line in lines:
+        if not line:
+            continue
+        record = decode(line)
+        if record is None:
+            contents.corrupt += 1
+        else:
+            contents.records.append(record)
+
+
+def read_ledger(directories: Iterable[str | os.PathLike[str]]) -> LedgerContents:
+    """Read every ledger file below the given directories."""
+    contents = LedgerContents()
+    for path in _ledger_files(directories):
+        contents.files += 1
+        parse_file(path.read_bytes(), contents)
+    contents.records.sort(key=lambda r: (r.get("t", 0.0), r.get("kind", "")))
+    return contents
+
+
+def _ledger_files(directories: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    for directory in directories:
+        base = Path(directory)
+        if base.is_dir():
+            yield from sorted(base.rglob(f"*{SUFFIX}"))

@@ -1,0 +1,207 @@
+"""The topology, read from ``docker-compose.chaos.yml``: the one source of truth for what runs.
+
+The harness does not drive ``docker compose`` (Debian's docker-compose is the old v1 tool and
+cannot be relied on); it reads the compose file itself and starts the same containers through the
+Docker SDK (harness/containers.py). Only the compose features the file uses are understood; any
+other key is an error here, so the file and the harness cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.chaos.yml"
+LABEL = "io.queue-chaos"
+MANAGED = f"{LABEL}.managed"
+ROLE = f"{LABEL}.role"
+PROXY = f"{LABEL}.proxy"
+
+SERVICE_KEYS = {
+    "image", "build", "command", "entrypoint", "environment", "ports", "volumes", "networks",
+    "labels",
+}
+_VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
+
+
+class TopologyError(ValueError):
+    """The compose file uses something the harness does not understand."""
+
+
+@dataclass(frozen=True)
+class Port:
+    host_ip: str
+    host_port: int
+    container_port: int
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    image: str
+    command: list[str] | None
+    entrypoint: list[str] | None
+    environment: dict[str, str]
+    ports: list[Port]
+    mounts: list[Mount]
+    network: str
+    labels: dict[str, str]
+
+    @property
+    def role(self) -> str:
+        return self.labels.get(ROLE, "")
+
+    @property
+    def proxy(self) -> str | None:
+        """The Toxiproxy proxy this service reaches its broker through."""
+        return self.labels.get(PROXY)
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    name: str
+    listen: str
+    upstream: str
+
+
+@dataclass
+class Topology:
+    network: str
+    network_options: dict[str, str]
+    network_labels: dict[str, str]
+    services: dict[str, Service] = field(default_factory=dict)
+    proxies: dict[str, ProxySpec] = field(default_factory=dict)
+
+    def by_role(self, role: str) -> list[Service]:
+        return [s for s in self.services.values() if s.role == role]
+
+    def one(self, role: str) -> Service:
+        found = self.by_role(role)
+        if len(found) != 1:
+            raise TopologyError(f"expected one service with role {role!r}, found {len(found)}")
+        return found[0]
+
+
+def substitute(value: str, variables: Mapping[str, str]) -> str:
+    """Compose-style ``${NAME}`` / ``${NAME:-default}`` interpolation."""
+
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if variables.get(name):
+            return variables[name]
+        if default is None:
+            raise TopologyError(f"variable {name} is not set and has no default")
+        return default
+
+    return _VAR.sub(repl, value)
+
+
+def variables_used(path: Path = COMPOSE_FILE) -> dict[str, str | None]:
+    """Every ``${VAR}`` in the compose file, with its default."""
+    return {m.group("name"): m.group("default") for m in _VAR.finditer(path.read_text())}
+
+
+def load(variables: Mapping[str, str], path: Path = COMPOSE_FILE) -> Topology:
+    """Read the compose file with ``variables`` substituted."""
+    document = yaml.safe_load(path.read_text())
+    networks = document.get("networks") or {}
+    if len(networks) != 1:
+        raise TopologyError(f"{path.name}: expected exactly one network, found {list(networks)}")
+    (network, net_spec), = networks.items()
+    topology = Topology(
+        network=network,
+        network_options={k: str(v) for k, v in (net_spec.get("driver_opts") or {}).items()},
+        network_labels={k: str(v) for k, v in (net_spec.get("labels") or {}).items()},
+    )
+    for name, raw in (document.get("services") or {}).items():
+        topology.services[name] = _service(name, raw, network, variables, path.parent)
+    for proxy in _proxy_config(topology):
+        topology.proxies[proxy.name] = proxy
+    return topology
+
+
+def _service(
+    name: str, raw: Mapping[str, Any], network: str, variables: Mapping[str, str], base: Path
+) -> Service:
+    unknown = set(raw) - SERVICE_KEYS
+    if unknown:
+        raise TopologyError(
+            f"service {name}: keys {sorted(unknown)} are not understood by the harness "
+            f"(understood: {sorted(SERVICE_KEYS)})"
+        )
+    if raw.get("networks") != [network]:
+        raise TopologyError(f"service {name}: must be on network [{network}] only")
+
+    def sub(value: Any) -> str:
+        return substitute(str(value), variables)
+
+    def argv(key: str) -> list[str] | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise TopologyError(f"service {name}: {key} must be a list (exec form)")
+        return [sub(v) for v in value]
+
+    return Service(
+        name=name,
+        image=sub(raw["image"]),
+        command=argv("command"),
+        entrypoint=argv("entrypoint"),
+        environment={k: sub(v) for k, v in (raw.get("environment") or {}).items()},
+        ports=[_port(name, sub(p)) for p in raw.get("ports") or []],
+        mounts=[_mount(name, sub(v), base) for v in raw.get("volumes") or []],
+        network=network,
+        labels={k: sub(v) for k, v in (raw.get("labels") or {}).items()},
+    )
+
+
+def _port(service: str, text: str) -> Port:
+    parts = text.split(":")
+    if len(parts) != 3 or parts[0] != "127.0.0.1":
+        raise TopologyError(
+            f"service {service}: port {text!r} must be published as 127.0.0.1:HOST:CONTAINER"
+        )
+    return Port(parts[0], int(parts[1]), int(parts[2]))
+
+
+def _mount(service: str, text: str, base: Path) -> Mount:
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[0].startswith(("./", "/")):
+        raise TopologyError(f"service {service}: volume {text!r} must be a bind mount SRC:DST[:ro]")
+    source = Path(parts[0]) if parts[0].startswith("/") else (base / parts[0]).resolve()
+    return Mount(source, parts[1], len(parts) == 3 and parts[2] == "ro")
+
+
+def _proxy_config(topology: Topology) -> list[ProxySpec]:
+    """The proxies Toxiproxy loads at start (its -config file, mounted from the repo)."""
+    proxy = topology.one("proxy")
+    flag = next((a for a in proxy.command or [] if a.startswith("-config=")), None)
+    if flag is None:
+        raise TopologyError("the proxy service must start Toxiproxy with -config=FILE")
+    target = flag.split("=", 1)[1]
+    mount = next((m for m in proxy.mounts if m.target == target), None)
+    if mount is None:
+        raise TopologyError(f"the proxy's config {target} is not mounted from the repo")
+    specs = [ProxySpec(p["name"], p["listen"], p["upstream"]) for p in json.loads(
+        mount.source.read_text())]
+    names = {s.name for s in specs}
+    for service in topology.services.values():
+        if service.proxy is not None and service.proxy not in names:
+            raise TopologyError(f"service {service.name} names proxy {service.proxy!r}, "
+                                f"which {mount.source.name} does not define ({sorted(names)})")
+    return specs
