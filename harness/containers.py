@@ -19,7 +19,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.types import EndpointConfig
 
-from harness.topology import LABEL, MANAGED, Topology
+from harness.topology import LABEL, MANAGED, Service, Topology
 
 log = logging.getLogger(__name__)
 
@@ -86,20 +86,23 @@ class Cluster:
     def container_name(self, service: str) -> str:
         return f"qc-{self.run_id}-{service}"
 
-    def start(self, name: str, environment: Mapping[str, str] | None = None) -> Container:
-        """Create and start ``name`` afresh (removing an earlier container of it first)."""
-        service = self.topology.services[name]
+    def start(self, service: Service) -> Container:
+        """Create and start ``service`` afresh (removing an earlier container of it first).
+
+        The service comes from a topology loaded with this scenario's variables, so per-scenario
+        settings (configuration, ledger directory) reach the container the compose way.
+        """
+        name = service.name
         self.remove(name)
         self.ensure_network()
         for mount in service.mounts:
             if not mount.source.exists():
                 mount.source.mkdir(parents=True)
-        env = {**service.environment, **(environment or {})}
         container = self.engine.containers.create(
             service.image,
             command=service.command,
             entrypoint=service.entrypoint,
-            environment=env,
+            environment=service.environment,
             hostname=service.name,
             name=self.container_name(name),
             labels={**service.labels, **self.labels, SERVICE: name},

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 import zlib
@@ -62,6 +63,7 @@ class LedgerWriter:
         self.role = role
         self._pid = -1
         self._fd = -1
+        self._lock = threading.Lock()  # threads of one process share its file
 
     def _descriptor(self) -> int:
         pid = os.getpid()
@@ -87,10 +89,11 @@ class LedgerWriter:
             **fields,
         }
         data = encode(record)
-        fd = self._descriptor()
-        written = 0
-        while written < len(data):  # a regular file takes it whole in practice; be exact anyway
-            written += os.write(fd, data[written:])
+        with self._lock:
+            fd = self._descriptor()
+            written = 0
+            while written < len(data):  # a regular file takes it whole in practice; be exact
+                written += os.write(fd, data[written:])
         return record
 
 

@@ -1,0 +1,77 @@
+"""Toxiproxy control, through toxiproxy-python with a thin wrapper around it.
+
+Why a wrapper: toxiproxy-python 0.1.1 (the current release, from 2017) keeps the API address in
+class attributes of ``APIConsumer`` and calls ``requests`` with no timeout, so a Toxiproxy that
+accepts a connection and never answers would hang the harness forever. It also has no call for
+Toxiproxy's ``POST /reset``. The wrapper points the library at our published port, gives every
+call a timeout (by wrapping APIConsumer's three verbs once, at import), and adds reset.
+Proxies, toxics, enable and disable are the library's own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import requests
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+from toxiproxy import Toxiproxy
+from toxiproxy.api import APIConsumer
+from toxiproxy.proxy import Proxy
+
+from harness.topology import ProxySpec
+
+API_TIMEOUT_S = 5.0
+
+
+def _bounded(verb: Callable[..., requests.Response]) -> Callable[..., requests.Response]:
+    @functools.wraps(verb)
+    def call(url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", API_TIMEOUT_S)
+        return verb(url, *args, **kwargs)
+
+    return call
+
+
+for _verb in ("get", "post", "delete"):
+    setattr(APIConsumer, _verb, classmethod(_bounded(getattr(APIConsumer, _verb).__func__)))
+
+
+class ToxiproxyControl:
+    """One Toxiproxy server's API, every call bounded."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.server = Toxiproxy()
+        self.server.update_api_consumer(host, port)
+        self.url = f"http://{host}:{port}"
+
+    @retry(
+        stop=stop_after_delay(30),
+        wait=wait_fixed(0.2),
+        retry=retry_if_exception_type(requests.RequestException),
+        reraise=True,
+    )
+    def wait_ready(self, expected: Iterable[ProxySpec]) -> None:
+        """Until the API answers and lists every proxy of the topology (from its -config)."""
+        have = self.server.proxies()
+        missing = {p.name for p in expected} - set(have)
+        if missing:
+            raise requests.ConnectionError(f"Toxiproxy has not loaded proxies {sorted(missing)}")
+
+    def reset(self) -> None:
+        """Enable every proxy and remove every toxic (Toxiproxy's POST /reset)."""
+        APIConsumer.post("/reset").raise_for_status()
+
+    def proxy(self, name: str) -> Proxy:
+        found = self.server.get_proxy(name)
+        if found is None:
+            raise LookupError(f"Toxiproxy has no proxy {name!r}")
+        return found
+
+    def cut(self, name: str) -> None:
+        """Disable the proxy: open connections are closed, new ones refused."""
+        self.proxy(name).disable()
+
+    def heal(self, name: str) -> None:
+        self.proxy(name).enable()

@@ -1,0 +1,224 @@
+"""The durability report: markdown a team reads, JSON a CI job gates on.
+
+Pure rendering from scenario results (which hold the checker's counts), plus the self-proof: a run
+is only a measurement if its no-fault controls show no loss and no duplicate, and a configuration
+known to lose work under a kill (Celery acks early + SIGKILL) shows loss.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness.scenario import ScenarioResult
+
+BACKEND_TITLES = {"celery-redis": "Celery on Redis"}
+
+
+@dataclass
+class Proof:
+    valid: bool
+    lines: list[str]
+
+
+def self_proof(results: Iterable[ScenarioResult]) -> Proof:
+    results = list(results)
+    lines: list[str] = []
+    ok = True
+    controls = [r for r in results if r.fault == "none"]
+    lossy = [r for r in results if r.fault == "sigkill-worker" and "acks-early" in r.configuration]
+    if not controls:
+        ok = False
+        lines.append("no no-fault control ran: the run cannot show it measures without bias")
+    for r in controls:
+        clean = r.counts["lost"] == 0 and r.counts["duplicated"] == 0 and r.counts["stuck"] == 0
+        ok &= clean
+        lines.append(
+            f"control {r.configuration}: {r.counts['lost']} lost, {r.counts['duplicated']} "
+            f"duplicated, {r.counts['stuck']} stuck — {'as required' if clean else 'NOT ZERO'}"
+        )
+    if not lossy:
+        ok = False
+        lines.append("no acks-early + SIGKILL scenario ran: the run cannot show it sees loss")
+    for r in lossy:
+        seen = r.counts["lost"] > 0
+        ok &= seen
+        lines.append(
+            f"acks early + SIGKILL, {r.configuration}: {r.counts['lost']} lost — "
+            f"{'loss seen, as required' if seen else 'NO LOSS SEEN'}"
+        )
+    invalid = [r for r in results if not r.valid]
+    for r in invalid:
+        ok = False
+        lines.append(f"scenario {r.scenario} is invalid: {r.validity}")
+    return Proof(ok, lines)
+
+
+def explain(r: ScenarioResult) -> list[str]:
+    """One plain-language line per anomaly: what happened and which setting changes it."""
+    c = r.counts
+    late_acks = "acks-late" in r.configuration
+    out: list[str] = []
+    killed = r.fault == "sigkill-worker"
+    if c["lost"]:
+        if killed and not late_acks:
+            out.append(
+                f"{c['lost']} lost: they were running on {r.fault_target} when it was SIGKILLed, "
+                "and Celery had acknowledged them when they started (acks early), so nothing "
+                "redelivered them. `task_acks_late=True` makes the broker keep them until they "
+                "finish."
+            )
+        else:
+            out.append(f"{c['lost']} lost: acknowledged by the producer, never completed, and no "
+                       "longer held by the broker.")
+    if c["duplicated"]:
+        cause = (
+            "a redelivery after the visibility timeout ran a task whose first run had already "
+            "done its side effect"
+        )
+        if r.fault == "cut-worker-broker":
+            cause = (
+                "the worker finished tasks while its broker connection was cut, so their "
+                "acknowledgements were lost; Redis restored the still-unacked messages after the "
+                f"visibility timeout ({r.settings.get('visibility_timeout_s')}s) and another "
+                "worker ran them again"
+            )
+        out.append(
+            f"{c['duplicated']} duplicated ({c['extra_executions']} extra executions): {cause}. "
+            "An idempotency key checked before the side effect makes the repeat harmless."
+        )
+    if c["re_executed"] > c["duplicated"]:
+        out.append(
+            f"{c['re_executed'] - c['duplicated']} re-executed without a duplicate effect: the "
+            "first run died before its side effect and the broker delivered the task again"
+            + (f" (redelivery needed the visibility timeout, "
+               f"{r.settings.get('visibility_timeout_s')}s)" if killed else "")
+            + "."
+        )
+    if c["stuck"]:
+        where = "; ".join(f"{n} {loc}" for loc, n in r.stuck_locations.items())
+        out.append(f"{c['stuck']} stuck at the drain deadline: {where}.")
+    if c["late"]:
+        out.append(
+            f"{c['late']} late: completed more than {r.settings.get('late_after_s')}s after the "
+            f"fault healed (recovery {r.recovery_s}s); the Redis visibility timeout bounds this."
+        )
+    if c["indeterminate"] or c["failed"]:
+        out.append(f"{c['indeterminate']} indeterminate and {c['failed']} failed submissions, "
+                   f"{c['recovered']} of them completed anyway (recovered).")
+    if c["truncated_records"]:
+        out.append(f"{c['truncated_records']} truncated ledger records (a writer killed "
+                   "mid-write), counted, not dropped.")
+    return out
+
+
+def _cell(counts: dict[str, int], key: str) -> str:
+    value = counts[key]
+    if key == "duplicated" and value:
+        return f"{value} (+{counts['extra_executions']})"
+    return str(value)
+
+
+COLUMNS = (
+    ("submitted", "submitted"),
+    ("acknowledged", "acked"),
+    ("completed", "completed once"),
+    ("lost", "lost"),
+    ("duplicated", "duplicated (+extra runs)"),
+    ("re_executed", "re-executed"),
+    ("stuck", "stuck"),
+    ("late", "late"),
+)
+
+
+def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
+           replay: str, timings: dict[str, float] | None = None) -> str:
+    proof = self_proof(results)
+    lines = [
+        "# Durability report",
+        "",
+        f"Run `{run_id}`, {date}, seed **{seed}**. Replay: `{replay}`",
+        "",
+        "Every number below is counted by the checker from the run's ledger (one record per "
+        "submission and per started/completed execution, written outside every fault's reach). "
+        f"The ledgers and per-scenario `result.json` files are under `runs/{run_id}/`.",
+        "",
+        "## Is this a measurement?",
+        "",
+        f"**{'VALID' if proof.valid else 'INVALID: do not trust the numbers below'}**: the "
+        "no-fault controls must show no loss and no duplicate, and acks early + SIGKILL must "
+        "show loss.",
+        "",
+        *[f"- {line}" for line in proof.lines],
+        "",
+        "## Summary",
+        "",
+        "| backend | configuration | claims | fault | verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(f"| {BACKEND_TITLES.get(r.backend, r.backend)} | {r.configuration} | "
+                     f"{r.guarantee} | {r.fault} | {_verdict(r)} |")
+    for backend in dict.fromkeys(r.backend for r in results):
+        chosen = [r for r in results if r.backend == backend]
+        lines += ["", f"## {BACKEND_TITLES.get(backend, backend)}", ""]
+        settings = chosen[0].settings
+        lines.append(
+            f"{settings['tasks']} tasks per scenario at {settings['submit_rate']}/s, each "
+            f"{settings['task_min_s']}-{settings['task_max_s']}s long; faults fire once "
+            f"{settings['fault_after_started']} executions have started and the target has tasks "
+            f"in flight, and heal {settings['fault_window_s']}s later. Redis visibility timeout "
+            f"{settings['visibility_timeout_s']}s (swept every {settings['restore_interval_s']}s), "
+            f"late = completed over {settings['late_after_s']}s after healing, drain deadline "
+            f"{settings['drain_s']}s."
+        )
+        for fault in dict.fromkeys(r.fault for r in chosen):
+            rows = [r for r in chosen if r.fault == fault]
+            lines += ["", f"### Fault: {fault}", "", rows[0].fault_description + ".", ""]
+            header = ["configuration", "claims", *[c[1] for c in COLUMNS], "recovery", "verdict"]
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
+            for r in rows:
+                cells = [r.configuration, r.guarantee, *[_cell(r.counts, k) for k, _ in COLUMNS],
+                         "-" if r.recovery_s is None else f"{r.recovery_s}s", _verdict(r)]
+                lines.append("| " + " | ".join(cells) + " |")
+            lines.append("")
+            for r in rows:
+                notes = explain(r)
+                target = f" (target {r.fault_target}, {len(r.in_flight_at_fault)} in flight)" \
+                    if r.fault_target else ""
+                if notes:
+                    lines.append(f"- **{r.configuration}**{target}: " + " ".join(notes))
+    lines += ["", "## Configurations", ""]
+    for r in {r.configuration: r for r in results}.values():
+        lines.append(f"- `{r.configuration}`: {r.configuration_summary}; claims {r.guarantee}.")
+    if timings:
+        lines += ["", "## Timings", ""]
+        lines += [f"- {k}: {v:.1f}s" for k, v in timings.items()]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _verdict(r: ScenarioResult) -> str:
+    if not r.valid:
+        return f"invalid run ({r.validity})"
+    return f"**{r.verdict}**" if r.verdict != "holds" else "holds"
+
+
+def write(results: list[ScenarioResult], directory: Path, *, name: str = "durability",
+          **meta: object) -> tuple[Path, Proof]:
+    """Write ``<name>.md`` and ``<name>.json``; the JSON is what a CI gate reads."""
+    directory.mkdir(parents=True, exist_ok=True)
+    markdown = directory / f"{name}.md"
+    markdown.write_text(render(results, **meta))  # type: ignore[arg-type]
+    proof = self_proof(results)
+    (directory / f"{name}.json").write_text(json.dumps({
+        "measurement_valid": proof.valid,
+        "self_proof": proof.lines,
+        "violations": [r.scenario for r in results if r.verdict in ("VIOLATED", "INVALID")],
+        **{k: v for k, v in meta.items() if isinstance(v, str | int | float)},
+        "scenarios": [asdict(r) for r in results],
+    }, indent=2, sort_keys=True) + "\n")
+    return markdown, proof

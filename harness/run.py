@@ -1,0 +1,49 @@
+"""A run: its id, seed, directory, settings and the results its scenarios produced."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.matrix import Settings
+from harness.scenario import ScenarioResult
+from harness.topology import ROOT
+
+RUNS = ROOT / "runs"
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def new_seed() -> int:
+    return secrets.randbelow(1_000_000)
+
+
+@dataclass
+class Run:
+    run_id: str
+    seed: int
+    settings: Settings
+    started: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    )
+    results: list[ScenarioResult] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        return RUNS / self.run_id
+
+    def replay(self, configurations: str = "", faults: str = "", overrides: str = "") -> str:
+        """The command that replays (part of) this run with the same seed."""
+        parts = [f"make durability SEED={self.seed}"]
+        if configurations:
+            parts.append(f"CONFIGS={configurations}")
+        if faults:
+            parts.append(f"FAULTS={faults}")
+        if overrides:
+            parts.append(f"SET='{overrides}'")
+        return " ".join(parts)
