@@ -165,7 +165,8 @@ def _tally(counts: Counts, submission: str | None, outcome: Outcome, done: int, 
     counts.re_executed += re
     counts.extra_executions += max(0, done - 1)
     # A recovered task that ran twice still did its side effect twice: count it duplicated too.
-    counts.duplicated += outcome is Outcome.DUPLICATED or (outcome is Outcome.RECOVERED and done > 1)
+    twice = outcome is Outcome.DUPLICATED or (outcome is Outcome.RECOVERED and done > 1)
+    counts.duplicated += twice
     counts.completed += outcome is Outcome.COMPLETED
     counts.lost += outcome is Outcome.LOST
     counts.stuck += outcome is Outcome.STUCK
@@ -190,5 +191,5 @@ def verdict(counts: Counts, guarantee: Guarantee) -> tuple[Verdict, str]:
     if broken:
         return Verdict.VIOLATED, f"{guarantee} claimed, " + " and ".join(broken)
     if loss_bad and counts.stuck:
-        return Verdict.INCONCLUSIVE, f"{counts.stuck} tasks still held by the broker at the deadline"
+        return Verdict.INCONCLUSIVE, f"{counts.stuck} tasks still held by the broker at deadline"
     return Verdict.HOLDS, f"{guarantee} holds"

@@ -8,7 +8,7 @@ restored to the queue once older than the visibility timeout by a live consumer'
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -27,11 +27,11 @@ def _task_id(message: Any) -> str | None:
 def celery_redis_holdings(client: redis.Redis, visibility_timeout_s: int) -> dict[str, str]:
     """task id -> where Redis holds it (and which timeout would release it)."""
     held: dict[str, str] = {}
-    for raw in client.lrange(QUEUE, 0, -1):
+    for raw in cast(list[bytes], client.lrange(QUEUE, 0, -1)):
         task = _task_id(json.loads(raw))
         if task:
             held[task] = f"queued in list {QUEUE!r}"
-    for raw in client.hvals(UNACKED):
+    for raw in cast(list[bytes], client.hvals(UNACKED)):
         message, _exchange, _routing_key = json.loads(raw)
         task = _task_id(message)
         if task:
@@ -41,4 +41,4 @@ def celery_redis_holdings(client: redis.Redis, visibility_timeout_s: int) -> dic
 
 
 def celery_redis_empty(client: redis.Redis) -> bool:
-    return int(client.llen(QUEUE)) == 0 and int(client.hlen(UNACKED)) == 0
+    return cast(int, client.llen(QUEUE)) == 0 and cast(int, client.hlen(UNACKED)) == 0

@@ -207,7 +207,9 @@ def _docker_build(
         raise ProvisionError(f"docker build of {tag} failed: {exc.msg}\n{tail}") from exc
 
 
-def provision(engine: docker.DockerClient, mode: str = "local") -> tuple[dict[str, str], list[Timing]]:
+def provision(
+    engine: docker.DockerClient, mode: str = "local"
+) -> tuple[dict[str, str], list[Timing]]:
     """Every image, built or found; returns the compose variables that name them."""
     if mode not in IMAGE_MODES:
         raise ProvisionError(f"CHAOS_IMAGES={mode!r}: expected one of {', '.join(IMAGE_MODES)}")
@@ -226,7 +228,8 @@ def provision(engine: docker.DockerClient, mode: str = "local") -> tuple[dict[st
         base = step("base", build_base(engine), t)
         variables["CHAOS_REDIS_IMAGE"] = base
         t = time.monotonic()
-        variables["CHAOS_TOXIPROXY_IMAGE"] = step("toxiproxy", build_toxiproxy_image(engine, base), t)
+        toxiproxy = build_toxiproxy_image(engine, base)
+        variables["CHAOS_TOXIPROXY_IMAGE"] = step("toxiproxy", toxiproxy, t)
     for backend in BACKENDS:
         t = time.monotonic()
         variables[f"CHAOS_{backend.upper()}_IMAGE"] = step(

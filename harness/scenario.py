@@ -225,7 +225,9 @@ def _drain(world: World, ledger_dir: Path, deadline_s: float, quiet_s: float) ->
     return True
 
 
-def _validity(fault: str, trigger: Trigger | None, submitted: int, planned: int) -> tuple[bool, str]:
+def _validity(
+    fault: str, trigger: Trigger | None, submitted: int, planned: int
+) -> tuple[bool, str]:
     if submitted != planned:
         return False, f"{submitted} of {planned} planned submissions have an outcome"
     if fault == "none":

@@ -14,9 +14,9 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_ready
+from chaos_ledger import LedgerWriter
 
 from chaos_celery import settings
-from chaos_ledger import LedgerWriter
 
 app = Celery("chaos", broker=settings.BROKER_URL)
 app.conf.update(

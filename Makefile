@@ -1,0 +1,43 @@
+# The two commands a user needs (see README.md):
+#   make durability   run the scenario matrix, write reports/durability.md (+ .json)
+#   make test         the harness's own test suite (unit tests, then container tests)
+# Both set up the host first (tools/host-setup) and build or reuse the images.
+
+PY := .venv/bin/python
+SEED ?=
+CONFIGS ?=
+FAULTS ?=
+SET ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup engine images durability test test-unit test-container lint reap
+
+setup:
+	bash tools/host-setup
+
+engine: setup
+
+images: setup
+	$(PY) -m harness images
+
+durability: setup
+	$(PY) -m pytest scenarios -p no:cacheprovider -v $(if $(SEED),--seed $(SEED)) \
+	  $(if $(CONFIGS),--configs $(CONFIGS)) $(if $(FAULTS),--faults $(FAULTS)) \
+	  $(if $(SET),--set '$(SET)') $(PYTEST_ARGS)
+
+test: setup
+	$(PY) -m pytest tests/unit -p no:cacheprovider -q
+	$(PY) -m pytest tests/container -p no:cacheprovider -v $(PYTEST_ARGS)
+
+test-unit:
+	$(PY) -m pytest tests/unit -p no:cacheprovider -q
+
+test-container: setup
+	$(PY) -m pytest tests/container -p no:cacheprovider -v $(PYTEST_ARGS)
+
+lint:
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+reap: setup
+	$(PY) -m harness reap
