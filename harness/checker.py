@@ -50,6 +50,7 @@ class TaskResult:
     re_executed: bool
     late: bool
     location: str | None  # where the broker still holds it, from forensics
+    redelivered: bool = False  # re-executed, or a start the broker flagged as a redelivery
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Counts:
     duplicated: int = 0
     extra_executions: int = 0  # completions beyond the first, over all tasks
     re_executed: int = 0
+    redelivered: int = 0  # delivered again by the broker (flagged, or started more than once)
     lost: int = 0
     stuck: int = 0
     recovered: int = 0
@@ -78,7 +80,7 @@ class Counts:
 class CheckResult:
     counts: Counts
     tasks: list[TaskResult] = field(default_factory=list)
-    recovery_s: float | None = None  # heal -> last re-executed task completing
+    recovery_s: float | None = None  # heal -> last redelivered task completing
     stuck_locations: dict[str, int] = field(default_factory=dict)
 
 
@@ -101,6 +103,7 @@ def check(
     in_broker = in_broker or {}
     submissions: dict[str, str] = {}
     starts: dict[str, int] = defaultdict(int)
+    flagged: set[str] = set()
     completions: dict[str, list[float]] = defaultdict(list)
     for record in records:
         kind = record.get("kind")
@@ -111,6 +114,8 @@ def check(
             submissions[task] = str(record["outcome"])
         elif kind == "started":
             starts[task] += 1
+            if record.get("redelivered") is True:
+                flagged.add(task)
         elif kind == "completed":
             completions[task].append(float(record["t"]))
 
@@ -123,19 +128,21 @@ def check(
         n_starts = max(starts.get(task, 0), len(done))
         first = done[0] if done else None
         re_executed = n_starts > 1
+        redelivered = re_executed or task in flagged
         late = bool(
             first is not None and healed_t is not None and first > healed_t + late_after_s
         )
         outcome = _classify(submission, len(done), task in in_broker)
         if outcome is Outcome.DUPLICATED or outcome is Outcome.COMPLETED:
             counts.late += late
-        if re_executed and done and healed_t is not None:
+        counts.redelivered += redelivered
+        if redelivered and done and healed_t is not None:
             end = done[-1] - healed_t
             recovery_end = end if recovery_end is None else max(recovery_end, end)
         _tally(counts, submission, outcome, len(done), re_executed)
         results.append(
             TaskResult(task, submission, outcome, n_starts, len(done), first, re_executed, late,
-                       in_broker.get(task))
+                       in_broker.get(task), redelivered)
         )
     stuck_locations: dict[str, int] = defaultdict(int)
     for result in results:

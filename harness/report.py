@@ -97,13 +97,23 @@ def explain(r: ScenarioResult) -> list[str]:
                f"{r.settings.get('visibility_timeout_s')}s)" if killed else "")
             + "."
         )
+    fresh = c["redelivered"] - c["re_executed"]
+    if fresh > 0:
+        out.append(
+            f"{fresh} redelivered before their first start: the worker had prefetched them "
+            "(reserved, unacknowledged) when it lost them; Redis restored them only after the "
+            f"visibility timeout ({r.settings.get('visibility_timeout_s')}s). A lower "
+            "`worker_prefetch_multiplier` holds fewer such tasks."
+        )
     if c["stuck"]:
         where = "; ".join(f"{n} {loc}" for loc, n in r.stuck_locations.items())
         out.append(f"{c['stuck']} stuck at the drain deadline: {where}.")
     if c["late"]:
+        recovery = "" if r.recovery_s is None else (
+            f"; the last redelivered task completed {r.recovery_s}s after healing")
         out.append(
             f"{c['late']} late: completed more than {r.settings.get('late_after_s')}s after the "
-            f"fault healed (recovery {r.recovery_s}s); the Redis visibility timeout bounds this."
+            f"fault healed{recovery}."
         )
     if c["indeterminate"] or c["failed"]:
         out.append(f"{c['indeterminate']} indeterminate and {c['failed']} failed submissions, "
@@ -128,6 +138,7 @@ COLUMNS = (
     ("lost", "lost"),
     ("duplicated", "duplicated (+extra runs)"),
     ("re_executed", "re-executed"),
+    ("redelivered", "redelivered"),
     ("stuck", "stuck"),
     ("late", "late"),
 )

@@ -166,6 +166,8 @@ def _measure(
             anomalies.setdefault("late", []).append(task.task)
         if task.re_executed:
             anomalies.setdefault("re-executed", []).append(task.task)
+        if task.redelivered:
+            anomalies.setdefault("redelivered", []).append(task.task)
     scenario = ScenarioResult(
         scenario=name,
         backend=configuration.backend,
