@@ -4,6 +4,8 @@
 # Both set up the host first (tools/host-setup) and build or reuse the images.
 
 PY := .venv/bin/python
+# Go (for the Toxiproxy build) may live outside a bare environment's PATH.
+export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
 SEED ?=
 CONFIGS ?=
 FAULTS ?=
