@@ -46,3 +46,21 @@ def snapshot(ledger_dir: Path) -> Snapshot:
             running[worker].append(task)
     snap.running = dict(running)
     return snap
+
+
+def in_flight_at(records: list[dict[str, Any]], worker: str, t: float) -> list[str]:
+    """Tasks whose execution on ``worker`` had started before ``t`` and not completed by then.
+
+    This is the ground truth of whether a fault fired at ``t`` landed mid-task: the schedule's
+    trigger is read a moment earlier, and a task may finish in between.
+    """
+    started: dict[str, str] = {}
+    finished: set[str] = set()
+    for record in records:
+        if record.get("worker") != worker or record.get("t", t) > t:
+            continue
+        if record.get("kind") == "started":
+            started[record["execution"]] = record["task"]
+        elif record.get("kind") == "completed":
+            finished.add(record["execution"])
+    return sorted(task for execution, task in started.items() if execution not in finished)

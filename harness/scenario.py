@@ -19,7 +19,7 @@ from harness.checker import Outcome, check, verdict
 from harness.faults import FAULTS
 from harness.ledger import LedgerWriter, read_ledger
 from harness.matrix import Configuration, Settings
-from harness.observe import snapshot
+from harness.observe import in_flight_at, snapshot
 from harness.schedule import Trigger, plan_fault, seeded, wait_for_trigger
 from harness.waits import WaitTimeout, until
 from harness.workload import Workload, plan_tasks
@@ -53,6 +53,7 @@ class ScenarioResult:
     ledger_dir: str = ""
     replay: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1  # the first valid attempt (invalid ones are re-run, never reported)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -74,11 +75,13 @@ def run_scenario(
     seed: int,
     run_dir: Path,
     replay: str,
+    attempt: int = 1,
 ) -> ScenarioResult:
     name = scenario_id(configuration, fault_name)
     fault = FAULTS[fault_name]
-    rng = seeded(seed, name)
-    directory = run_dir / name
+    # Each attempt draws its own schedule, still a function of the seed alone.
+    rng = seeded(seed, name if attempt == 1 else f"{name}/attempt-{attempt}")
+    directory = run_dir / name if attempt == 1 else run_dir / name / f"attempt-{attempt}"
     ledger_dir = directory / "ledger"
     phases: dict[str, float] = {}
     mark = time.monotonic()
@@ -99,8 +102,11 @@ def run_scenario(
     )
     phase("workers_up")
     try:
-        return _measure(world, configuration, fault, settings, seed, rng, name, ledger_dir,
-                        directory, phases, phase, replay)
+        result = _measure(world, configuration, fault, settings, seed, rng, name, ledger_dir,
+                          directory, phases, phase, replay)
+        result.attempt = attempt
+        result.save(directory / "result.json")
+        return result
     finally:
         world.end_scenario(directory / "logs")
 
@@ -157,7 +163,12 @@ def _measure(
     )
     phase("check")
     judged, reason = verdict(result.counts, configuration.guarantee)
-    valid, validity = _validity(fault.name, trigger, result.counts.submitted, settings.tasks)
+    in_flight = (
+        in_flight_at(contents.records, trigger.target, fired_t)
+        if trigger is not None and fired_t is not None else []
+    )
+    valid, validity = _validity(fault.name, trigger, in_flight, result.counts.submitted,
+                                settings.tasks)
     anomalies: dict[str, list[str]] = {}
     for task in result.tasks:
         if task.outcome not in (Outcome.COMPLETED, Outcome.NOT_ENQUEUED):
@@ -185,7 +196,7 @@ def _measure(
         recovery_s=None if result.recovery_s is None else round(result.recovery_s, 2),
         stuck_locations=result.stuck_locations,
         fault_target=trigger.target if trigger else None,
-        in_flight_at_fault=trigger.in_flight if trigger else [],
+        in_flight_at_fault=in_flight,
         fault_at_s=None if fired_t is None else round(fired_t - started_at, 2),
         healed_at_s=None if healed_t is None else round(healed_t - started_at, 2),
         drained=drained,
@@ -195,7 +206,6 @@ def _measure(
         replay=replay,
         settings=asdict(settings),
     )
-    scenario.save(directory / "result.json")
     return scenario
 
 
@@ -228,12 +238,37 @@ def _drain(world: World, ledger_dir: Path, deadline_s: float, quiet_s: float) ->
 
 
 def _validity(
-    fault: str, trigger: Trigger | None, submitted: int, planned: int
+    fault: str, trigger: Trigger | None, in_flight: list[str], submitted: int, planned: int
 ) -> tuple[bool, str]:
+    """A scenario whose fault hit no running task measured nothing: it is invalid, re-run."""
     if submitted != planned:
         return False, f"{submitted} of {planned} planned submissions have an outcome"
     if fault == "none":
         return True, "control run"
-    if trigger is None or not trigger.in_flight:
+    if trigger is None or not in_flight:
         return False, "the fault fired while its target ran no task"
-    return True, f"fired at {trigger.target} with {len(trigger.in_flight)} tasks in flight"
+    return True, f"fired at {trigger.target} with {len(in_flight)} tasks in flight"
+
+
+def run_valid_scenario(
+    world: World,
+    configuration: Configuration,
+    fault_name: str,
+    settings: Settings,
+    seed: int,
+    run_dir: Path,
+    replay: str,
+    attempts: int = 3,
+) -> ScenarioResult:
+    """Run until valid, at most ``attempts`` times; an invalid attempt is never reported.
+
+    Each attempt keeps its own directory (``<scenario>/attempt-N``) for re-analysis.
+    """
+    result: ScenarioResult | None = None
+    for attempt in range(1, attempts + 1):
+        result = run_scenario(world, configuration, fault_name, settings, seed,
+                              run_dir, replay, attempt=attempt)
+        if result.valid:
+            break
+    assert result is not None
+    return result

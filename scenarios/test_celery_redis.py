@@ -6,7 +6,7 @@ import pytest
 
 from harness.matrix import Configuration
 from harness.run import Run
-from harness.scenario import run_scenario
+from harness.scenario import run_valid_scenario
 from harness.world import World
 
 pytestmark = [pytest.mark.scenario, pytest.mark.container]
@@ -14,8 +14,8 @@ pytestmark = [pytest.mark.scenario, pytest.mark.container]
 
 def test_durability(world: World, chaos_run: Run, configuration: Configuration, fault: str) -> None:
     replay = chaos_run.replay(configuration.name, fault)
-    result = run_scenario(world, configuration, fault, chaos_run.settings, chaos_run.seed,
-                          chaos_run.directory, replay)
+    result = run_valid_scenario(world, configuration, fault, chaos_run.settings,
+                                chaos_run.seed, chaos_run.directory, replay)
     chaos_run.results.append(result)
     counts = result.counts
     print(f"\n{result.scenario}: {counts} -> {result.verdict} ({result.reason}); "
