@@ -7,8 +7,11 @@ clear error naming what is valid.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -24,6 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--faults", default="", help="comma-separated faults (default: all)")
     group.addoption("--set", dest="overrides", default="",
                     help="scenario settings as name=value,name=value (e.g. tasks=20)")
+    group.addoption("--report-dir", default="reports", type=Path,
+                    help="where the main job writes durability.md/.json (default: reports)")
 
 
 def _overrides(text: str) -> dict[str, str]:
@@ -46,9 +51,15 @@ def pytest_configure(config: pytest.Config) -> None:
         Ports.from_env()
     except (matrix.MatrixError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so fixtures remove what they started.
+    signal.signal(signal.SIGTERM, _interrupt)
     seed = config.getoption("seed")
     config.chaos_run = Run(  # type: ignore[attr-defined]
         run_id=new_run_id(), seed=new_seed() if seed is None else seed, settings=settings)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")

@@ -189,6 +189,12 @@ def _labelled(engine: docker.DockerClient, labels: Mapping[str, str]) -> Iterato
     yield from engine.volumes.list(filters=filters)
 
 
+def labels_of(obj: Any) -> dict[str, str]:
+    """Labels of a container (under Config) or of a network or volume (top level)."""
+    labels = obj.attrs.get("Config", {}).get("Labels") or obj.attrs.get("Labels") or {}
+    return dict(labels)
+
+
 def remove_labelled(engine: docker.DockerClient, labels: Mapping[str, str]) -> int:
     """Remove containers first, then networks and volumes, that carry all ``labels``."""
     removed = 0
@@ -206,9 +212,7 @@ def reap_orphans(engine: docker.DockerClient) -> int:
     """Remove objects left by harness processes that are gone (e.g. SIGKILLed)."""
     owners: set[str] = set()
     for obj in _labelled(engine, {MANAGED: "true"}):
-        token = (obj.attrs.get("Config", {}).get("Labels") or obj.attrs.get("Labels") or {}).get(
-            OWNER
-        )
+        token = labels_of(obj).get(OWNER)
         if token and not owner_alive(token):
             owners.add(token)
     removed = sum(remove_labelled(engine, {MANAGED: "true", OWNER: t}) for t in owners)
@@ -221,3 +225,12 @@ def count_managed(engine: docker.DockerClient) -> int:
     """How many labelled objects exist (for tests that nothing was left behind)."""
     return sum(1 for _ in _labelled(engine, {MANAGED: "true"}))
 
+
+
+def owned_by_process(engine: docker.DockerClient, pid: int) -> list[Any]:
+    """Labelled objects whose owner is (or was) process ``pid``: for tests of clean-up."""
+    found = []
+    for obj in _labelled(engine, {MANAGED: "true"}):
+        if str(labels_of(obj).get(OWNER, "")).startswith(f"{pid}:"):
+            found.append(obj)
+    return found

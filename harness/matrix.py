@@ -148,3 +148,20 @@ def select(names: str | None, valid: tuple[str, ...] | list[str], kind: str) -> 
     if unknown:
         raise MatrixError(f"unknown {kind} {', '.join(unknown)}; valid: {', '.join(valid)}")
     return chosen
+
+
+PROOF_LOSS = ("acks-early-prefetch-1", "sigkill-worker")  # known to lose work under a kill
+
+
+def with_self_proof(cases: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The selected (configuration, fault) cases plus what every run needs to prove itself:
+    a no-fault control for each selected configuration, and one case known to lose work."""
+    chosen = list(dict.fromkeys(cases))
+    for configuration in dict.fromkeys(c for c, _ in cases):
+        if (configuration, "none") not in chosen:
+            chosen.insert(0, (configuration, "none"))
+    if not any(c.startswith("acks-early") and f == "sigkill-worker" for c, f in chosen):
+        chosen.append(PROOF_LOSS)
+        if (PROOF_LOSS[0], "none") not in chosen:
+            chosen.insert(0, (PROOF_LOSS[0], "none"))
+    return chosen

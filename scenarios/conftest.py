@@ -11,23 +11,21 @@ import time
 
 import pytest
 
-from harness import report
+from harness import matrix, report
 from harness.matrix import CONFIGURATIONS
 from harness.run import Run
-from harness.topology import ROOT
-
-REPORTS = ROOT / "reports"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if {"configuration", "fault"} <= set(metafunc.fixturenames):
         config = metafunc.config
-        cases = [
-            pytest.param(CONFIGURATIONS[c], f, id=f"{c}-{f}")
-            for c in config.chaos_configs  # type: ignore[attr-defined]
-            for f in config.chaos_faults  # type: ignore[attr-defined]
-        ]
-        metafunc.parametrize(("configuration", "fault"), cases)
+        cases = matrix.with_self_proof(
+            [(c, f) for c in config.chaos_configs for f in config.chaos_faults]  # type: ignore[attr-defined]
+        )
+        metafunc.parametrize(
+            ("configuration", "fault"),
+            [pytest.param(CONFIGURATIONS[c], f, id=f"{c}-{f}") for c, f in cases],
+        )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -43,7 +41,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         run.timings[f"scenario {result.configuration} / {result.fault}"] = sum(
             result.phase_s.values())
     meta = {"run_id": run.run_id, "date": run.started, "seed": run.seed, "replay": run.replay()}
-    path, proof = report.write(run.results, REPORTS, timings=run.timings, **meta)
+    path, proof = report.write(run.results, session.config.getoption("report_dir"),
+                               timings=run.timings, **meta)
     report.write(run.results, run.directory, timings=run.timings, **meta)
     terminal = session.config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None:
