@@ -17,12 +17,13 @@ import pytest
 
 from harness import containers, images, matrix
 from harness.run import Run, new_run_id, new_seed
-from harness.world import Ports, World
+from harness.world import Ports, PortTaken, World
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("queue-chaos")
     group.addoption("--seed", type=int, default=None, help="fault-schedule seed (default: random)")
+    group.addoption("--backends", default="", help="comma-separated backends (default: all)")
     group.addoption("--configs", default="", help="comma-separated configurations (default: all)")
     group.addoption("--faults", default="", help="comma-separated faults (default: all)")
     group.addoption("--set", dest="overrides", default="",
@@ -44,8 +45,12 @@ def _overrides(text: str) -> dict[str, str]:
 def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = matrix.Settings().with_overrides(_overrides(config.getoption("overrides")))
-        config.chaos_configs = matrix.select(  # type: ignore[attr-defined]
-            config.getoption("configs"), list(matrix.CONFIGURATIONS), "configuration")
+        backends = matrix.select(config.getoption("backends"), matrix.BACKENDS, "backend")
+        config.chaos_configs = [  # type: ignore[attr-defined]
+            name for name in matrix.select(
+                config.getoption("configs"), list(matrix.CONFIGURATIONS), "configuration")
+            if matrix.CONFIGURATIONS[name].backend in backends
+        ]
         config.chaos_faults = matrix.select(  # type: ignore[attr-defined]
             config.getoption("faults"), matrix.FAULTS, "fault")
         Ports.from_env()
@@ -77,13 +82,19 @@ def engine() -> object:
 
 
 @pytest.fixture(scope="session")
-def world(engine: object, chaos_run: Run) -> Iterator[World]:
+def world(request: pytest.FixtureRequest, chaos_run: Run) -> Iterator[World]:
     """The shared services up and ready for the whole session; everything removed after."""
+    ports = Ports.from_env()
+    try:
+        ports.check_free()
+    except PortTaken as exc:
+        pytest.fail(str(exc), pytrace=False)
+    engine = request.getfixturevalue("engine")
     started = time.monotonic()
     variables, _ = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"))  # type: ignore[arg-type]
     chaos_run.timings["provisioning (images)"] = time.monotonic() - started
     started = time.monotonic()
-    the_world = World(engine, chaos_run.run_id, variables, Ports.from_env(),  # type: ignore[arg-type]
+    the_world = World(engine, chaos_run.run_id, variables, ports,  # type: ignore[arg-type]
                       ready_s=chaos_run.settings.ready_s)
     try:
         the_world.up()

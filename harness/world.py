@@ -107,7 +107,7 @@ class World:
     # -- shared services ----------------------------------------------------------------------
 
     def up(self) -> None:
-        reap_orphans(self.cluster.engine)
+        reap_orphans(self.cluster.engine)  # an orphan may hold our ports: reap before checking
         self.ports.check_free()
         for role in ("broker", "proxy"):
             self.cluster.start(self.topology.one(role))

@@ -1,0 +1,71 @@
+"""Bad input ends in one clear error naming what is wrong and what is valid, before anything
+starts: the main job is run as a user would run it, and must stop before any container exists."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from harness.topology import ROOT
+
+
+def _main_job(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "scenarios", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "wrong", "valid"),
+    [
+        (["--backends", "sidekiq"], "unknown backend sidekiq", "celery-redis"),
+        (["--faults", "meteor"], "unknown fault meteor", "sigkill-worker"),
+        (["--configs", "acks-sideways"], "unknown configuration acks-sideways",
+         "acks-late-prefetch-1"),
+        (["--set", "colour=blue"], "unknown setting 'colour'", "visibility_timeout_s"),
+        (["--set", "tasks=0"], "tasks=0", "valid: 1..10000"),
+        (["--set", "tasks=many"], "tasks='many'", "expected int"),
+        (["--set", "drain_s"], "expected name=value", "name=value"),
+    ],
+)
+def test_unknown_names_and_impossible_values(args: list[str], wrong: str, valid: str) -> None:
+    result = _main_job(*args)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert wrong in result.stderr and valid in result.stderr, result.stderr
+
+
+def test_bad_port_number() -> None:
+    result = _main_job(env={"CHAOS_REDIS_PORT": "80"})
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "CHAOS_REDIS_PORT='80'" in result.stderr and "1024..65535" in result.stderr
+
+
+def test_missing_docker_engine() -> None:
+    result = _main_job("--faults", "none", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert result.returncode != 0
+    assert "no Docker engine answers" in result.stdout
+    assert "make engine" in result.stdout
+
+
+def test_port_already_taken() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _main_job("--faults", "none", env={"CHAOS_PRODUCER_PORT": str(port)})
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 (CHAOS_PRODUCER_PORT) is already taken" in result.stdout
+
+
+def test_images_command_without_engine() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "images"], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "DOCKER_HOST": "unix:///nonexistent/docker.sock"}, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no Docker engine answers" in result.stderr
