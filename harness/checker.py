@@ -133,8 +133,7 @@ def check(
             first is not None and healed_t is not None and first > healed_t + late_after_s
         )
         outcome = _classify(submission, len(done), task in in_broker)
-        if outcome is Outcome.DUPLICATED or outcome is Outcome.COMPLETED:
-            counts.late += late
+        counts.late += late
         counts.redelivered += redelivered
         if redelivered and done and healed_t is not None:
             end = done[-1] - healed_t

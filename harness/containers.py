@@ -150,6 +150,8 @@ class Cluster:
         found = self.container(name)
         if found is not None:
             with contextlib.suppress(docker.errors.NotFound):
+                # Force removal kills a frozen (paused) container too, without thawing it: a thawed
+                # worker would run tasks after the check, into a ledger already counted.
                 found.remove(force=True)
 
     def is_running(self, name: str) -> bool:

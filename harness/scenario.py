@@ -26,6 +26,10 @@ from harness.workload import Workload, plan_tasks
 from harness.world import World
 
 
+class ScenarioError(RuntimeError):
+    """A scenario could not be run to its end; the message carries the containers' logs."""
+
+
 @dataclass
 class ScenarioResult:
     scenario: str
@@ -92,23 +96,29 @@ def run_scenario(
         phases[label] = round(now - mark, 2)
         mark = now
 
-    world.begin_scenario(
-        ledger_dir,
-        {
-            **configuration.env(),
-            "CHAOS_VISIBILITY_TIMEOUT": str(settings.visibility_timeout_s),
-            "CHAOS_RESTORE_INTERVAL": str(settings.restore_interval_s),
-        },
-    )
-    phase("workers_up")
     try:
+        world.begin_scenario(
+            ledger_dir,
+            {
+                **configuration.env(),
+                "CHAOS_VISIBILITY_TIMEOUT": str(settings.visibility_timeout_s),
+                "CHAOS_RESTORE_INTERVAL": str(settings.restore_interval_s),
+            },
+        )
+        phase("workers_up")
         result = _measure(world, configuration, fault, settings, seed, rng, name, ledger_dir,
                           directory, phases, phase, replay)
-        result.attempt = attempt
-        result.save(directory / "result.json")
-        return result
+    except Exception as exc:
+        # Whatever broke (a stuck broker, proxy or worker; a Docker call), say it with the
+        # containers' own last words, never as a bare timeout.
+        raise ScenarioError(
+            f"scenario {name} failed: {exc!r}\nreplay: {replay}\n{world.cluster.all_logs()}"
+        ) from exc
     finally:
         world.end_scenario(directory / "logs")
+    result.attempt = attempt
+    result.save(directory / "result.json")
+    return result
 
 
 def _measure(

@@ -24,6 +24,8 @@ MANAGED = f"{LABEL}.managed"
 ROLE = f"{LABEL}.role"
 PROXY = f"{LABEL}.proxy"
 
+TOP_KEYS = {"services", "networks"}
+NETWORK_KEYS = {"labels", "driver_opts"}
 SERVICE_KEYS = {
     "image", "build", "command", "entrypoint", "environment", "ports", "volumes", "networks",
     "labels",
@@ -101,11 +103,11 @@ def substitute(value: str, variables: Mapping[str, str]) -> str:
 
     def repl(match: re.Match[str]) -> str:
         name, default = match.group("name"), match.group("default")
-        if variables.get(name):
+        if default is None:  # ${NAME}: set (even to empty) or an error
+            if name not in variables:
+                raise TopologyError(f"variable {name} is not set and has no default")
             return variables[name]
-        if default is None:
-            raise TopologyError(f"variable {name} is not set and has no default")
-        return default
+        return variables.get(name) or default  # ${NAME:-default}: unset or empty -> default
 
     return _VAR.sub(repl, value)
 
@@ -118,10 +120,12 @@ def variables_used(path: Path = COMPOSE_FILE) -> dict[str, str | None]:
 def load(variables: Mapping[str, str], path: Path = COMPOSE_FILE) -> Topology:
     """Read the compose file with ``variables`` substituted."""
     document = yaml.safe_load(path.read_text())
+    _known(path.name, set(document), TOP_KEYS)
     networks = document.get("networks") or {}
     if len(networks) != 1:
         raise TopologyError(f"{path.name}: expected exactly one network, found {list(networks)}")
     (network, net_spec), = networks.items()
+    _known(f"network {network}", set(net_spec or {}), NETWORK_KEYS)
     topology = Topology(
         network=network,
         network_options={k: str(v) for k, v in (net_spec.get("driver_opts") or {}).items()},
@@ -137,12 +141,7 @@ def load(variables: Mapping[str, str], path: Path = COMPOSE_FILE) -> Topology:
 def _service(
     name: str, raw: Mapping[str, Any], network: str, variables: Mapping[str, str], base: Path
 ) -> Service:
-    unknown = set(raw) - SERVICE_KEYS
-    if unknown:
-        raise TopologyError(
-            f"service {name}: keys {sorted(unknown)} are not understood by the harness "
-            f"(understood: {sorted(SERVICE_KEYS)})"
-        )
+    _known(f"service {name}", set(raw), SERVICE_KEYS)
     if raw.get("networks") != [network]:
         raise TopologyError(f"service {name}: must be on network [{network}] only")
 
@@ -170,9 +169,19 @@ def _service(
     )
 
 
+def _known(where: str, keys: set[str], understood: set[str]) -> None:
+    """Refuse keys the harness would silently ignore (compose's ``x-`` extensions excepted)."""
+    unknown = {k for k in keys if not k.startswith("x-")} - understood
+    if unknown:
+        raise TopologyError(
+            f"{where}: keys {sorted(unknown)} are not understood by the harness "
+            f"(understood: {sorted(understood)})"
+        )
+
+
 def _port(service: str, text: str) -> Port:
     parts = text.split(":")
-    if len(parts) != 3 or parts[0] != "127.0.0.1":
+    if len(parts) != 3 or parts[0] != "127.0.0.1" or not (parts[1] + parts[2]).isdigit():
         raise TopologyError(
             f"service {service}: port {text!r} must be published as 127.0.0.1:HOST:CONTAINER"
         )

@@ -165,11 +165,14 @@ class World:
             self.wait_worker_ready(name, since)
 
     def end_scenario(self, logs_dir: Path) -> None:
+        """Best effort on the shared services (the next scenario's start checks them anyway);
+        the scenario's own workers are always removed."""
         with contextlib.suppress(Exception):
             self.cluster.save_logs(logs_dir)
         for name in self.workers:
             self.cluster.remove(name)
-        self.proxies.reset()
+        with contextlib.suppress(Exception):
+            self.proxies.reset()
 
     def wait_worker_ready(self, name: str, since: float) -> None:
         """Until the worker's ``worker_ready`` ledger record, written after ``since``."""

@@ -1,0 +1,136 @@
+"""harness/observe.py: what the ledger says is running, submitted and done right now."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.ledger import LedgerWriter
+from harness.observe import Snapshot, in_flight_at, snapshot
+
+
+def test_empty_or_missing_ledger(tmp_path: Path) -> None:
+    assert snapshot(tmp_path) == Snapshot()
+    assert snapshot(tmp_path / "missing") == Snapshot()
+
+
+def test_running_submitted_completed_and_ready(tmp_path: Path) -> None:
+    harness = LedgerWriter(tmp_path, "harness")
+    worker = LedgerWriter(tmp_path, "worker")
+    worker.write("worker_ready", worker="worker1")
+    worker.write("worker_ready", worker="worker2")
+    for task, outcome in (("a", "ok"), ("b", "ok"), ("c", "ok"), ("d", "failed"),
+                          ("e", "indeterminate")):
+        harness.write("submission", task=task, outcome=outcome)
+    worker.write("started", task="a", execution="ea", worker="worker1")
+    worker.write("started", task="b", execution="eb", worker="worker1")
+    worker.write("completed", task="a", execution="ea", worker="worker1")
+    worker.write("started", task="c", execution="ec", worker="worker2")
+
+    snap = snapshot(tmp_path)
+    assert snap.started == 3
+    assert snap.submitted_ok == {"a", "b", "c"}
+    assert snap.completed == {"a"}
+    assert snap.running == {"worker1": ["b"], "worker2": ["c"]}
+    assert set(snap.ready) == {"worker1", "worker2"}
+    assert len(snap.records) == 2 + 5 + 4
+
+
+def test_worker_with_nothing_in_flight_is_not_listed(tmp_path: Path) -> None:
+    worker = LedgerWriter(tmp_path, "worker")
+    worker.write("worker_ready", worker="worker1")
+    worker.write("started", task="a", execution="ea", worker="worker1")
+    worker.write("completed", task="a", execution="ea", worker="worker1")
+    snap = snapshot(tmp_path)
+    assert snap.running == {}
+    assert snap.completed == {"a"}
+
+
+def test_executions_from_before_the_latest_worker_ready_died_with_the_old_process(
+    tmp_path: Path,
+) -> None:
+    old_life = LedgerWriter(tmp_path, "worker")  # the process that gets SIGKILLed
+    new_life = LedgerWriter(tmp_path, "worker")  # its restart
+    other = LedgerWriter(tmp_path, "worker")
+    old_life.write("worker_ready", worker="worker1", t=10.0)
+    other.write("worker_ready", worker="worker2", t=10.0)
+    old_life.write("started", task="x", execution="ex", worker="worker1", t=11.0)
+    old_life.write("started", task="y", execution="ey", worker="worker1", t=12.0)
+    other.write("started", task="w2", execution="ew2", worker="worker2", t=12.5)
+    # killed here: x and y never complete; worker1 comes back
+    new_life.write("worker_ready", worker="worker1", t=20.0)
+    new_life.write("started", task="z", execution="ez", worker="worker1", t=21.0)
+    new_life.write("started", task="x", execution="ex2", worker="worker1", t=22.0)  # redelivered
+
+    snap = snapshot(tmp_path)
+    assert snap.ready == {"worker1": 20.0, "worker2": 10.0}
+    assert snap.running["worker1"] == ["z", "x"]  # the new life's runs only, in start order
+    assert snap.running["worker2"] == ["w2"]  # another worker's restart does not touch it
+    assert snap.started == 5  # every start still counts toward the fault threshold
+
+
+def test_restart_with_nothing_running_since_leaves_the_worker_idle(tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("worker_ready", worker="worker1", t=1.0)
+    writer.write("started", task="x", execution="ex", worker="worker1", t=2.0)
+    assert snapshot(tmp_path).running == {"worker1": ["x"]}
+    writer.write("worker_ready", worker="worker1", t=3.0)
+    assert snapshot(tmp_path).running == {}
+
+
+def test_execution_started_at_the_ready_instant_belongs_to_the_new_life(tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("worker_ready", worker="worker1", t=5.0)
+    writer.write("started", task="x", execution="ex", worker="worker1", t=5.0)
+    assert snapshot(tmp_path).running == {"worker1": ["x"]}
+
+
+def test_worker_that_never_announced_ready_still_counts_its_runs(tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("started", task="x", execution="ex", worker="worker9", t=1.0)
+    snap = snapshot(tmp_path)
+    assert snap.running == {"worker9": ["x"]}
+    assert snap.ready == {}
+
+
+def test_damaged_records_are_skipped_by_the_snapshot(tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("worker_ready", worker="worker1", t=1.0)
+    writer.write("started", task="x", execution="ex", worker="worker1", t=2.0)
+    (path,) = tmp_path.glob("*.ledger")
+    with path.open("ab") as f:
+        f.write(b"0badf00d {\"kind\": \"completed\"")  # a writer killed mid-record
+    assert snapshot(tmp_path).running == {"worker1": ["x"]}
+
+
+# -- in_flight_at: the ground truth of whether a fault at t landed mid-task ------------------
+
+RECORDS = [
+    {"kind": "worker_ready", "worker": "worker1", "t": 0.0},
+    {"kind": "started", "task": "a", "execution": "ea", "worker": "worker1", "t": 1.0},
+    {"kind": "started", "task": "b", "execution": "eb", "worker": "worker1", "t": 2.0},
+    {"kind": "started", "task": "c", "execution": "ec", "worker": "worker2", "t": 2.5},
+    {"kind": "completed", "task": "a", "execution": "ea", "worker": "worker1", "t": 3.0},
+    {"kind": "started", "task": "a", "execution": "ea2", "worker": "worker1", "t": 4.0},
+    {"kind": "completed", "task": "b", "execution": "eb", "worker": "worker1", "t": 5.0},
+]
+
+
+def test_in_flight_at_a_moment() -> None:
+    assert in_flight_at(RECORDS, "worker1", 0.5) == []
+    assert in_flight_at(RECORDS, "worker1", 2.5) == ["a", "b"]
+    assert in_flight_at(RECORDS, "worker1", 3.0) == ["b"]  # completed at t: not in flight
+    assert in_flight_at(RECORDS, "worker1", 4.5) == ["a", "b"]  # a's second execution
+    assert in_flight_at(RECORDS, "worker1", 9.0) == ["a"]
+    assert in_flight_at(RECORDS, "worker2", 9.0) == ["c"]
+    assert in_flight_at(RECORDS, "worker3", 9.0) == []
+
+
+def test_in_flight_at_ignores_the_trigger_snapshot_when_the_task_finished_since(
+    tmp_path: Path,
+) -> None:
+    # The schedule saw b running; b completed before the fault fired: it was not hit.
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("started", task="b", execution="eb", worker="worker1", t=2.0)
+    assert snapshot(tmp_path).running == {"worker1": ["b"]}
+    writer.write("completed", task="b", execution="eb", worker="worker1", t=2.9)
+    assert in_flight_at(snapshot(tmp_path).records, "worker1", 3.0) == []

@@ -1,0 +1,324 @@
+"""harness/report.py: the self-proof, the markdown and the JSON a CI job gates on."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.checker import Counts
+from harness.matrix import Settings, configuration
+from harness.report import COLUMNS, Proof, explain, render, self_proof, write
+from harness.scenario import ScenarioResult
+
+EARLY = "acks-early-prefetch-1"
+EARLY4 = "acks-early-prefetch-4"
+LATE = "acks-late-prefetch-1"
+
+DESCRIPTIONS = {
+    "none": "no fault: the control run",
+    "sigkill-worker": "SIGKILL of a whole worker mid-task",
+    "cut-worker-broker": "the worker's broker connection cut through Toxiproxy",
+}
+
+
+def result(
+    config: str = EARLY,
+    fault: str = "none",
+    *,
+    valid: bool = True,
+    validity: str = "control run",
+    verdict: str = "holds",
+    target: str | None = None,
+    recovery_s: float | None = None,
+    stuck_locations: dict[str, int] | None = None,
+    **counts: int,
+) -> ScenarioResult:
+    conf = configuration(config)
+    base: dict[str, int] = {"submitted": 40, "acknowledged": 40}
+    return ScenarioResult(
+        scenario=f"{conf.backend}.{config}.{fault}",
+        backend=conf.backend,
+        configuration=config,
+        configuration_summary=conf.summary,
+        guarantee=conf.guarantee.value,
+        fault=fault,
+        fault_description=DESCRIPTIONS[fault],
+        seed=1234,
+        valid=valid,
+        validity=validity,
+        verdict=verdict,
+        reason="",
+        counts=Counts(**{**base, **counts}).as_dict(),
+        recovery_s=recovery_s,
+        stuck_locations=stuck_locations or {},
+        fault_target=target,
+        in_flight_at_fault=["t1", "t2"] if target else [],
+        settings=asdict(Settings()),
+    )
+
+
+def good_run() -> list[ScenarioResult]:
+    return [
+        result(EARLY, "none", completed=40),
+        result(LATE, "none", completed=40),
+        result(EARLY, "sigkill-worker", validity="fired", target="worker1", completed=37,
+               lost=3),
+        result(LATE, "sigkill-worker", validity="fired", target="worker2", completed=38,
+               duplicated=2, extra_executions=3, re_executed=4, redelivered=5, recovery_s=12.5),
+    ]
+
+
+META: dict[str, Any] = {
+    "run_id": "20250101-abcdef",
+    "date": "2025-01-01",
+    "seed": 1234,
+    "replay": "make durability SEED=1234",
+}
+
+
+# -- self-proof -------------------------------------------------------------------------------
+
+
+def test_proof_valid_when_controls_clean_and_acks_early_kill_loses() -> None:
+    proof = self_proof(good_run())
+    assert proof.valid, proof.lines
+    text = "\n".join(proof.lines)
+    assert f"control {EARLY}: 0 lost, 0 duplicated, 0 stuck — as required" in text
+    assert f"control {LATE}: 0 lost, 0 duplicated, 0 stuck — as required" in text
+    assert f"acks early + SIGKILL, {EARLY}: 3 lost — loss seen, as required" in text
+
+
+def test_proof_accepts_a_generator() -> None:
+    assert self_proof(r for r in good_run()).valid
+
+
+def test_proof_invalid_when_a_control_loses() -> None:
+    results = good_run()
+    results[1] = result(LATE, "none", completed=39, lost=1)
+    proof = self_proof(results)
+    assert not proof.valid
+    assert f"control {LATE}: 1 lost, 0 duplicated, 0 stuck — NOT ZERO" in proof.lines
+
+
+def test_proof_invalid_when_a_control_duplicates_or_leaves_stuck() -> None:
+    bads: list[dict[str, Any]] = [{"duplicated": 1, "extra_executions": 1}, {"stuck": 2}]
+    for bad in bads:
+        results = good_run()
+        results[0] = result(EARLY, "none", **bad)
+        proof = self_proof(results)
+        assert not proof.valid, bad
+        assert any(line.startswith(f"control {EARLY}:") and "NOT ZERO" in line
+                   for line in proof.lines)
+
+
+def test_proof_invalid_when_acks_early_kill_shows_no_loss() -> None:
+    results = good_run()
+    results[2] = result(EARLY, "sigkill-worker", validity="fired", target="worker1",
+                        completed=40)
+    proof = self_proof(results)
+    assert not proof.valid
+    assert f"acks early + SIGKILL, {EARLY}: 0 lost — NO LOSS SEEN" in proof.lines
+
+
+def test_proof_needs_every_acks_early_kill_to_lose() -> None:
+    results = [*good_run(), result(EARLY4, "sigkill-worker", completed=40)]
+    assert not self_proof(results).valid
+
+
+def test_proof_invalid_when_no_acks_early_kill_ran() -> None:
+    # An acks-late kill with loss does not prove the instrument sees loss where it must.
+    results = [r for r in good_run() if not (r.configuration == EARLY and r.fault != "none")]
+    results.append(result(LATE, "cut-worker-broker", lost=5))
+    proof = self_proof(results)
+    assert not proof.valid
+    assert "no acks-early + SIGKILL scenario ran: the run cannot show it sees loss" in proof.lines
+
+
+def test_proof_invalid_when_a_scenario_is_invalid() -> None:
+    results = good_run()
+    results[3] = result(LATE, "sigkill-worker", valid=False,
+                        validity="the fault fired while its target ran no task", verdict="holds")
+    proof = self_proof(results)
+    assert not proof.valid
+    assert (f"scenario celery-redis.{LATE}.sigkill-worker is invalid: the fault fired while its "
+            "target ran no task") in proof.lines
+
+
+def test_proof_invalid_when_no_control_ran() -> None:
+    results = [r for r in good_run() if r.fault != "none"]
+    proof = self_proof(results)
+    assert not proof.valid
+    assert proof.lines[0] == (
+        "no no-fault control ran: the run cannot show it measures without bias"
+    )
+
+
+def test_proof_of_nothing_is_invalid() -> None:
+    assert self_proof([]) == Proof(False, [
+        "no no-fault control ran: the run cannot show it measures without bias",
+        "no acks-early + SIGKILL scenario ran: the run cannot show it sees loss",
+    ])
+
+
+# -- explanations -----------------------------------------------------------------------------
+
+
+def test_explain_acks_early_loss_names_the_setting() -> None:
+    (line,) = explain(good_run()[2])
+    assert line.startswith("3 lost: they were running on worker1 when it was SIGKILLed")
+    assert "task_acks_late=True" in line
+
+
+def test_explain_duplicates_under_a_cut_name_the_visibility_timeout() -> None:
+    r = result(LATE, "cut-worker-broker", target="worker1", duplicated=2, extra_executions=2,
+               re_executed=2)
+    (line,) = explain(r)
+    assert line.startswith("2 duplicated (2 extra executions)")
+    assert "visibility timeout (15s)" in line
+
+
+def test_explain_re_executions_stuck_late_submissions_and_truncation() -> None:
+    r = result(LATE, "sigkill-worker", target="worker1", re_executed=3, duplicated=1,
+               extra_executions=1, stuck=2, late=4, indeterminate=1, failed=2, recovered=1,
+               truncated_records=1, recovery_s=9.5, stuck_locations={"unacked": 2})
+    text = " ".join(explain(r))
+    assert "2 re-executed without a duplicate effect" in text
+    assert "2 stuck at the drain deadline: 2 unacked." in text
+    assert ("4 late: completed more than 5.0s after the fault healed; the last redelivered task "
+            "completed 9.5s after healing.") in text
+    assert "1 indeterminate and 2 failed submissions, 1 of them completed anyway" in text
+    assert "1 truncated ledger records" in text
+
+
+def test_explain_late_without_recovery_time() -> None:
+    (line,) = explain(result(LATE, "cut-worker-broker", late=2))
+    assert line == "2 late: completed more than 5.0s after the fault healed."
+
+
+def test_explain_redelivered_before_first_start_names_prefetch() -> None:
+    r = result(LATE, "sigkill-worker", target="worker1", re_executed=1, redelivered=4)
+    text = " ".join(explain(r))
+    assert "1 re-executed without a duplicate effect" in text
+    assert "3 redelivered before their first start" in text
+    assert "visibility timeout (15s)" in text
+    assert "`worker_prefetch_multiplier`" in text
+    assert "redelivered before" not in " ".join(
+        explain(result(LATE, "sigkill-worker", re_executed=2, redelivered=2)))
+
+
+def test_explain_nothing_for_a_clean_run() -> None:
+    assert explain(result(EARLY, "none", completed=40)) == []
+
+
+# -- markdown ---------------------------------------------------------------------------------
+
+
+def test_render_has_header_seed_replay_and_valid_banner() -> None:
+    text = render(good_run(), **META)
+    assert text.startswith("# Durability report\n")
+    assert "Run `20250101-abcdef`, 2025-01-01, seed **1234**. Replay: `make durability SEED=1234`" \
+        in text
+    assert "runs/20250101-abcdef/" in text
+    assert "**VALID**" in text
+    assert "INVALID" not in text
+
+
+def test_render_summary_table_has_a_row_per_scenario() -> None:
+    results = good_run()
+    results[3].verdict = "VIOLATED"
+    text = render(results, **META)
+    lines = text.splitlines()
+    header = lines.index("| backend | configuration | claims | fault | verdict |")
+    assert lines[header + 1] == "|---|---|---|---|---|"
+    rows = lines[header + 2: header + 2 + len(results)]
+    assert rows == [
+        f"| Celery on Redis | {EARLY} | at-most-once | none | holds |",
+        f"| Celery on Redis | {LATE} | at-least-once | none | holds |",
+        f"| Celery on Redis | {EARLY} | at-most-once | sigkill-worker | holds |",
+        f"| Celery on Redis | {LATE} | at-least-once | sigkill-worker | **VIOLATED** |",
+    ]
+
+
+def test_render_fault_sections_and_count_tables() -> None:
+    text = render(good_run(), **META)
+    lines = text.splitlines()
+    assert "## Celery on Redis" in lines
+    for fault in ("none", "sigkill-worker"):
+        at = lines.index(f"### Fault: {fault}")
+        assert lines[at + 2] == DESCRIPTIONS[fault] + "."
+    header = ["configuration", "claims", *[c[1] for c in COLUMNS], "recovery", "verdict"]
+    assert text.count("| " + " | ".join(header) + " |") == 2
+    # duplicated shows the extra runs; recovery in seconds; a dash without recovery
+    row = f"| {LATE} | at-least-once | 40 | 40 | 38 | 0 | 2 (+3) | 4 | 5 | 0 | 0 | 12.5s | holds |"
+    assert row in lines
+    assert f"| {EARLY} | at-most-once | 40 | 40 | 37 | 3 | 0 | 0 | 0 | 0 | 0 | - | holds |" in lines
+    assert f"- **{EARLY}** (target worker1, 2 in flight): 3 lost:" in text
+    assert "40 tasks per scenario at 10.0/s" in text
+    assert "Redis visibility timeout 15s (swept every 2s)" in text
+
+
+def test_render_lists_each_configuration_once() -> None:
+    text = render(good_run(), **META)
+    for name in (EARLY, LATE):
+        assert text.count(f"- `{name}`: ") == 1
+    assert f"- `{LATE}`: {configuration(LATE).summary}; claims at-least-once." in text
+
+
+def test_render_timings_only_when_given() -> None:
+    assert "## Timings" not in render(good_run(), **META)
+    text = render(good_run(), **META, timings={"drain": 12.34})
+    assert "## Timings" in text
+    assert "- drain: 12.3s" in text
+
+
+def test_render_invalid_banner_when_proof_fails() -> None:
+    results = good_run()
+    results[0] = result(EARLY, "none", completed=39, lost=1)
+    text = render(results, **META)
+    assert "**INVALID: do not trust the numbers below**" in text
+    assert "**VALID**" not in text
+    assert "- control acks-early-prefetch-1: 1 lost, 0 duplicated, 0 stuck — NOT ZERO" in text
+
+
+def test_render_marks_invalid_scenarios_in_the_tables() -> None:
+    results = good_run()
+    results[2] = result(EARLY, "sigkill-worker", valid=False, validity="fired at an idle worker",
+                        lost=3)
+    text = render(results, **META)
+    assert f"| Celery on Redis | {EARLY} | at-most-once | sigkill-worker | " \
+           "invalid run (fired at an idle worker) |" in text
+    assert "INVALID: do not trust" in text
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def test_write_produces_markdown_and_json(tmp_path: Path) -> None:
+    results = good_run()
+    results[3].verdict = "VIOLATED"
+    results[2].verdict = "INVALID"
+    out = tmp_path / "reports" / "nested"
+    markdown, proof = write(results, out, name="durability", **META, timings={"x": 1.0})
+    assert markdown == out / "durability.md"
+    assert markdown.read_text() == render(results, **META, timings={"x": 1.0})
+    assert proof == self_proof(results)
+    data = json.loads((out / "durability.json").read_text())
+    assert data["measurement_valid"] is True
+    assert data["self_proof"] == proof.lines
+    assert data["violations"] == [results[2].scenario, results[3].scenario]
+    assert (data["run_id"], data["seed"], data["replay"]) == (
+        META["run_id"], META["seed"], META["replay"])
+    assert "timings" not in data  # only scalar metadata is copied
+    assert [ScenarioResult(**s) for s in data["scenarios"]] == results
+
+
+def test_write_json_says_invalid_when_proof_fails(tmp_path: Path) -> None:
+    results = [r for r in good_run() if r.fault != "none"]
+    _, proof = write(results, tmp_path, name="r", **META)
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert proof.valid is False
+    assert data["measurement_valid"] is False
+    assert data["violations"] == []
+    assert "INVALID" in (tmp_path / "r.md").read_text()
