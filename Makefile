@@ -12,7 +12,9 @@ FAULTS ?=
 SET ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup engine images durability test test-unit test-container lint reap
+.PHONY: setup engine images durability stability test test-unit test-container lint reap
+
+RUNS ?= 3
 
 setup:
 	bash tools/host-setup
@@ -26,6 +28,10 @@ durability: setup
 	$(PY) -m pytest scenarios -p no:cacheprovider -v $(if $(SEED),--seed $(SEED)) \
 	  $(if $(CONFIGS),--configs $(CONFIGS)) $(if $(FAULTS),--faults $(FAULTS)) \
 	  $(if $(SET),--set '$(SET)') $(PYTEST_ARGS)
+
+# The default matrix RUNS times with fresh seeds: do the verdicts hold still? -> reports/stability.md
+stability: setup
+	$(PY) -m harness stability $(RUNS)
 
 test: setup
 	$(PY) -m pytest tests/unit -p no:cacheprovider -q

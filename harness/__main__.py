@@ -1,20 +1,29 @@
-"""``python -m harness images`` builds (or finds) every image; ``reap`` removes orphans."""
+"""Commands: ``images`` builds (or finds) every image; ``reap`` removes what dead runs left;
+``stability N`` runs the main job N times with fresh seeds and writes reports/stability.md."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import subprocess
 import sys
 import time
 
-from harness import containers, images
+from harness import containers, images, stability
+from harness.run import new_run_id
+from harness.topology import ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness")
-    parser.add_argument("command", choices=("images", "reap"))
+    parser.add_argument("command", choices=("images", "reap", "stability"))
+    parser.add_argument("runs", nargs="?", type=int, default=3,
+                        help="with stability: how many full runs (default 3)")
+    parser.add_argument("pytest_args", nargs="*", help="with stability: passed to pytest")
     args = parser.parse_args(argv)
+    if args.command == "stability":
+        return _stability(args.runs, args.pytest_args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         engine = containers.client()
@@ -30,6 +39,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _stability(runs: int, pytest_args: list[str]) -> int:
+    if not 2 <= runs <= 20:
+        print(f"error: stability needs 2..20 runs, not {runs}", file=sys.stderr)
+        return 2
+    base = ROOT / "runs" / f"stability-{new_run_id()}"
+    results = []
+    for n in range(1, runs + 1):
+        out = base / f"run-{n}"
+        started = time.monotonic()
+        code = subprocess.call([sys.executable, "-m", "pytest", "scenarios", "-q",
+                                "-p", "no:cacheprovider", "--report-dir", str(out), *pytest_args],
+                               cwd=ROOT)
+        print(f"stability run {n}/{runs}: exit {code} in {time.monotonic() - started:.0f}s")
+        if not (out / "durability.json").is_file():
+            print(f"error: run {n} wrote no report", file=sys.stderr)
+            return 1
+        results.append(out / "durability.json")
+    text = stability.render(stability.load_runs(results))
+    target = ROOT / "reports" / "stability.md"
+    target.write_text(text)
+    print(text)
+    print(f"written: {target}")
+    changed = sum(not s.stable for s in stability.aggregate(stability.load_runs(results)))
+    return 1 if changed else 0
 
 
 if __name__ == "__main__":
