@@ -116,10 +116,12 @@ class Cluster:
                 self.network_name: EndpointConfig(self.engine.api._version, aliases=[name])
             },
             detach=True,
-            # Least privilege: no privileged mode and no added capabilities; signals are sent
-            # from outside by the engine, which needs none inside the container.
+            # Least privilege: every capability dropped, only the compose file's cap_add given
+            # back. Faults need none inside: signals and pauses come from the engine, cuts from
+            # Toxiproxy.
             privileged=False,
-            cap_drop=["NET_RAW", "MKNOD", "AUDIT_WRITE", "SETFCAP"],
+            cap_drop=["ALL"],
+            cap_add=service.cap_add or None,
             security_opt=["no-new-privileges"],
             init=False,
         )

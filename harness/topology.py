@@ -28,7 +28,7 @@ TOP_KEYS = {"services", "networks"}
 NETWORK_KEYS = {"labels", "driver_opts"}
 SERVICE_KEYS = {
     "image", "build", "command", "entrypoint", "environment", "ports", "volumes", "networks",
-    "labels",
+    "labels", "cap_add", "cap_drop",
 }
 _VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
 
@@ -62,6 +62,7 @@ class Service:
     mounts: list[Mount]
     network: str
     labels: dict[str, str]
+    cap_add: list[str] = field(default_factory=list)
 
     @property
     def role(self) -> str:
@@ -156,6 +157,9 @@ def _service(
             raise TopologyError(f"service {name}: {key} must be a list (exec form)")
         return [sub(v) for v in value]
 
+    if raw.get("cap_drop") != ["ALL"]:
+        raise TopologyError(f"service {name}: must drop every capability (cap_drop: [ALL]) and "
+                            "add back only what it needs (cap_add)")
     return Service(
         name=name,
         image=sub(raw["image"]),
@@ -166,6 +170,7 @@ def _service(
         mounts=[_mount(name, sub(v), base) for v in raw.get("volumes") or []],
         network=network,
         labels={k: sub(v) for k, v in (raw.get("labels") or {}).items()},
+        cap_add=[str(c) for c in raw.get("cap_add") or []],
     )
 
 

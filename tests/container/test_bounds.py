@@ -79,7 +79,8 @@ def test_least_privilege(world: World) -> None:
         assert container is not None
         host = container.attrs["HostConfig"]
         assert host["Privileged"] is False
-        assert not host.get("CapAdd")
+        assert host["CapDrop"] == ["ALL"]
+        assert set(host.get("CapAdd") or []) <= set(world.topology.services[name].cap_add)
         assert "no-new-privileges" in host["SecurityOpt"]
         for bindings in (host.get("PortBindings") or {}).values():
             assert all(b["HostIp"] == "127.0.0.1" for b in bindings), bindings

@@ -45,8 +45,22 @@ def test_bad_port_number() -> None:
     assert "CHAOS_REDIS_PORT='80'" in result.stderr and "1024..65535" in result.stderr
 
 
+def _free_ports() -> dict[str, str]:
+    """Ports free right now, so the engine check is not pre-empted by a taken default port."""
+    sockets = [socket.socket() for _ in range(3)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        names = ("CHAOS_REDIS_PORT", "CHAOS_TOXIPROXY_PORT", "CHAOS_PRODUCER_PORT")
+        return {n: str(s.getsockname()[1]) for n, s in zip(names, sockets, strict=True)}
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def test_missing_docker_engine() -> None:
-    result = _main_job("--faults", "none", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    result = _main_job("--faults", "none", env={
+        "DOCKER_HOST": "unix:///nonexistent/docker.sock", **_free_ports()})
     assert result.returncode != 0
     assert "no Docker engine answers" in result.stdout
     assert "make engine" in result.stdout
@@ -57,7 +71,8 @@ def test_port_already_taken() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = _main_job("--faults", "none", env={"CHAOS_PRODUCER_PORT": str(port)})
+        ports = {**_free_ports(), "CHAOS_PRODUCER_PORT": str(port)}
+        result = _main_job("--faults", "none", env=ports)
     assert result.returncode != 0
     assert f"port {port} on 127.0.0.1 (CHAOS_PRODUCER_PORT) is already taken" in result.stdout
 

@@ -296,17 +296,20 @@ def minimal_compose(directory: Path) -> dict[str, Any]:
         "networks": {"chaos": {"labels": {MANAGED: "true"}}},
         "services": {
             "redis": {"image": "redis", "networks": ["chaos"],
-                      "ports": ["127.0.0.1:16379:6379"], "labels": {ROLE: "broker"}},
+                      "ports": ["127.0.0.1:16379:6379"], "labels": {ROLE: "broker"},
+                      "cap_drop": ["ALL"]},
             "toxiproxy": {
                 "image": "toxiproxy", "networks": ["chaos"],
                 "command": ["-host=0.0.0.0", "-config=/etc/tp.json"],
                 "volumes": ["./toxiproxy.json:/etc/tp.json:ro"],
                 "labels": {ROLE: "proxy"},
+                "cap_drop": ["ALL"],
             },
             "worker": {
                 "image": "w", "networks": ["chaos"],
                 "environment": {"CHAOS_BROKER_URL": "redis://toxiproxy:26380/0"},
                 "labels": {ROLE: "worker", PROXY: "w_redis"},
+                "cap_drop": ["ALL"],
             },
         },
     }
@@ -335,7 +338,7 @@ def test_minimal_compose_loads(tmp_path: Path) -> None:
         ("healthcheck", {"test": ["CMD", "true"]}),
         ("network_mode", "host"),
         ("privileged", True),
-        ("cap_add", ["NET_ADMIN"]),
+        ("security_opt", ["seccomp:unconfined"]),
         ("env_file", ".env"),
         ("container_name", "fixed"),
     ],
@@ -450,3 +453,17 @@ def test_unknown_network_or_top_level_key_is_an_error(
 def test_compose_file_is_the_repo_file() -> None:
     assert COMPOSE_FILE == ROOT / "docker-compose.chaos.yml"
     assert COMPOSE_FILE.is_file()
+
+
+@pytest.mark.parametrize("cap_drop", [None, [], ["NET_RAW"]])
+def test_a_service_must_drop_every_capability(tmp_path: Path, cap_drop: Any) -> None:
+    document = minimal_compose(tmp_path)
+    document["services"]["worker"]["cap_drop"] = cap_drop
+    with pytest.raises(TopologyError, match=r"must drop every capability"):
+        load({}, write_compose(tmp_path, document))
+
+
+def test_every_real_service_drops_all_and_adds_back_little() -> None:
+    topology = load({})
+    for service in topology.services.values():
+        assert set(service.cap_add) <= {"CHOWN", "SETUID", "SETGID"}, service.name
