@@ -60,6 +60,8 @@ class Ports:
         for name, port in zip(PORT_VARIABLES, (self.redis, self.toxiproxy, self.producer),
                               strict=True):
             with socket.socket() as probe:
+                # As a server binds: connections lingering in TIME-WAIT do not make it taken.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError:
