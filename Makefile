@@ -12,7 +12,7 @@ FAULTS ?=
 SET ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup engine images durability stability test test-unit test-container lint reap
+.PHONY: setup engine images durability gate stability test test-unit test-container lint reap
 
 RUNS ?= 3
 
@@ -28,6 +28,10 @@ durability: setup
 	$(PY) -m pytest scenarios -p no:cacheprovider -v $(if $(SEED),--seed $(SEED)) \
 	  $(if $(CONFIGS),--configs $(CONFIGS)) $(if $(FAULTS),--faults $(FAULTS)) \
 	  $(if $(SET),--set '$(SET)') $(PYTEST_ARGS)
+
+# CI gate on the last report: fails when the chosen configurations break their claims.
+gate:
+	$(PY) -m harness gate $(if $(CONFIGS),--configs $(CONFIGS)) $(if $(FAULTS),--faults $(FAULTS))
 
 # The default matrix RUNS times with fresh seeds: do the verdicts hold still? -> reports/stability.md
 stability: setup
