@@ -7,6 +7,7 @@ PY := .venv/bin/python
 # Go (for the Toxiproxy build) may live outside a bare environment's PATH.
 export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
 SEED ?=
+BACKENDS ?=
 CONFIGS ?=
 FAULTS ?=
 SET ?=
@@ -25,8 +26,9 @@ images: setup
 	$(PY) -m harness images
 
 durability: setup
-	$(PY) -m pytest scenarios -p no:cacheprovider -v $(if $(SEED),--seed $(SEED)) \
-	  $(if $(CONFIGS),--configs $(CONFIGS)) $(if $(FAULTS),--faults $(FAULTS)) \
+	$(PY) -m pytest scenarios -p no:cacheprovider -v -s $(if $(SEED),--seed $(SEED)) \
+	  $(if $(BACKENDS),--backends $(BACKENDS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
+	  $(if $(FAULTS),--faults $(FAULTS)) \
 	  $(if $(SET),--set '$(SET)') $(PYTEST_ARGS)
 
 # CI gate on the last report: fails when the chosen configurations break their claims.

@@ -79,6 +79,8 @@ class SigkillPoolChild(Fault):
     def inject(self, world: World, target: str) -> None:
         pid = world.pid_running(target)
         world.cluster.kill_process(target, pid, signal.SIGKILL)
+        # Its execution will never end: say so, or the drain would wait for it.
+        world.note("process_killed", worker=target, killed_pid=pid)
 
 
 class SigtermWorker(Fault):

@@ -22,6 +22,10 @@ def gate(report: dict[str, Any], configs: list[str] | None = None,
               and (not faults or s["fault"] in faults)]
     if (configs or faults) and not chosen:
         reasons.append(f"the report has no scenario of configurations {configs} / faults {faults}")
+    present = {s["configuration"] for s in chosen}
+    for name in configs or []:
+        if chosen and name not in present:
+            reasons.append(f"configuration {name} is not in the report (misspelt, or never ran)")
     for s in chosen:
         if not s["valid"]:
             reasons.append(f"{s['scenario']}: invalid ({s['validity']})")

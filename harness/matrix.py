@@ -263,6 +263,8 @@ def cases(
                   if (not configs or c in configs) and (not faults or f in faults)]
         if configs and not faults:
             wanted += [(c, "none") for c in configs]
+        if faults and "none" in faults and not configs:
+            wanted += [(c, "none") for c in CONFIGURATIONS]
     wanted = [(c, f) for c, f in wanted if CONFIGURATIONS[c].backend in backends]
     if not configs and not faults:
         wanted += [(c.name, "none") for c in CONFIGURATIONS.values() if c.backend in backends]

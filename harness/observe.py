@@ -36,6 +36,7 @@ def snapshot(ledger_dir: Path, prefix: str = "") -> Snapshot:
     records = of_scenario(read_ledger([ledger_dir]).records, prefix)
     snap = Snapshot(records=records)
     open_runs: dict[str, tuple[str, str, float, int]] = {}
+    killed: list[tuple[str, int, float]] = []  # (worker, pid, when) of processes a fault killed
     for record in records:
         kind = record.get("kind")
         if kind == "worker_ready":
@@ -51,10 +52,13 @@ def snapshot(ledger_dir: Path, prefix: str = "") -> Snapshot:
             open_runs.pop(record["execution"], None)
         elif kind == "crashing":
             open_runs.pop(record["execution"], None)
+        elif kind == "process_killed":
+            killed.append((record["worker"], record["killed_pid"], record["t"]))
     running: dict[str, list[str]] = defaultdict(list)
     pids: dict[str, list[int]] = defaultdict(list)
     for worker, task, t, pid in open_runs.values():
-        if t >= snap.ready.get(worker, 0.0):
+        died = any(w == worker and p == pid and t <= when for w, p, when in killed)
+        if t >= snap.ready.get(worker, 0.0) and not died:
             running[worker].append(task)
             pids[worker].append(pid)
     snap.running = dict(running)

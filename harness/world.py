@@ -22,6 +22,7 @@ import requests
 from harness import topology
 from harness.brokers import BROKERS, Broker
 from harness.containers import Cluster, reap_orphans
+from harness.ledger import LedgerWriter
 from harness.observe import snapshot
 from harness.proxies import ToxiproxyControl
 from harness.topology import Service
@@ -88,6 +89,7 @@ class World:
         self._running: dict[str, Service] = {}  # service -> the spec its container runs
         self._dirty: set[str] = set()  # touched by a fault: start afresh next time
         self._generation = 0
+        self._notes: LedgerWriter | None = None
 
     @staticmethod
     def clock() -> float:
@@ -245,6 +247,13 @@ class World:
             return snapshot(ledger_dir).ready.get(name, 0.0) > since
 
         self._wait(ready, f"worker {name} to be ready", name)
+
+    def note(self, kind: str, **fields: object) -> None:
+        """A harness record in the scenario's ledger (what a fault did, when)."""
+        assert self.ledger_dir is not None
+        if self._notes is None or self._notes.directory != self.ledger_dir:
+            self._notes = LedgerWriter(self.ledger_dir, "harness-faults")
+        self._notes.write(kind, **fields)
 
     def pid_running(self, worker: str) -> int:
         """The pid (inside its container) of a process of ``worker`` running a task now."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.faults import FAULTS
+from harness.faults import FAULTS, Fault
 from harness.matrix import CONFIGURATIONS, Settings
 from harness.scenario import ScenarioError, run_scenario
 from harness.world import World
@@ -22,6 +22,7 @@ pytestmark = pytest.mark.container
 
 @pytest.mark.parametrize("service", ["toxiproxy", "redis"])
 def test_stuck_service_fails_clearly(world: World, tmp_path: Path, service: str) -> None:
+    world.begin_scenario("celery-redis", {}, tmp_path)  # the backend's services up
     container = world.cluster.container(service)
     assert container is not None
     container.pause()
@@ -39,7 +40,7 @@ def test_stuck_service_fails_clearly(world: World, tmp_path: Path, service: str)
     assert time.monotonic() - started < 90
 
 
-class _FreezeWorkers:
+class _FreezeWorkers(Fault):
     name = "freeze-workers"
     description = "every worker frozen (cgroup freezer) and left frozen"
 
@@ -51,6 +52,9 @@ class _FreezeWorkers:
 
     def heal(self, world: World, target: str) -> None:
         return None  # left frozen: the drain must end by its deadline
+
+    def touches(self, world: World, target: str) -> set[str]:
+        return set(world.workers)
 
 
 def test_frozen_workers_leave_tasks_stuck(
@@ -70,11 +74,15 @@ def test_frozen_workers_leave_tasks_stuck(
     assert result.verdict in ("inconclusive", "VIOLATED")
     assert any("visibility_timeout" in where or "queued" in where
                for where in result.stuck_locations)
-    assert all(world.cluster.container(w) is None for w in world.workers)
+    # The frozen workers are replaced before the next scenario runs.
+    after = run_scenario(world, CONFIGURATIONS["acks-late-prefetch-1"], "none",
+                         Settings(tasks=6), 3, tmp_path, "n/a")
+    assert after.valid and after.counts["completed"] == 6
 
 
-def test_least_privilege(world: World) -> None:
-    for name in ("redis", "toxiproxy", "producer"):
+def test_least_privilege(world: World, tmp_path: Path) -> None:
+    world.begin_scenario("celery-redis", {}, tmp_path)
+    for name in ("redis", "toxiproxy", "producer", *world.workers):
         container = world.cluster.container(name)
         assert container is not None
         host = container.attrs["HostConfig"]
