@@ -9,25 +9,9 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
+from chaos_knobs import flag, number
+
 BROKER_SCHEMES = ("redis", "rediss")
-
-
-def flag(name: str, default: str = "false") -> bool:
-    value = os.environ.get(name, default).strip().lower()
-    if value not in ("true", "false"):
-        raise ValueError(f"{name}={value!r}: expected true or false")
-    return value == "true"
-
-
-def number(name: str, default: str, minimum: int = 0) -> int:
-    value = os.environ.get(name, default)
-    try:
-        parsed = int(value)
-    except ValueError:
-        raise ValueError(f"{name}={value!r}: expected a whole number") from None
-    if parsed < minimum:
-        raise ValueError(f"{name}={value!r}: expected a number >= {minimum}")
-    return parsed
 
 
 def broker_url(name: str, default: str) -> str:

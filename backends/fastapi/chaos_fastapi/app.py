@@ -19,20 +19,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from chaos_knobs import flag
 from chaos_ledger import LedgerWriter
 from chaos_taskbody import perform
 from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-
-
-def flag(name: str, default: str = "false") -> bool:
-    """A true/false knob, checked at import so a bad value fails loudly and early."""
-    value = os.environ.get(name, default).strip().lower()
-    if value not in ("true", "false"):
-        raise ValueError(f"{name}={value!r}: expected true or false")
-    return value == "true"
-
 
 LEDGER_DIR = os.environ.get("CHAOS_LEDGER_DIR", "/ledger")
 IDEMPOTENT = flag("CHAOS_IDEMPOTENT")
