@@ -184,6 +184,14 @@ class Cluster:
                 # worker would run tasks after the check, into a ledger already counted.
                 found.remove(force=True)
 
+    def is_alive(self, name: str) -> bool:
+        """Running or frozen (paused): its processes exist."""
+        found = self.container(name)
+        if found is None:
+            return False
+        found.reload()
+        return found.status in ("running", "paused")
+
     def is_running(self, name: str) -> bool:
         found = self.container(name)
         if found is None:

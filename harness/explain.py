@@ -58,6 +58,10 @@ def _duplicated(r: Any) -> str:
     elif f == "crash-after-effect":
         cause = ("the process died after the side effect but before Celery acknowledged the "
                  "task (acks late), so the task was delivered and run again")
+    elif f == "sigstop-worker" and b == "celery-redis":
+        cause = (f"while the worker was stopped, a live worker's sweep restored the messages it "
+                 f"held unacknowledged (older than the visibility timeout, {vt}s) and ran them; "
+                 "after SIGCONT the stopped worker ran its own copies too")
     elif f in LINK_FAULTS or f == "sigstop-worker":
         cause = ("the worker finished tasks while cut off from the broker, so their "
                  f"acknowledgements were lost; Redis restored them after the visibility timeout "
@@ -97,8 +101,10 @@ def explain(r: Any) -> list[str]:
         where = "; ".join(f"{n} {loc}" for loc, n in r.stuck_locations.items())
         out.append(f"{c['stuck']} stuck at the drain deadline: {where}.")
     if c["late"]:
-        recovery = "" if r.recovery_s is None else (
-            f"; the last redelivered task completed {r.recovery_s}s after healing")
+        recovery = ""
+        if r.recovery_s is not None:
+            recovery = (f"; the last redelivered task completed {r.recovery_s}s after healing"
+                        if r.recovery_s > 0 else "; redelivered tasks had completed before it")
         out.append(f"{c['late']} late: completed more than {r.settings.get('late_after_s')}s "
                    f"after the fault healed{recovery}.")
     if c["indeterminate"] or c["failed"]:

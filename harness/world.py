@@ -275,7 +275,7 @@ class World:
     def revive(self) -> list[str]:
         """Start again every task-running container of the backend that is not running (killed,
         crashed, shut down), as a supervisor would; returns their names."""
-        revived = [name for name in self.workers if not self.cluster.is_running(name)]
+        revived = [name for name in self.workers if not self.cluster.is_alive(name)]
         since = self.clock()
         for name in revived:
             self.cluster.restart(name)

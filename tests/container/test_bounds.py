@@ -20,10 +20,9 @@ from harness.world import World
 pytestmark = pytest.mark.container
 
 
-@pytest.mark.parametrize("service", ["toxiproxy", "redis"])
-def test_stuck_service_fails_clearly(world: World, tmp_path: Path, service: str) -> None:
+def test_stuck_proxy_fails_clearly(world: World, tmp_path: Path) -> None:
     world.begin_scenario("celery-redis", {}, tmp_path)  # the backend's services up
-    container = world.cluster.container(service)
+    container = world.cluster.container("toxiproxy")
     assert container is not None
     container.pause()
     started = time.monotonic()
@@ -35,9 +34,41 @@ def test_stuck_service_fails_clearly(world: World, tmp_path: Path, service: str)
     finally:
         container.unpause()
     message = str(failure.value)
-    assert f"last 30 log lines of {service}" in message
+    assert "last 30 log lines of toxiproxy" in message
     assert "replay-command" in message
     assert time.monotonic() - started < 90
+
+
+class _FreezeBroker(Fault):
+    name = "freeze-broker"
+    description = "the broker frozen mid-scenario (cgroup freezer) and left frozen"
+    target = "broker"
+
+    def inject(self, world: World, target: str) -> None:
+        container = world.cluster.container(target)
+        assert container is not None
+        container.pause()
+
+    def touches(self, world: World, target: str) -> set[str]:
+        return {target, *world.workers, world.producer_service()}
+
+
+def test_stuck_broker_fails_clearly(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(FAULTS, "freeze-broker", _FreezeBroker())
+    started = time.monotonic()
+    with pytest.raises(ScenarioError) as failure:
+        run_scenario(world, CONFIGURATIONS["acks-late-prefetch-1"], "freeze-broker",
+                     Settings(tasks=8, fault_after_started=1, fault_window_s=0.5, ready_s=15),
+                     1, tmp_path, "replay-command")
+    message = str(failure.value)
+    assert "last 30 log lines of redis" in message and "replay-command" in message
+    assert time.monotonic() - started < 120
+    # The frozen broker is replaced before the next scenario runs.
+    after = run_scenario(world, CONFIGURATIONS["acks-late-prefetch-1"], "none",
+                         Settings(tasks=6, fault_after_started=1), 1, tmp_path, "n/a")
+    assert after.valid and after.counts["completed"] == 6
 
 
 class _FreezeWorkers(Fault):
@@ -76,7 +107,7 @@ def test_frozen_workers_leave_tasks_stuck(
                for where in result.stuck_locations)
     # The frozen workers are replaced before the next scenario runs.
     after = run_scenario(world, CONFIGURATIONS["acks-late-prefetch-1"], "none",
-                         Settings(tasks=6), 3, tmp_path, "n/a")
+                         Settings(tasks=6, fault_after_started=1), 3, tmp_path, "n/a")
     assert after.valid and after.counts["completed"] == 6
 
 
