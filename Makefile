@@ -7,12 +7,13 @@ PY := .venv/bin/python
 # Go (for the Toxiproxy build) may live outside a bare environment's PATH.
 export PATH := $(PATH):/usr/local/go/bin:/usr/sbin:/sbin
 SEED ?=
+BACKENDS ?=
 CONFIGS ?=
 FAULTS ?=
 SET ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup engine images durability stability test test-unit test-container lint reap
+.PHONY: setup engine images durability gate stability test test-unit test-container lint reap
 
 RUNS ?= 3
 
@@ -25,9 +26,14 @@ images: setup
 	$(PY) -m harness images
 
 durability: setup
-	$(PY) -m pytest scenarios -p no:cacheprovider -v $(if $(SEED),--seed $(SEED)) \
-	  $(if $(CONFIGS),--configs $(CONFIGS)) $(if $(FAULTS),--faults $(FAULTS)) \
+	$(PY) -m pytest scenarios -p no:cacheprovider -v -s $(if $(SEED),--seed $(SEED)) \
+	  $(if $(BACKENDS),--backends $(BACKENDS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
+	  $(if $(FAULTS),--faults $(FAULTS)) \
 	  $(if $(SET),--set '$(SET)') $(PYTEST_ARGS)
+
+# CI gate on the last report: fails when the chosen configurations break their claims.
+gate:
+	$(PY) -m harness gate $(if $(CONFIGS),--configs $(CONFIGS)) $(if $(FAULTS),--faults $(FAULTS))
 
 # The default matrix RUNS times with fresh seeds: do the verdicts hold still? -> reports/stability.md
 stability: setup

@@ -24,8 +24,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("queue-chaos")
     group.addoption("--seed", type=int, default=None, help="fault-schedule seed (default: random)")
     group.addoption("--backends", default="", help="comma-separated backends (default: all)")
-    group.addoption("--configs", default="", help="comma-separated configurations (default: all)")
-    group.addoption("--faults", default="", help="comma-separated faults (default: all)")
+    group.addoption("--configs", default="",
+                    help="comma-separated configurations (default: the default matrix)")
+    group.addoption("--faults", default="",
+                    help="comma-separated faults (default: the default matrix)")
     group.addoption("--set", dest="overrides", default="",
                     help="scenario settings as name=value,name=value (e.g. tasks=20)")
     group.addoption("--report-dir", default="reports", type=Path,
@@ -46,13 +48,14 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = matrix.Settings().with_overrides(_overrides(config.getoption("overrides")))
         backends = matrix.select(config.getoption("backends"), matrix.BACKENDS, "backend")
-        config.chaos_configs = [  # type: ignore[attr-defined]
-            name for name in matrix.select(
-                config.getoption("configs"), list(matrix.CONFIGURATIONS), "configuration")
-            if matrix.CONFIGURATIONS[name].backend in backends
-        ]
-        config.chaos_faults = matrix.select(  # type: ignore[attr-defined]
-            config.getoption("faults"), matrix.FAULTS, "fault")
+        configs = config.getoption("configs")
+        faults = config.getoption("faults")
+        config.chaos_cases = matrix.cases(  # type: ignore[attr-defined]
+            backends,
+            matrix.select(configs, list(matrix.CONFIGURATIONS), "configuration") if configs
+            else None,
+            matrix.select(faults, matrix.fault_names(), "fault") if faults else None,
+        )
         Ports.from_env()
     except (matrix.MatrixError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -1,5 +1,6 @@
 """Commands: ``images`` builds (or finds) every image; ``reap`` removes what dead runs left;
-``stability N`` runs the main job N times with fresh seeds and writes reports/stability.md."""
+``stability N`` runs the main job N times with fresh seeds and writes reports/stability.md;
+``gate`` fails when chosen configurations break their claims in reports/durability.json."""
 
 from __future__ import annotations
 
@@ -9,21 +10,28 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from harness import containers, images, stability
+from harness import containers, gate, images, stability
 from harness.run import new_run_id
 from harness.topology import ROOT
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness")
-    parser.add_argument("command", choices=("images", "reap", "stability"))
+    parser.add_argument("command", choices=("images", "reap", "stability", "gate"))
+    parser.add_argument("--report", type=Path, default=ROOT / "reports" / "durability.json",
+                        help="with gate: the report to read")
+    parser.add_argument("--configs", default="", help="with gate: configurations to hold")
+    parser.add_argument("--faults", default="", help="with gate: faults to hold")
     parser.add_argument("runs", nargs="?", type=int, default=3,
                         help="with stability: how many full runs (default 3)")
     parser.add_argument("pytest_args", nargs="*", help="with stability: passed to pytest")
     args = parser.parse_args(argv)
     if args.command == "stability":
         return _stability(args.runs, args.pytest_args)
+    if args.command == "gate":
+        return gate.gate_file(args.report, _names(args.configs), _names(args.faults))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         engine = containers.client()
@@ -39,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _names(text: str) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] or None
 
 
 def _stability(runs: int, pytest_args: list[str]) -> int:

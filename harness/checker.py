@@ -69,6 +69,8 @@ class Counts:
     recovered: int = 0
     unexpected: int = 0
     late: int = 0
+    deduplicated_runs: int = 0  # runs an idempotency key stopped before the side effect
+    crashed_runs: int = 0  # runs whose process exited right after the side effect
     truncated_records: int = 0
     corrupt_records: int = 0
 
@@ -104,6 +106,7 @@ def check(
     submissions: dict[str, str] = {}
     starts: dict[str, int] = defaultdict(int)
     flagged: set[str] = set()
+    deduplicated = crashed = 0
     completions: dict[str, list[float]] = defaultdict(list)
     for record in records:
         kind = record.get("kind")
@@ -118,8 +121,13 @@ def check(
                 flagged.add(task)
         elif kind == "completed":
             completions[task].append(float(record["t"]))
+        elif kind == "deduplicated":
+            deduplicated += 1
+        elif kind == "crashing":
+            crashed += 1
 
-    counts = Counts(truncated_records=truncated, corrupt_records=corrupt)
+    counts = Counts(truncated_records=truncated, corrupt_records=corrupt,
+                    deduplicated_runs=deduplicated, crashed_runs=crashed)
     results: list[TaskResult] = []
     recovery_end: float | None = None
     for task in sorted(set(submissions) | set(starts) | set(completions)):

@@ -141,6 +141,34 @@ class Cluster:
             raise LookupError(f"service {name} has no container in run {self.run_id}")
         found.kill(signal=signal)
 
+    def host_pids(self, name: str) -> dict[int, int]:
+        """The container's processes: pid inside its namespace -> pid on this host."""
+        found = self.container(name)
+        if found is None:
+            raise LookupError(f"service {name} has no container in run {self.run_id}")
+        pids: dict[int, int] = {}
+        top = found.top(ps_args="-o pid")
+        for row in top.get("Processes") or []:
+            host_pid = int(row[0])
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{host_pid}/status").read_text().splitlines():
+                    if line.startswith("NSpid:"):
+                        pids[int(line.split()[-1])] = host_pid
+        return pids
+
+    def kill_process(self, name: str, ns_pid: int, sig: int) -> None:
+        """Signal one process of the container, named by its pid inside the container."""
+        host_pid = self.host_pids(name).get(ns_pid)
+        if host_pid is None:
+            raise LookupError(f"{name} has no process {ns_pid} (it may have just exited)")
+        os.kill(host_pid, sig)
+
+    def signal_all(self, name: str, sig: int) -> None:
+        """Signal every process of the container, by pid (SIGSTOP/SIGCONT a whole worker)."""
+        for host_pid in self.host_pids(name).values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(host_pid, sig)
+
     def restart(self, name: str) -> None:
         """Start a stopped (killed) container again, as a supervisor would."""
         found = self.container(name)
@@ -155,6 +183,14 @@ class Cluster:
                 # Force removal kills a frozen (paused) container too, without thawing it: a thawed
                 # worker would run tasks after the check, into a ledger already counted.
                 found.remove(force=True)
+
+    def is_alive(self, name: str) -> bool:
+        """Running or frozen (paused): its processes exist."""
+        found = self.container(name)
+        if found is None:
+            return False
+        found.reload()
+        return found.status in ("running", "paused")
 
     def is_running(self, name: str) -> bool:
         found = self.container(name)

@@ -1,51 +1,152 @@
-"""Faults (Jepsen's nemesis): each one injects at a target and heals it.
+"""Faults (Jepsen's nemesis): each one injects at a target and heals it, with real signals, real
+container kills and real Toxiproxy toxics.
 
-To add a fault: a class with ``inject`` and ``heal`` taking the world and a worker's service name,
-registered in ``FAULTS`` under the name scenarios use (also listed in harness/matrix.py).
+Every fault fires from observed state (harness/schedule.py): a worker fault when its target runs
+a task, the others when some worker does. ``inject`` and ``heal`` must each return within the
+scenario's bounds; the time between them is the fault's window (a scenario setting), except where
+the fault ends by itself (a SIGTERMed worker exiting) and the harness waits for that instead.
+
+To add a fault: a subclass of ``Fault`` registered in ``FAULTS``; say which backends it applies
+to and what it targets.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import contextlib
+import signal
+import time
+from typing import Any, ClassVar
 
+from harness import taskbody
 from harness.world import World
 
-
-class Fault(Protocol):
-    name: str
-    description: str
-
-    def inject(self, world: World, target: str) -> None: ...
-
-    def heal(self, world: World, target: str) -> None: ...
+BROKERED = ("celery-redis", "arq")  # backends that have a broker and proxies
 
 
-class NoFault:
+class Fault:
+    name: ClassVar[str]
+    description: ClassVar[str]
+    target: ClassVar[str] = "worker"  # worker | broker | producer
+    backends: ClassVar[tuple[str, ...] | None] = None  # None: every backend
+
+    def applies(self, backend: str, configuration: Any) -> bool:
+        return self.backends is None or backend in self.backends
+
+    def window(self, settings: Any) -> float:
+        return float(settings.fault_window_s)
+
+    def inject(self, world: World, target: str) -> None:
+        raise NotImplementedError
+
+    def heal(self, world: World, target: str) -> None:
+        return None
+
+    def touches(self, world: World, target: str) -> set[str]:
+        """Services to start afresh in the next scenario."""
+        return {target}
+
+
+class NoFault(Fault):
     name = "none"
     description = "no fault: the control run"
 
     def inject(self, world: World, target: str) -> None:
         return None
 
-    def heal(self, world: World, target: str) -> None:
-        return None
+    def touches(self, world: World, target: str) -> set[str]:
+        return set()
 
 
-class SigkillWorker:
+class SigkillWorker(Fault):
     name = "sigkill-worker"
-    description = ("SIGKILL of a whole worker (main process and pool children) mid-task; "
-                   "restarted after the fault window, as a supervisor would")
+    description = ("SIGKILL of a whole worker (main process and any pool children) mid-task; "
+                   "started again after the fault window, as a supervisor would")
+
+    def inject(self, world: World, target: str) -> None:
+        world.cluster.signal(target, "SIGKILL")
+
+
+class SigkillPoolChild(Fault):
+    name = "sigkill-pool-child"
+    description = ("SIGKILL of the one prefork pool child running a task, while the worker's "
+                   "main process lives on")
+    backends = ("celery-redis",)
+
+    def applies(self, backend: str, configuration: Any) -> bool:
+        return super().applies(backend, configuration) and configuration.env().get(
+            "CHAOS_POOL", "prefork") == "prefork"
+
+    def inject(self, world: World, target: str) -> None:
+        pid = world.pid_running(target)
+        world.cluster.kill_process(target, pid, signal.SIGKILL)
+        # Its execution will never end: say so, or the drain would wait for it.
+        world.note("process_killed", worker=target, killed_pid=pid)
+
+
+class SigtermWorker(Fault):
+    name = "sigterm-worker"
+    description = ("SIGTERM (warm shutdown) of a worker with tasks in flight; the harness waits "
+                   "for it to exit, then starts it again")
+
+    def inject(self, world: World, target: str) -> None:
+        world.cluster.signal(target, "SIGTERM")
+
+    def window(self, settings: Any) -> float:
+        return 0.0  # the shutdown takes as long as it takes: heal waits for the exit
+
+    def heal(self, world: World, target: str) -> None:
+        world.wait_exited(target)
+
+
+class SigstopWorker(Fault):
+    name = "sigstop-worker"
+    description = ("SIGSTOP of every process of a worker for longer than the backend's "
+                   "visibility timeout or lease, then SIGCONT")
+
+    def window(self, settings: Any) -> float:
+        return float(settings.stop_window_s)
+
+    def inject(self, world: World, target: str) -> None:
+        world.cluster.signal_all(target, signal.SIGSTOP)
+
+    def heal(self, world: World, target: str) -> None:
+        world.cluster.signal_all(target, signal.SIGCONT)
+
+
+class BrokerKill(Fault):
+    name = "broker-sigkill"
+    description = "SIGKILL of the broker mid-task, restarted after the fault window"
+    target = "broker"
+    backends = BROKERED
 
     def inject(self, world: World, target: str) -> None:
         world.cluster.signal(target, "SIGKILL")
 
     def heal(self, world: World, target: str) -> None:
-        since = world.clock()
-        world.cluster.restart(target)
-        world.wait_worker_ready(target, since)
+        world.restart_broker()
+
+    def touches(self, world: World, target: str) -> set[str]:
+        return {target, *world.workers, world.producer_service()}
 
 
-class CutWorkerBroker:
+class BrokerRestart(BrokerKill):
+    name = "broker-restart"
+    description = ("graceful restart of the broker (SIGTERM, wait for it to exit) mid-task, "
+                   "started again after the fault window")
+
+    def inject(self, world: World, target: str) -> None:
+        world.cluster.signal(target, "SIGTERM")
+        world.wait_exited(target)
+
+
+class _WorkerLink(Fault):
+    backends = BROKERED
+
+    def heal(self, world: World, target: str) -> None:
+        world.proxies.clear(world.proxy_of(target))
+
+
+class CutWorkerBroker(_WorkerLink):
     name = "cut-worker-broker"
     description = ("the worker's connection to the broker cut through Toxiproxy (proxy "
                    "disabled: connections reset, new ones refused), then healed")
@@ -53,8 +154,67 @@ class CutWorkerBroker:
     def inject(self, world: World, target: str) -> None:
         world.proxies.cut(world.proxy_of(target))
 
+
+class BlackholeWorkerBroker(_WorkerLink):
+    name = "blackhole-worker-broker"
+    description = ("the worker's link to the broker silently blackholed in both directions "
+                   "(Toxiproxy timeout toxic, timeout=0: data held, nothing closed), then healed")
+
+    def inject(self, world: World, target: str) -> None:
+        world.proxies.blackhole(world.proxy_of(target))
+
+
+class SlowWorkerBroker(_WorkerLink):
+    name = "latency-worker-broker"
+    description = ("latency with jitter on the worker's link to the broker, both directions "
+                   "(Toxiproxy latency toxic), then healed")
+
+    def inject(self, world: World, target: str) -> None:
+        world.proxies.slow(world.proxy_of(target), latency_ms=800, jitter_ms=400)
+
+
+class CutProducerBroker(Fault):
+    name = "cut-producer-broker"
+    description = ("the producer's connection to the broker cut through Toxiproxy while it "
+                   "enqueues, then healed: submissions become indeterminate or fail")
+    target = "producer"
+    backends = BROKERED
+
+    def inject(self, world: World, target: str) -> None:
+        world.proxies.cut(world.proxy_of(target))
+
     def heal(self, world: World, target: str) -> None:
-        world.proxies.heal(world.proxy_of(target))
+        world.proxies.clear(world.proxy_of(target))
 
 
-FAULTS: dict[str, Fault] = {f.name: f for f in (NoFault(), SigkillWorker(), CutWorkerBroker())}
+class CrashAfterEffect(Fault):
+    name = "crash-after-effect"
+    description = ("a task's process exits right after its side effect, before the task returns "
+                   "to the queue library (the window in which late acknowledgement duplicates)")
+
+    def inject(self, world: World, target: str) -> None:
+        assert world.ledger_dir is not None
+        taskbody.arm_crash(world.ledger_dir)
+
+    def heal(self, world: World, target: str) -> None:
+        assert world.ledger_dir is not None
+        with contextlib.suppress(FileNotFoundError):
+            taskbody.crash_marker(world.ledger_dir).unlink()  # never fired: disarm
+
+    def touches(self, world: World, target: str) -> set[str]:
+        return set(world.workers)
+
+
+FAULTS: dict[str, Fault] = {
+    f.name: f
+    for f in (
+        NoFault(), SigkillWorker(), SigkillPoolChild(), SigtermWorker(), SigstopWorker(),
+        BrokerKill(), BrokerRestart(), CutWorkerBroker(), BlackholeWorkerBroker(),
+        SlowWorkerBroker(), CutProducerBroker(), CrashAfterEffect(),
+    )
+}
+
+
+def sleep_window(seconds: float) -> None:
+    """The fault window is a scenario setting, not a stand-in for an observable condition."""
+    time.sleep(seconds)

@@ -41,7 +41,8 @@ TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 TOXIPROXY_VERSION = "v2.12.0"
 BASE_PACKAGES = ("python3", "python3-venv", "redis-server", "procps")
 SOURCES_CANDIDATES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
-BACKENDS = ("celery",)
+BACKENDS = ("celery", "arq", "fastapi")  # each backends/<name>/ builds one image
+SHARED_MODULES = ("ledger.py", "taskbody.py", "knobs.py")  # copied into every backend image
 IMAGE_MODES = ("local", "registry")
 STEP_TIMEOUT_S = 900
 
@@ -183,13 +184,13 @@ def build_backend_image(
 ) -> tuple[str, bool]:
     wheels, _ = build_wheels(backend)
     source = ROOT / "backends" / backend
-    inputs = digest(base or "registry", files_digest(source, ROOT / "harness" / "ledger.py"),
-                    files_digest(wheels))
+    shared = [ROOT / "backends" / "Dockerfile", *(ROOT / "harness" / m for m in SHARED_MODULES)]
+    inputs = digest(base or "registry", files_digest(source, *shared), files_digest(wheels))
     tag = f"queue-chaos/{backend}:{inputs}"
     if _has_image(engine, tag):
         return tag, True
-    _docker_build(engine, ROOT, f"backends/{backend}/Dockerfile", tag,
-                  {"BASE_IMAGE": base} if base else {})
+    _docker_build(engine, ROOT, "backends/Dockerfile", tag,
+                  {"BACKEND": backend, **({"BASE_IMAGE": base} if base else {})})
     return tag, False
 
 

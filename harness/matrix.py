@@ -11,8 +11,12 @@ from typing import Any
 
 from harness.checker import Guarantee
 
-BACKENDS = ("celery-redis",)
-FAULTS = ("none", "sigkill-worker", "cut-worker-broker")
+BACKENDS = ("celery-redis", "arq", "fastapi")
+BACKEND_TITLES = {
+    "celery-redis": "Celery on Redis",
+    "arq": "arq on Redis",
+    "fastapi": "FastAPI BackgroundTasks",
+}
 
 
 class MatrixError(ValueError):
@@ -33,31 +37,89 @@ class Configuration:
         return dict(self.environment)
 
 
-def _celery(acks_late: bool, prefetch: int) -> Configuration:
-    mode = "acks-late" if acks_late else "acks-early"
-    return Configuration(
-        backend="celery-redis",
-        name=f"{mode}-prefetch-{prefetch}",
-        # Celery's docs: acks early means a task may be lost if the worker crashes mid-execution
-        # (at most once); task_acks_late with task_reject_on_worker_lost means it is redelivered
-        # and may run again (at least once).
-        guarantee=Guarantee.AT_LEAST_ONCE if acks_late else Guarantee.AT_MOST_ONCE,
-        environment=(
-            ("CHAOS_ACKS_LATE", str(acks_late).lower()),
-            ("CHAOS_REJECT_ON_WORKER_LOST", str(acks_late).lower()),
-            ("CHAOS_PREFETCH_MULTIPLIER", str(prefetch)),
-        ),
-        summary=(
-            "task_acks_late=True, task_reject_on_worker_lost=True"
-            if acks_late
-            else "Celery defaults (acks early)"
-        )
-        + f", worker_prefetch_multiplier={prefetch}",
-    )
+def _config(backend: str, name: str, guarantee: Guarantee, summary: str,
+            **env: str) -> Configuration:
+    return Configuration(backend, name, guarantee,
+                         tuple((f"CHAOS_{k.upper()}", v) for k, v in env.items()), summary)
 
 
-CONFIGURATIONS: dict[str, Configuration] = {
-    c.name: c for c in (_celery(late, p) for late in (False, True) for p in (1, 4))
+_AMO, _ALO, _EO = Guarantee.AT_MOST_ONCE, Guarantee.AT_LEAST_ONCE, Guarantee.EFFECTIVELY_ONCE
+_LATE = {"acks_late": "true", "reject_on_worker_lost": "true"}
+
+# Claims follow each backend's documentation: Celery acks early = a task may be lost if the
+# worker dies mid-task (at most once); task_acks_late (+ task_reject_on_worker_lost) = it is
+# redelivered and may run again (at least once); arq's "pessimistic execution" = at least once
+# (max_tries=1 turns retries off); BackgroundTasks run in the app's own process, fire and forget.
+_CONFIGURATIONS = (
+    _config("celery-redis", "acks-early-prefetch-1", _AMO,
+            "Celery defaults (acks early), worker_prefetch_multiplier=1", prefetch_multiplier="1"),
+    _config("celery-redis", "acks-early-prefetch-4", _AMO,
+            "Celery defaults (acks early), worker_prefetch_multiplier=4", prefetch_multiplier="4"),
+    _config("celery-redis", "acks-late-prefetch-1", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1",
+            prefetch_multiplier="1", **_LATE),
+    _config("celery-redis", "acks-late-prefetch-4", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=4",
+            prefetch_multiplier="4", **_LATE),
+    _config("celery-redis", "acks-late-prefetch-16", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=16",
+            prefetch_multiplier="16", **_LATE),
+    _config("celery-redis", "acks-late-no-reject", _ALO,
+            "task_acks_late=True alone (task_reject_on_worker_lost=False), prefetch 1",
+            prefetch_multiplier="1", acks_late="true", reject_on_worker_lost="false"),
+    _config("celery-redis", "acks-late-threads", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True, --pool threads, prefetch 1",
+            prefetch_multiplier="1", pool="threads", **_LATE),
+    _config("celery-redis", "acks-late-idempotent", _EO,
+            "task_acks_late=True, task_reject_on_worker_lost=True, prefetch 1, idempotency key "
+            "checked before the side effect", prefetch_multiplier="1", idempotent="true", **_LATE),
+    _config("celery-redis", "acks-late-aof-everysec", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True, prefetch 1, Redis appendonly "
+            "yes, appendfsync everysec", prefetch_multiplier="1", redis_appendonly="yes",
+            redis_appendfsync="everysec", **_LATE),
+    _config("celery-redis", "acks-late-aof-always", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True, prefetch 1, Redis appendonly "
+            "yes, appendfsync always", prefetch_multiplier="1", redis_appendonly="yes",
+            redis_appendfsync="always", **_LATE),
+    _config("arq", "arq-defaults", _ALO,
+            "arq defaults: max_tries=5; job_timeout=10s, max_jobs=2 (scenario sizes)"),
+    _config("arq", "arq-max-tries-1", _AMO, "arq with max_tries=1 (no retry)",
+            arq_max_tries="1"),
+    _config("arq", "arq-idempotent", _EO,
+            "arq defaults with an idempotency key checked before the side effect",
+            idempotent="true"),
+    _config("fastapi", "fastapi-graceful-10", _AMO,
+            "BackgroundTasks, uvicorn --timeout-graceful-shutdown 10", graceful_shutdown_s="10"),
+    _config("fastapi", "fastapi-graceful-1", _AMO,
+            "BackgroundTasks, uvicorn --timeout-graceful-shutdown 1", graceful_shutdown_s="1"),
+)
+CONFIGURATIONS: dict[str, Configuration] = {c.name: c for c in _CONFIGURATIONS}
+
+# The default matrix: which configurations meet which fault (every configuration also gets a
+# no-fault control). Chosen so each fault meets the settings that change its outcome, inside CI's
+# time budget; any other pair can be asked for with CONFIGS= and FAULTS=.
+DEFAULT_PAIRS: dict[str, tuple[str, ...]] = {
+    "sigkill-worker": ("acks-early-prefetch-1", "acks-early-prefetch-4", "acks-late-prefetch-1",
+                       "acks-late-prefetch-4", "acks-late-prefetch-16", "acks-late-threads",
+                       "acks-late-idempotent", "arq-defaults", "arq-max-tries-1",
+                       "arq-idempotent", "fastapi-graceful-10"),
+    "sigkill-pool-child": ("acks-early-prefetch-1", "acks-late-prefetch-1", "acks-late-no-reject",
+                           "acks-late-idempotent"),
+    "sigterm-worker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "arq-defaults",
+                       "fastapi-graceful-10", "fastapi-graceful-1"),
+    "sigstop-worker": ("acks-early-prefetch-4", "acks-late-prefetch-1", "arq-defaults",
+                       "arq-max-tries-1"),
+    "broker-sigkill": ("acks-late-prefetch-1", "acks-late-aof-everysec", "acks-late-aof-always",
+                       "arq-defaults"),
+    "broker-restart": ("acks-late-prefetch-1", "acks-late-aof-everysec", "arq-defaults"),
+    "cut-worker-broker": ("acks-early-prefetch-4", "acks-late-prefetch-1", "acks-late-prefetch-4",
+                          "arq-defaults"),
+    "blackhole-worker-broker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "arq-defaults"),
+    "latency-worker-broker": ("acks-late-prefetch-4", "arq-defaults"),
+    "cut-producer-broker": ("acks-late-prefetch-1", "arq-defaults"),
+    "crash-after-effect": ("acks-early-prefetch-1", "acks-late-prefetch-1",
+                           "acks-late-idempotent", "arq-defaults", "arq-idempotent",
+                           "fastapi-graceful-10"),
 }
 
 
@@ -71,6 +133,7 @@ class Settings:
     task_max_s: float = 1.4
     fault_after_started: int = 8  # fire once this many executions have started ...
     fault_window_s: float = 4.0  # ... and heal this long after firing
+    stop_window_s: float = 25.0  # SIGSTOP lasts longer than the visibility timeout / arq lease
     visibility_timeout_s: int = 15  # Redis transport: unacked messages come back after this
     restore_interval_s: int = 2  # kombu's sweep for such messages
     late_after_s: float = 5.0  # completed later than heal + this is late
@@ -93,7 +156,8 @@ class Settings:
             problems.append(
                 f"fault_after_started={self.fault_after_started} (valid: 1..tasks={self.tasks})"
             )
-        for name in ("fault_window_s", "late_after_s", "drain_s", "quiet_s", "ready_s"):
+        for name in ("fault_window_s", "stop_window_s", "late_after_s", "drain_s", "quiet_s",
+                     "ready_s"):
             if not 0 <= getattr(self, name) <= 3600:
                 problems.append(f"{name}={getattr(self, name)} (valid: 0..3600)")
         if not 1 <= self.visibility_timeout_s <= 86_400:
@@ -127,9 +191,15 @@ def configuration(name: str) -> Configuration:
     return CONFIGURATIONS[name]
 
 
+def fault_names() -> tuple[str, ...]:
+    from harness.faults import FAULTS  # the catalogue lives with the faults themselves
+
+    return tuple(FAULTS)
+
+
 def fault(name: str) -> str:
-    if name not in FAULTS:
-        raise MatrixError(f"unknown fault {name!r}; valid: {', '.join(FAULTS)}")
+    if name not in fault_names():
+        raise MatrixError(f"unknown fault {name!r}; valid: {', '.join(fault_names())}")
     return name
 
 
@@ -165,3 +235,44 @@ def with_self_proof(cases: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if (PROOF_LOSS[0], "none") not in chosen:
             chosen.insert(0, (PROOF_LOSS[0], "none"))
     return chosen
+
+
+def cases(
+    backends: list[str], configs: list[str] | None, faults: list[str] | None
+) -> list[tuple[str, str]]:
+    """The (configuration, fault) pairs to run, in run order, self-proof included.
+
+    With neither ``configs`` nor ``faults`` named: the default matrix. With one of them: the
+    default matrix narrowed to it. With both: every named pair that applies (a pair that cannot
+    apply is an error). Runs are grouped by backend, then configuration, so containers are
+    reused as long as their settings hold.
+    """
+    from harness.faults import FAULTS
+
+    if configs and faults:
+        wanted = []
+        for c in configs:
+            for f in faults:
+                if not FAULTS[f].applies(CONFIGURATIONS[c].backend, CONFIGURATIONS[c]):
+                    raise MatrixError(f"fault {f} does not apply to configuration {c} "
+                                      f"(backend {CONFIGURATIONS[c].backend})")
+                wanted.append((c, f))
+    else:
+        wanted = [(c, f) for f, names in DEFAULT_PAIRS.items() for c in names]
+        wanted = [(c, f) for c, f in wanted
+                  if (not configs or c in configs) and (not faults or f in faults)]
+        if configs and not faults:
+            wanted += [(c, "none") for c in configs]
+        if faults and "none" in faults and not configs:
+            wanted += [(c, "none") for c in CONFIGURATIONS]
+    wanted = [(c, f) for c, f in wanted if CONFIGURATIONS[c].backend in backends]
+    if not configs and not faults:
+        wanted += [(c.name, "none") for c in CONFIGURATIONS.values() if c.backend in backends]
+    if not wanted:
+        raise MatrixError("the selection names no scenario (backend, configuration and fault "
+                          "filters leave nothing)")
+    chosen = with_self_proof(wanted)
+    fault_order = list(FAULTS)
+    config_order = list(CONFIGURATIONS)
+    return sorted(chosen, key=lambda cf: (BACKENDS.index(CONFIGURATIONS[cf[0]].backend),
+                                          config_order.index(cf[0]), fault_order.index(cf[1])))

@@ -19,16 +19,25 @@ class Snapshot:
     submitted_ok: set[str] = field(default_factory=set)
     completed: set[str] = field(default_factory=set)
     running: dict[str, list[str]] = field(default_factory=dict)  # worker -> tasks in flight
+    running_pids: dict[str, list[int]] = field(default_factory=dict)  # worker -> their pids
     ready: dict[str, float] = field(default_factory=dict)  # worker -> latest ready time
 
 
-def snapshot(ledger_dir: Path) -> Snapshot:
-    """Executions in flight are those started, not completed, on a worker's current life:
-    an execution started before the worker's latest ``worker_ready`` died with its process."""
-    contents = read_ledger([ledger_dir])
-    snap = Snapshot(records=contents.records)
-    open_runs: dict[str, tuple[str, str, float]] = {}
-    for record in contents.records:
+def of_scenario(records: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+    """The records of one scenario (task ids carry its name) and the untagged ones (worker_ready):
+    reused workers share a ledger directory across scenarios."""
+    return [r for r in records if not isinstance(r.get("task"), str)
+            or r["task"].startswith(prefix)]
+
+
+def snapshot(ledger_dir: Path, prefix: str = "") -> Snapshot:
+    """Executions in flight are those started, not ended, on a worker's current life: an
+    execution started before the worker's latest ``worker_ready`` died with its process."""
+    records = of_scenario(read_ledger([ledger_dir]).records, prefix)
+    snap = Snapshot(records=records)
+    open_runs: dict[str, tuple[str, str, float, int]] = {}
+    killed: list[tuple[str, int, float]] = []  # (worker, pid, when) of processes a fault killed
+    for record in records:
         kind = record.get("kind")
         if kind == "worker_ready":
             snap.ready[record["worker"]] = max(snap.ready.get(record["worker"], 0.0), record["t"])
@@ -36,20 +45,30 @@ def snapshot(ledger_dir: Path) -> Snapshot:
             snap.submitted_ok.add(record["task"])
         elif kind == "started":
             snap.started += 1
-            open_runs[record["execution"]] = (record["worker"], record["task"], record["t"])
-        elif kind == "completed":
+            open_runs[record["execution"]] = (record["worker"], record["task"], record["t"],
+                                              record["pid"])
+        elif kind in ("completed", "deduplicated"):
             snap.completed.add(record["task"])
             open_runs.pop(record["execution"], None)
+        elif kind == "crashing":
+            open_runs.pop(record["execution"], None)
+        elif kind == "process_killed":
+            killed.append((record["worker"], record["killed_pid"], record["t"]))
     running: dict[str, list[str]] = defaultdict(list)
-    for worker, task, t in open_runs.values():
-        if t >= snap.ready.get(worker, 0.0):
+    pids: dict[str, list[int]] = defaultdict(list)
+    for worker, task, t, pid in open_runs.values():
+        died = any(w == worker and p == pid and t <= when for w, p, when in killed)
+        if t >= snap.ready.get(worker, 0.0) and not died:
             running[worker].append(task)
+            pids[worker].append(pid)
     snap.running = dict(running)
+    snap.running_pids = dict(pids)
     return snap
 
 
-def in_flight_at(records: list[dict[str, Any]], worker: str, t: float) -> list[str]:
-    """Tasks whose execution on ``worker`` had started before ``t`` and not completed by then.
+def in_flight_at(records: list[dict[str, Any]], worker: str | None, t: float) -> list[str]:
+    """Tasks whose execution on ``worker`` (any worker: None) had started before ``t`` and not
+    ended by then.
 
     This is the ground truth of whether a fault fired at ``t`` landed mid-task: the schedule's
     trigger is read a moment earlier, and a task may finish in between.
@@ -57,10 +76,10 @@ def in_flight_at(records: list[dict[str, Any]], worker: str, t: float) -> list[s
     started: dict[str, str] = {}
     finished: set[str] = set()
     for record in records:
-        if record.get("worker") != worker or record.get("t", t) > t:
+        if (worker is not None and record.get("worker") != worker) or record.get("t", t) > t:
             continue
         if record.get("kind") == "started":
             started[record["execution"]] = record["task"]
-        elif record.get("kind") == "completed":
+        elif record.get("kind") in ("completed", "deduplicated", "crashing"):
             finished.add(record["execution"])
     return sorted(task for execution, task in started.items() if execution not in finished)

@@ -75,3 +75,23 @@ class ToxiproxyControl:
 
     def heal(self, name: str) -> None:
         self.proxy(name).enable()
+
+    def blackhole(self, name: str) -> None:
+        """Hold every byte in both directions and close nothing (timeout toxic, timeout=0)."""
+        proxy = self.proxy(name)
+        for stream in ("upstream", "downstream"):
+            proxy.add_toxic(name=f"blackhole_{stream}", type="timeout", stream=stream,
+                            attributes={"timeout": 0})
+
+    def slow(self, name: str, latency_ms: int, jitter_ms: int) -> None:
+        proxy = self.proxy(name)
+        for stream in ("upstream", "downstream"):
+            proxy.add_toxic(name=f"latency_{stream}", type="latency", stream=stream,
+                            attributes={"latency": latency_ms, "jitter": jitter_ms})
+
+    def clear(self, name: str) -> None:
+        """Heal one proxy: enabled, no toxics."""
+        proxy = self.proxy(name)
+        for toxic in proxy.toxics():
+            proxy.destroy_toxic(toxic)
+        proxy.enable()

@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness.explain import explain
+from harness.matrix import BACKEND_TITLES
 from harness.scenario import ScenarioResult
-
-BACKEND_TITLES = {"celery-redis": "Celery on Redis"}
 
 
 @dataclass
@@ -56,80 +56,20 @@ def self_proof(results: Iterable[ScenarioResult]) -> Proof:
     return Proof(ok, lines)
 
 
-def explain(r: ScenarioResult) -> list[str]:
-    """One plain-language line per anomaly: what happened and which setting changes it."""
-    c = r.counts
-    late_acks = "acks-late" in r.configuration
-    out: list[str] = []
-    killed = r.fault == "sigkill-worker"
-    if c["lost"]:
-        if killed and not late_acks:
-            out.append(
-                f"{c['lost']} lost: they were running on {r.fault_target} when it was SIGKILLed, "
-                "and Celery had acknowledged them when they started (acks early), so nothing "
-                "redelivered them. `task_acks_late=True` makes the broker keep them until they "
-                "finish."
-            )
-        else:
-            out.append(f"{c['lost']} lost: acknowledged by the producer, never completed, and no "
-                       "longer held by the broker.")
-    if c["duplicated"]:
-        cause = (
-            "a redelivery after the visibility timeout ran a task whose first run had already "
-            "done its side effect"
-        )
-        if r.fault == "cut-worker-broker":
-            cause = (
-                "the worker finished tasks while its broker connection was cut, so their "
-                "acknowledgements were lost; Redis restored the still-unacked messages after the "
-                f"visibility timeout ({r.settings.get('visibility_timeout_s')}s) and another "
-                "worker ran them again"
-            )
-        out.append(
-            f"{c['duplicated']} duplicated ({c['extra_executions']} extra executions): {cause}. "
-            "An idempotency key checked before the side effect makes the repeat harmless."
-        )
-    if c["re_executed"] > c["duplicated"]:
-        out.append(
-            f"{c['re_executed'] - c['duplicated']} re-executed without a duplicate effect: the "
-            "first run died before its side effect and the broker delivered the task again"
-            + (f" (redelivery needed the visibility timeout, "
-               f"{r.settings.get('visibility_timeout_s')}s)" if killed else "")
-            + "."
-        )
-    fresh = c["redelivered"] - c["re_executed"]
-    if fresh > 0:
-        out.append(
-            f"{fresh} redelivered before their first start: the worker had prefetched them "
-            "(reserved, unacknowledged) when it lost them; Redis restored them only after the "
-            f"visibility timeout ({r.settings.get('visibility_timeout_s')}s). A lower "
-            "`worker_prefetch_multiplier` holds fewer such tasks."
-        )
-    if c["stuck"]:
-        where = "; ".join(f"{n} {loc}" for loc, n in r.stuck_locations.items())
-        out.append(f"{c['stuck']} stuck at the drain deadline: {where}.")
-    if c["late"]:
-        recovery = "" if r.recovery_s is None else (
-            f"; the last redelivered task completed {r.recovery_s}s after healing")
-        out.append(
-            f"{c['late']} late: completed more than {r.settings.get('late_after_s')}s after the "
-            f"fault healed{recovery}."
-        )
-    if c["indeterminate"] or c["failed"]:
-        out.append(f"{c['indeterminate']} indeterminate and {c['failed']} failed submissions, "
-                   f"{c['recovered']} of them completed anyway (recovered).")
-    if c["truncated_records"]:
-        out.append(f"{c['truncated_records']} truncated ledger records (a writer killed "
-                   "mid-write), counted, not dropped.")
-    return out
-
-
 def _cell(counts: dict[str, int], key: str) -> str:
     value = counts[key]
     if key == "duplicated" and value:
         return f"{value} (+{counts['extra_executions']})"
     return str(value)
 
+
+BACKEND_NOTES = {
+    "celery-redis": " Redis visibility timeout {visibility_timeout_s}s, swept every "
+                    "{restore_interval_s}s (production defaults: 3600s, ~100s).",
+    "arq": " arq job_timeout 10s: a dead worker's job is retried once its in-progress key "
+           "expires.",
+    "fastapi": " No broker: the app runs its tasks in its own process after responding.",
+}
 
 COLUMNS = (
     ("submitted", "submitted"),
@@ -166,12 +106,11 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         "",
         "## Summary",
         "",
-        "| backend | configuration | claims | fault | verdict |",
-        "|---|---|---|---|---|",
+        "Each cell: the verdict of that configuration under that fault against the guarantee it "
+        "claims, with what was lost or duplicated.",
     ]
-    for r in results:
-        lines.append(f"| {BACKEND_TITLES.get(r.backend, r.backend)} | {r.configuration} | "
-                     f"{r.guarantee} | {r.fault} | {_verdict(r)} |")
+    for backend in dict.fromkeys(r.backend for r in results):
+        lines += ["", *_summary(backend, [r for r in results if r.backend == backend])]
     for backend in dict.fromkeys(r.backend for r in results):
         chosen = [r for r in results if r.backend == backend]
         lines += ["", f"## {BACKEND_TITLES.get(backend, backend)}", ""]
@@ -180,10 +119,10 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
             f"{settings['tasks']} tasks per scenario at {settings['submit_rate']}/s, each "
             f"{settings['task_min_s']}-{settings['task_max_s']}s long; faults fire once "
             f"{settings['fault_after_started']} executions have started and the target has tasks "
-            f"in flight, and heal {settings['fault_window_s']}s later. Redis visibility timeout "
-            f"{settings['visibility_timeout_s']}s (swept every {settings['restore_interval_s']}s), "
-            f"late = completed over {settings['late_after_s']}s after healing, drain deadline "
-            f"{settings['drain_s']}s."
+            f"in flight, and heal {settings['fault_window_s']}s later "
+            f"({settings['stop_window_s']}s for SIGSTOP); late = completed over "
+            f"{settings['late_after_s']}s after healing; drain deadline {settings['drain_s']}s."
+            + BACKEND_NOTES.get(backend, "").format(**settings)
         )
         for fault in dict.fromkeys(r.fault for r in chosen):
             rows = [r for r in chosen if r.fault == fault]
@@ -193,7 +132,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
             lines.append("|" + "---|" * len(header))
             for r in rows:
                 cells = [r.configuration, r.guarantee, *[_cell(r.counts, k) for k, _ in COLUMNS],
-                         "-" if r.recovery_s is None else f"{r.recovery_s}s", _verdict(r)]
+                         _recovery(r.recovery_s), _verdict(r)]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
             for r in rows:
@@ -210,6 +149,33 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         lines += [f"- {k}: {v:.1f}s" for k, v in timings.items()]
     lines.append("")
     return "\n".join(lines)
+
+
+def _recovery(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds}s" if seconds > 0 else "before heal"
+
+
+def _summary(backend: str, results: list[ScenarioResult]) -> list[str]:
+    faults = list(dict.fromkeys(r.fault for r in results))
+    lines = [f"**{BACKEND_TITLES.get(backend, backend)}**", "",
+             "| configuration | claims | " + " | ".join(faults) + " |",
+             "|---|---|" + "---|" * len(faults)]
+    for configuration in dict.fromkeys(r.configuration for r in results):
+        cells = {r.fault: _short(r) for r in results if r.configuration == configuration}
+        claims = next(r.guarantee for r in results if r.configuration == configuration)
+        lines.append(f"| {configuration} | {claims} | "
+                     + " | ".join(cells.get(f, "·") for f in faults) + " |")
+    return lines
+
+
+def _short(r: ScenarioResult) -> str:
+    if not r.valid:
+        return "invalid"
+    seen = [f"{r.counts[k]} {k}" for k in ("lost", "duplicated", "stuck") if r.counts[k]]
+    text = _verdict(r) + (f" ({', '.join(seen)})" if seen else "")
+    return text
 
 
 def _verdict(r: ScenarioResult) -> str:

@@ -1,26 +1,27 @@
 """One scenario: backend x configuration x fault, through every run phase to a verdict.
 
-Phases: fresh workers -> workload + fault (fired from observed state, healed after its window)
--> drain (until every task is accounted for and the broker is empty, or a bounded deadline) ->
-forensics (where is each unfinished task) -> check -> result, saved as JSON beside the ledger so
-every number in the report can be traced back to ledger records.
+Phases: services up (reused where nothing changed) -> workload + fault (fired from observed
+state, healed after its window; dead workers started again) -> drain (until nothing runs and
+the broker is empty, or a bounded deadline) -> forensics (where is each unfinished task) ->
+check -> result, saved as JSON beside the ledger so every number in the report can be traced
+back to ledger records.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import forensics
 from harness.checker import Outcome, check, verdict
-from harness.faults import FAULTS
+from harness.faults import FAULTS, Fault, sleep_window
 from harness.ledger import LedgerWriter, read_ledger
 from harness.matrix import Configuration, Settings
-from harness.observe import in_flight_at, snapshot
-from harness.schedule import Trigger, plan_fault, seeded, wait_for_trigger
+from harness.observe import in_flight_at, of_scenario, snapshot
+from harness.schedule import FaultPlan, Trigger, plan_fault, seeded, wait_for_trigger
 from harness.waits import WaitTimeout, until
 from harness.workload import Workload, plan_tasks
 from harness.world import World
@@ -58,6 +59,7 @@ class ScenarioResult:
     replay: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1  # the first valid attempt (invalid ones are re-run, never reported)
+    revived: list[str] = field(default_factory=list)  # workers started again after the fault
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -71,6 +73,30 @@ def scenario_id(configuration: Configuration, fault: str) -> str:
     return f"{configuration.backend}.{configuration.name}.{fault}"
 
 
+@dataclass
+class _Context:
+    """What one attempt of a scenario knows while it runs."""
+
+    world: World
+    configuration: Configuration
+    fault: Fault
+    settings: Settings
+    seed: int
+    name: str
+    prefix: str  # every task id of this attempt starts with it
+    directory: Path
+    replay: str
+    ledger_dir: Path = Path()
+    phases: dict[str, float] = field(default_factory=dict)
+    mark: float = field(default_factory=time.monotonic)
+    touched: set[str] = field(default_factory=set)
+
+    def phase(self, label: str) -> None:
+        now = time.monotonic()
+        self.phases[label] = round(now - self.mark, 2)
+        self.mark = now
+
+
 def run_scenario(
     world: World,
     configuration: Configuration,
@@ -82,122 +108,115 @@ def run_scenario(
     attempt: int = 1,
 ) -> ScenarioResult:
     name = scenario_id(configuration, fault_name)
-    fault = FAULTS[fault_name]
-    # Each attempt draws its own schedule, still a function of the seed alone.
-    rng = seeded(seed, name if attempt == 1 else f"{name}/attempt-{attempt}")
-    directory = run_dir / name if attempt == 1 else run_dir / name / f"attempt-{attempt}"
-    ledger_dir = directory / "ledger"
-    phases: dict[str, float] = {}
-    mark = time.monotonic()
-
-    def phase(label: str) -> None:
-        nonlocal mark
-        now = time.monotonic()
-        phases[label] = round(now - mark, 2)
-        mark = now
-
+    suffix = "" if attempt == 1 else f"~attempt-{attempt}"
+    ctx = _Context(
+        world, configuration, FAULTS[fault_name], settings, seed, name, name + suffix,
+        run_dir / name if attempt == 1 else run_dir / name / f"attempt-{attempt}", replay,
+    )
+    ctx.directory.mkdir(parents=True, exist_ok=True)
     try:
-        world.begin_scenario(
-            ledger_dir,
+        ctx.ledger_dir = world.begin_scenario(
+            configuration.backend,
             {
                 **configuration.env(),
                 "CHAOS_VISIBILITY_TIMEOUT": str(settings.visibility_timeout_s),
                 "CHAOS_RESTORE_INTERVAL": str(settings.restore_interval_s),
             },
+            run_dir,
         )
-        phase("workers_up")
-        result = _measure(world, configuration, fault, settings, seed, rng, name, ledger_dir,
-                          directory, phases, phase, replay)
+        ctx.phase("services_up")
+        # Each attempt draws its own schedule, still a function of the seed alone.
+        result = _measure(ctx, seeded(seed, ctx.prefix))
     except Exception as exc:
         # Whatever broke (a stuck broker, proxy or worker; a Docker call), say it with the
         # containers' own last words, never as a bare timeout.
+        ctx.touched |= set(world.topology.services) - {"toxiproxy"}
         raise ScenarioError(
             f"scenario {name} failed: {exc!r}\nreplay: {replay}\n{world.cluster.all_logs()}"
         ) from exc
     finally:
-        world.end_scenario(directory / "logs")
+        world.end_scenario(ctx.directory / "logs", ctx.touched)
     result.attempt = attempt
-    result.save(directory / "result.json")
+    result.save(ctx.directory / "result.json")
     return result
 
 
-def _measure(
-    world: World,
-    configuration: Configuration,
-    fault: Any,
-    settings: Settings,
-    seed: int,
-    rng: Any,
-    name: str,
-    ledger_dir: Path,
-    directory: Path,
-    phases: dict[str, float],
-    phase: Any,
-    replay: str,
-) -> ScenarioResult:
-    harness_ledger = LedgerWriter(ledger_dir, "harness")
-    plans = plan_tasks(name, settings.tasks, settings.submit_rate, settings.task_min_s,
+def _fault_plan(ctx: _Context, rng: random.Random) -> FaultPlan:
+    world, fault = ctx.world, ctx.fault
+    fixed = {"broker": world.broker_service, "producer": world.producer_service}.get(fault.target)
+    return plan_fault(rng, fault.name, world.workers, ctx.settings.fault_after_started,
+                      fault.window(ctx.settings), fixed() if fixed else None)
+
+
+def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
+    world, settings, fault = ctx.world, ctx.settings, ctx.fault
+    harness_ledger = LedgerWriter(ctx.ledger_dir, "harness")
+    plans = plan_tasks(ctx.prefix, settings.tasks, settings.submit_rate, settings.task_min_s,
                        settings.task_max_s, rng)
-    fault_plan = plan_fault(rng, fault.name, world.workers, settings.fault_after_started,
-                            settings.fault_window_s)
+    fault_plan = _fault_plan(ctx, rng)
     workload = Workload(world.producer_url, plans, harness_ledger)
     started_at = world.clock()
     workload.start()
     trigger: Trigger | None = None
     fired_t = healed_t = None
+    revived: list[str] = []
     try:
         if fault.name != "none":
-            trigger = wait_for_trigger(fault_plan, ledger_dir, settings.ready_s)
+            trigger = wait_for_trigger(fault_plan, ctx.ledger_dir, settings.ready_s, ctx.prefix)
             fired_t = world.clock()
+            ctx.touched |= fault.touches(world, trigger.target)
             fault.inject(world, trigger.target)
             harness_ledger.write("fault", fault=fault.name, target=trigger.target,
-                                 in_flight=trigger.in_flight)
-            time.sleep(settings.fault_window_s)  # the fault window is the scenario's setting
+                                 in_flight=trigger.in_flight, task=None)
+            sleep_window(fault_plan.window_s)
             fault.heal(world, trigger.target)
+            revived = world.revive()  # a supervisor starts dead workers again
             healed_t = world.clock()
-            harness_ledger.write("healed", fault=fault.name, target=trigger.target)
+            harness_ledger.write("healed", fault=fault.name, target=trigger.target,
+                                 revived=revived)
     finally:
         workload_bound = len(plans) / settings.submit_rate + 60
         if not workload.join(workload_bound):
             workload.stop()
             raise WaitTimeout(f"submissions did not finish within {workload_bound:.0f}s")
-    phase("workload_and_fault")
+    ctx.phase("workload_and_fault")
 
-    drained = _drain(world, ledger_dir, settings.drain_s, settings.quiet_s)
-    phase("drain")
-    held = forensics.celery_redis_holdings(world.redis, settings.visibility_timeout_s)
-    contents = read_ledger([ledger_dir])
+    drained = _drain(ctx)
+    if not drained:
+        ctx.touched |= set(world.workers)
+    ctx.phase("drain")
+    assert world.broker is not None
+    held = world.broker.holdings(settings)
+    contents = read_ledger([ctx.ledger_dir])
+    records = of_scenario(contents.records, ctx.prefix)
     result = check(
-        contents.records, healed_t=healed_t, late_after_s=settings.late_after_s, in_broker=held,
+        records, healed_t=healed_t, late_after_s=settings.late_after_s, in_broker=held,
         truncated=contents.truncated, corrupt=contents.corrupt,
     )
-    phase("check")
-    judged, reason = verdict(result.counts, configuration.guarantee)
-    in_flight = (
-        in_flight_at(contents.records, trigger.target, fired_t)
-        if trigger is not None and fired_t is not None else []
-    )
+    ctx.phase("check")
+    judged, reason = verdict(result.counts, ctx.configuration.guarantee)
+    in_flight: list[str] = []
+    if trigger is not None and fired_t is not None:
+        in_flight = in_flight_at(records, None if fault_plan.fixed else trigger.target, fired_t)
     valid, validity = _validity(fault.name, trigger, in_flight, result.counts.submitted,
-                                settings.tasks)
+                                settings.tasks, result.counts.crashed_runs)
     anomalies: dict[str, list[str]] = {}
     for task in result.tasks:
         if task.outcome not in (Outcome.COMPLETED, Outcome.NOT_ENQUEUED):
             anomalies.setdefault(task.outcome.value, []).append(task.task)
-        if task.late:
-            anomalies.setdefault("late", []).append(task.task)
-        if task.re_executed:
-            anomalies.setdefault("re-executed", []).append(task.task)
-        if task.redelivered:
-            anomalies.setdefault("redelivered", []).append(task.task)
-    scenario = ScenarioResult(
-        scenario=name,
+        for flag in ("late", "re_executed", "redelivered"):
+            if getattr(task, flag):
+                anomalies.setdefault(flag.replace("_", "-"), []).append(task.task)
+    configuration = ctx.configuration
+    return ScenarioResult(
+        scenario=ctx.name,
         backend=configuration.backend,
         configuration=configuration.name,
         configuration_summary=configuration.summary,
         guarantee=configuration.guarantee.value,
         fault=fault.name,
         fault_description=fault.description,
-        seed=seed,
+        seed=ctx.seed,
         valid=valid,
         validity=validity,
         verdict=judged.value,
@@ -210,16 +229,16 @@ def _measure(
         fault_at_s=None if fired_t is None else round(fired_t - started_at, 2),
         healed_at_s=None if healed_t is None else round(healed_t - started_at, 2),
         drained=drained,
-        phase_s=phases,
+        phase_s=ctx.phases,
         anomalies=anomalies,
-        ledger_dir=str(ledger_dir),
-        replay=replay,
+        ledger_dir=str(ctx.ledger_dir),
+        replay=ctx.replay,
         settings=asdict(settings),
+        revived=revived,
     )
-    return scenario
 
 
-def _drain(world: World, ledger_dir: Path, deadline_s: float, quiet_s: float) -> bool:
+def _drain(ctx: _Context) -> bool:
     """Until nothing runs and the broker holds nothing, continuously for ``quiet_s``.
 
     Lost tasks never complete, so "every task completed" cannot be the condition. Quiet is: no
@@ -227,28 +246,31 @@ def _drain(world: World, ledger_dir: Path, deadline_s: float, quiet_s: float) ->
     because a message briefly lives only in a worker's memory (between BRPOP and its unacked
     entry, or between an early ack and the task's start).
     """
+    broker = ctx.world.broker
+    assert broker is not None
     quiet_since: list[float] = []
 
     def settled() -> bool:
-        snap = snapshot(ledger_dir)
-        quiet = not any(snap.running.values()) and forensics.celery_redis_empty(world.redis)
+        snap = snapshot(ctx.ledger_dir, ctx.prefix)
+        quiet = not any(snap.running.values()) and broker.empty()
         now = time.monotonic()
         if not quiet:
             quiet_since.clear()
             return False
         if not quiet_since:
             quiet_since.append(now)
-        return now - quiet_since[0] >= quiet_s
+        return now - quiet_since[0] >= ctx.settings.quiet_s
 
     try:
-        until(settled, what="the drain", timeout_s=deadline_s, interval_s=0.2)
+        until(settled, what="the drain", timeout_s=ctx.settings.drain_s, interval_s=0.2)
     except WaitTimeout:
         return False
     return True
 
 
 def _validity(
-    fault: str, trigger: Trigger | None, in_flight: list[str], submitted: int, planned: int
+    fault: str, trigger: Trigger | None, in_flight: list[str], submitted: int, planned: int,
+    crashed: int,
 ) -> tuple[bool, str]:
     """A scenario whose fault hit no running task measured nothing: it is invalid, re-run."""
     if submitted != planned:
@@ -257,6 +279,8 @@ def _validity(
         return True, "control run"
     if trigger is None or not in_flight:
         return False, "the fault fired while its target ran no task"
+    if fault == "crash-after-effect" and not crashed:
+        return False, "no task crashed after its side effect within the fault window"
     return True, f"fired at {trigger.target} with {len(in_flight)} tasks in flight"
 
 

@@ -19,9 +19,10 @@ from harness.waits import until
 @dataclass(frozen=True)
 class FaultPlan:
     fault: str
-    preferred_target: str
+    preferred_target: str  # a worker; or the broker / producer itself, when fixed
     after_started: int
     window_s: float
+    fixed: bool = False  # the target is not a worker: fire once any worker runs a task
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,13 @@ def seeded(seed: int, scenario: str) -> random.Random:
 
 
 def plan_fault(
-    rng: random.Random, fault: str, workers: list[str], after_started: int, window_s: float
+    rng: random.Random, fault: str, workers: list[str], after_started: int, window_s: float,
+    fixed_target: str | None = None,
 ) -> FaultPlan:
-    return FaultPlan(fault, rng.choice(sorted(workers)), after_started, window_s)
+    preferred = rng.choice(sorted(workers))  # drawn always, so the seed's stream stays the same
+    if fixed_target is not None:
+        return FaultPlan(fault, fixed_target, after_started, window_s, fixed=True)
+    return FaultPlan(fault, preferred, after_started, window_s)
 
 
 def choose_target(plan: FaultPlan, snap: Snapshot) -> Trigger | None:
@@ -47,6 +52,11 @@ def choose_target(plan: FaultPlan, snap: Snapshot) -> Trigger | None:
     if snap.started < plan.after_started:
         return None
     busy = {w: tasks for w, tasks in snap.running.items() if tasks}
+    if plan.fixed and busy:
+        every = sorted(t for tasks in busy.values() for t in tasks)
+        return Trigger(plan.preferred_target, every, snap.started)
+    if plan.fixed:
+        return None
     if plan.preferred_target in busy:
         target = plan.preferred_target
     elif busy:
@@ -56,11 +66,13 @@ def choose_target(plan: FaultPlan, snap: Snapshot) -> Trigger | None:
     return Trigger(target, sorted(busy[target]), snap.started)
 
 
-def wait_for_trigger(plan: FaultPlan, ledger_dir: Path, timeout_s: float) -> Trigger:
+def wait_for_trigger(
+    plan: FaultPlan, ledger_dir: Path, timeout_s: float, prefix: str = ""
+) -> Trigger:
     last: list[Snapshot] = []
 
     def probe() -> Trigger | None:
-        last[:] = [snapshot(ledger_dir)]
+        last[:] = [snapshot(ledger_dir, prefix)]
         return choose_target(plan, last[0])
 
     return until(

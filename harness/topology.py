@@ -28,7 +28,7 @@ TOP_KEYS = {"services", "networks"}
 NETWORK_KEYS = {"labels", "driver_opts"}
 SERVICE_KEYS = {
     "image", "build", "command", "entrypoint", "environment", "ports", "volumes", "networks",
-    "labels", "cap_add", "cap_drop",
+    "labels", "cap_add", "cap_drop", "profiles",
 }
 _VAR = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::-(?P<default>[^}]*))?\}")
 
@@ -63,10 +63,24 @@ class Service:
     network: str
     labels: dict[str, str]
     cap_add: list[str] = field(default_factory=list)
+    profiles: list[str] = field(default_factory=list)
 
     @property
     def role(self) -> str:
         return self.labels.get(ROLE, "")
+
+    @property
+    def backend(self) -> str | None:
+        """The backend (compose profile) this service belongs to; None when shared by all."""
+        return self.profiles[0] if self.profiles else None
+
+    @property
+    def runs_tasks(self) -> bool:
+        return self.role in ("worker", "app")
+
+    @property
+    def takes_submissions(self) -> bool:
+        return self.role in ("producer", "app")
 
     @property
     def proxy(self) -> str | None:
@@ -89,14 +103,40 @@ class Topology:
     services: dict[str, Service] = field(default_factory=dict)
     proxies: dict[str, ProxySpec] = field(default_factory=dict)
 
-    def by_role(self, role: str) -> list[Service]:
-        return [s for s in self.services.values() if s.role == role]
+    def by_role(self, role: str, backend: str | None = None) -> list[Service]:
+        return [s for s in self.services.values()
+                if s.role == role and (backend is None or s.backend == backend)]
 
-    def one(self, role: str) -> Service:
-        found = self.by_role(role)
+    def one(self, role: str, backend: str | None = None) -> Service:
+        found = self.by_role(role, backend)
         if len(found) != 1:
-            raise TopologyError(f"expected one service with role {role!r}, found {len(found)}")
+            where = f" in backend {backend}" if backend else ""
+            raise TopologyError(
+                f"expected one service with role {role!r}{where}, found {len(found)}")
         return found[0]
+
+    @property
+    def backends(self) -> list[str]:
+        return list(dict.fromkeys(s.backend for s in self.services.values() if s.backend))
+
+    def of_backend(self, backend: str) -> list[Service]:
+        """The backend's own services (not the shared ones), brokers first."""
+        own = [s for s in self.services.values() if s.backend == backend]
+        return sorted(own, key=lambda s: s.role != "broker")
+
+    def workers(self, backend: str) -> list[Service]:
+        return [s for s in self.of_backend(backend) if s.runs_tasks]
+
+    def submission_endpoint(self, backend: str) -> Service:
+        found = [s for s in self.of_backend(backend) if s.takes_submissions]
+        if len(found) != 1:
+            raise TopologyError(f"backend {backend}: expected one producer or app, found "
+                                f"{[s.name for s in found]}")
+        return found[0]
+
+    def broker(self, backend: str) -> Service | None:
+        found = self.by_role("broker", backend)
+        return found[0] if found else None
 
 
 def substitute(value: str, variables: Mapping[str, str]) -> str:
@@ -116,6 +156,12 @@ def substitute(value: str, variables: Mapping[str, str]) -> str:
 def variables_used(path: Path = COMPOSE_FILE) -> dict[str, str | None]:
     """Every ``${VAR}`` in the compose file, with its default."""
     return {m.group("name"): m.group("default") for m in _VAR.finditer(path.read_text())}
+
+
+def port_variables(path: Path = COMPOSE_FILE) -> dict[str, int]:
+    """The published-port knobs (``CHAOS_*_PORT``) and their defaults, from the compose file."""
+    return {name: int(default) for name, default in variables_used(path).items()
+            if name.endswith("_PORT") and default is not None}
 
 
 def load(variables: Mapping[str, str], path: Path = COMPOSE_FILE) -> Topology:
@@ -157,6 +203,9 @@ def _service(
             raise TopologyError(f"service {name}: {key} must be a list (exec form)")
         return [sub(v) for v in value]
 
+    profiles = raw.get("profiles") or []
+    if len(profiles) > 1:
+        raise TopologyError(f"service {name}: belongs to one backend (profile) at most")
     if raw.get("cap_drop") != ["ALL"]:
         raise TopologyError(f"service {name}: must drop every capability (cap_drop: [ALL]) and "
                             "add back only what it needs (cap_add)")
@@ -171,6 +220,7 @@ def _service(
         network=network,
         labels={k: sub(v) for k, v in (raw.get("labels") or {}).items()},
         cap_add=[str(c) for c in raw.get("cap_add") or []],
+        profiles=[str(p) for p in profiles],
     )
 
 

@@ -1,8 +1,10 @@
-"""The world a run measures: the topology's containers, its Toxiproxy and its broker, up and ready.
+"""The world a run measures: the topology's containers, its Toxiproxy and its brokers, up and ready.
 
-Shared services (broker, Toxiproxy, producer app) start once per run and are reset between
-scenarios; workers are started afresh for every scenario with that scenario's configuration, so no
-scenario inherits another's killed process, cut connection or queued message.
+Toxiproxy starts once per run. A backend's services (broker, producer, workers) start when its
+first scenario needs them and are stopped when the run moves on to another backend. Between
+scenarios the broker is emptied and the proxies healed; a container is reused when its spec is
+unchanged and no fault touched it, and started afresh otherwise, so no scenario inherits another's
+killed process, cut connection or queued message.
 """
 
 from __future__ import annotations
@@ -12,53 +14,47 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
-import redis
 import requests
 
 from harness import topology
+from harness.brokers import BROKERS, Broker
 from harness.containers import Cluster, reap_orphans
+from harness.ledger import LedgerWriter
 from harness.observe import snapshot
 from harness.proxies import ToxiproxyControl
+from harness.topology import Service
 from harness.waits import WaitTimeout, until
-
-PORT_VARIABLES = {
-    "CHAOS_REDIS_PORT": 16379,
-    "CHAOS_TOXIPROXY_PORT": 18474,
-    "CHAOS_PRODUCER_PORT": 18000,
-}
 
 
 class PortTaken(RuntimeError):
     """A port the topology publishes is already in use on 127.0.0.1."""
 
 
-@dataclass(frozen=True)
 class Ports:
-    redis: int
-    toxiproxy: int
-    producer: int
+    """The published ports (compose's ``CHAOS_*_PORT`` knobs), each overridable from the
+    environment."""
+
+    def __init__(self, values: Mapping[str, int]) -> None:
+        self.values = dict(values)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Ports:
         values = {}
-        for name, default in PORT_VARIABLES.items():
+        for name, default in topology.port_variables().items():
             text = env.get(name, str(default))
             if not text.isdigit() or not 1024 <= int(text) <= 65535:
                 raise ValueError(f"{name}={text!r}: expected a port number 1024..65535")
             values[name] = int(text)
-        return cls(*values.values())
+        return cls(values)
 
     def variables(self) -> dict[str, str]:
-        return dict(zip(PORT_VARIABLES, map(str, (self.redis, self.toxiproxy, self.producer)),
-                        strict=True))
+        return {name: str(port) for name, port in self.values.items()}
 
     def check_free(self) -> None:
-        for name, port in zip(PORT_VARIABLES, (self.redis, self.toxiproxy, self.producer),
-                              strict=True):
+        for name, port in self.values.items():
             with socket.socket() as probe:
                 # As a server binds: connections lingering in TIME-WAIT do not make it taken.
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -83,14 +79,17 @@ class World:
         self.variables = {**images, **ports.variables()}
         self.topology = topology.load(self.variables)
         self.cluster = Cluster(engine, self.topology, run_id)
+        self.run_id = run_id
         self.ports = ports
         self.ready_s = ready_s
-        self.proxies = ToxiproxyControl("127.0.0.1", ports.toxiproxy)
-        self.redis = redis.Redis(
-            host="127.0.0.1", port=ports.redis, socket_timeout=5, socket_connect_timeout=5
-        )
-        self.producer_url = f"http://127.0.0.1:{ports.producer}"
+        self.proxies = ToxiproxyControl("127.0.0.1", ports.values["CHAOS_TOXIPROXY_PORT"])
+        self.backend: str | None = None
+        self.broker: Broker | None = None
         self.ledger_dir: Path | None = None
+        self._running: dict[str, Service] = {}  # service -> the spec its container runs
+        self._dirty: set[str] = set()  # touched by a fault: start afresh next time
+        self._generation = 0
+        self._notes: LedgerWriter | None = None
 
     @staticmethod
     def clock() -> float:
@@ -98,83 +97,144 @@ class World:
 
     @property
     def workers(self) -> list[str]:
-        return [s.name for s in self.topology.by_role("worker")]
+        assert self.backend is not None, "no backend is active"
+        return [s.name for s in self.topology.workers(self.backend)]
+
+    @property
+    def producer_url(self) -> str:
+        assert self.backend is not None, "no backend is active"
+        endpoint = self.topology.submission_endpoint(self.backend)
+        return f"http://127.0.0.1:{endpoint.ports[0].host_port}"
 
     def proxy_of(self, service: str) -> str:
         proxy = self.topology.services[service].proxy
         if proxy is None:
-            raise LookupError(f"service {service} does not reach its broker through a proxy")
+            raise LookupError(f"service {service} does not reach a broker through a proxy")
         return proxy
+
+    def producer_service(self) -> str:
+        assert self.backend is not None
+        return self.topology.submission_endpoint(self.backend).name
+
+    def broker_service(self) -> str | None:
+        assert self.backend is not None
+        broker = self.topology.broker(self.backend)
+        return broker.name if broker else None
+
+    def mark_dirty(self, *services: str) -> None:
+        self._dirty.update(services)
 
     # -- shared services ----------------------------------------------------------------------
 
     def up(self) -> None:
         reap_orphans(self.cluster.engine)  # an orphan may hold our ports: reap before checking
         self.ports.check_free()
-        for role in ("broker", "proxy"):
-            self.cluster.start(self.topology.one(role))
-        self._wait(self._redis_answers, "Redis to answer PING", "broker")
-        self._wait(lambda: self._quiet(lambda: self.proxies.wait_ready(
-            self.topology.proxies.values())), "Toxiproxy and its proxies", "proxy")
-        self.cluster.start(self.topology.one("producer"))
-        self._wait(self._producer_healthy, "the producer app's /health", "producer")
+        proxy = self.topology.one("proxy")
+        self.cluster.start(proxy)
+        self._wait(lambda: _quietly(lambda: self.proxies.wait_ready(
+            self.topology.proxies.values())), "Toxiproxy and its proxies", proxy.name)
 
     def down(self) -> int:
-        self.redis.close()
+        if self.broker is not None:
+            self.broker.close()
         return self.cluster.teardown()
 
-    def _wait(self, probe: object, what: str, role: str) -> None:
-        service = self.topology.one(role).name
+    def _wait(self, probe: object, what: str, service: str) -> None:
         try:
             until(probe, what=what, timeout_s=self.ready_s, interval_s=0.2)  # type: ignore[arg-type]
         except WaitTimeout as exc:
             raise WaitTimeout(f"{exc}\n{self.cluster.logs(service)}") from exc
 
-    @staticmethod
-    def _quiet(call: object) -> bool:
-        try:
-            call()  # type: ignore[operator]
-        except Exception:
-            return False
-        return True
+    # -- per scenario ----------------------------------------------------------------------------
 
-    def _redis_answers(self) -> bool:
-        return self._quiet(self.redis.ping)
+    def begin_scenario(self, backend: str, variables: Mapping[str, str], run_dir: Path) -> Path:
+        """The backend's services running with the scenario's variables, its broker empty, every
+        proxy healed. Returns the ledger directory the workers write to."""
+        if backend not in BROKERS:
+            raise ValueError(f"no broker forensics for backend {backend!r}")
+        if self.backend != backend:
+            self._switch_to(backend)
+        self.proxies.reset()
+        wanted = topology.load({**self.variables, **variables,
+                                "CHAOS_LEDGER_HOST_DIR": str(self._ledger_dir(run_dir))})
+        services = self.topology.of_backend(backend)
+        stale = {s.name for s in services if self._stale(wanted.services[s.name])}
+        broker = self.broker_service()
+        if broker in stale:  # a new broker: everything connected to it starts afresh too
+            stale = {s.name for s in services}
+        if stale & set(self.workers):
+            # Fresh workers write to a fresh ledger directory: reused ones keep theirs.
+            self._generation += 1
+            wanted = topology.load({**self.variables, **variables,
+                                    "CHAOS_LEDGER_HOST_DIR": str(self._ledger_dir(run_dir))})
+            stale |= set(self.workers)
+        since = self.clock()
+        self.ledger_dir = self._ledger_dir(run_dir)
+        self.ledger_dir.mkdir(parents=True, exist_ok=True)
+        for service in services:  # brokers first
+            if service.name in stale:
+                self._start(wanted.services[service.name])
+                if service.role == "broker":
+                    self._wait_broker()
+        assert self.broker is not None
+        self._wait(self.broker.ready, f"the {backend} broker", broker or self.producer_service())
+        self.broker.reset()
+        for name in stale:
+            if self.topology.services[name].takes_submissions:
+                self._wait(self._producer_healthy, f"{name}'s /health", name)
+        for name in stale & set(self.workers):
+            self.wait_worker_ready(name, since)
+        self._dirty.clear()
+        return self.ledger_dir
+
+    def _ledger_dir(self, run_dir: Path) -> Path:
+        assert self.backend is not None
+        return run_dir / "ledger" / f"{self.backend}-{self._generation}"
+
+    def _stale(self, service: Service) -> bool:
+        return (
+            service.name in self._dirty
+            or self._running.get(service.name) != service
+            or not self.cluster.is_running(service.name)
+        )
+
+    def _start(self, service: Service) -> None:
+        self.cluster.start(service)
+        self._running[service.name] = service
+
+    def _wait_broker(self) -> None:
+        assert self.broker is not None
+        name = self.broker_service() or self.producer_service()
+        self._wait(self.broker.ready, f"the broker {name}", name)
+
+    def _switch_to(self, backend: str) -> None:
+        """Stop the previous backend's services (freeing memory and CPU), make this one's broker
+        client."""
+        if self.backend is not None:
+            for service in self.topology.of_backend(self.backend):
+                self.cluster.remove(service.name)
+                self._running.pop(service.name, None)
+        if self.broker is not None:
+            self.broker.close()
+        self.backend = backend
+        self._generation += 1
+        probe = self.topology.broker(backend) or self.topology.submission_endpoint(backend)
+        self.broker = BROKERS[backend](probe.ports[0].host_port)
+
+    def end_scenario(self, logs_dir: Path, touched: set[str]) -> None:
+        """Keep the logs; services a fault touched start afresh next time. Best effort on the
+        shared services: the next scenario's start checks them anyway."""
+        with contextlib.suppress(Exception):
+            self.cluster.save_logs(logs_dir)
+        self.mark_dirty(*touched)
+        with contextlib.suppress(Exception):
+            self.proxies.reset()
 
     def _producer_healthy(self) -> bool:
         try:
             return requests.get(f"{self.producer_url}/health", timeout=5).status_code == 200
         except requests.RequestException:
             return False
-
-    # -- per scenario ----------------------------------------------------------------------------
-
-    def begin_scenario(self, ledger_dir: Path, variables: Mapping[str, str]) -> None:
-        """Fresh workers with the scenario's configuration; healed proxies; an empty broker."""
-        for name in self.workers:
-            self.cluster.remove(name)
-        self.proxies.reset()
-        self.redis.flushall()
-        ledger_dir.mkdir(parents=True, exist_ok=True)
-        self.ledger_dir = ledger_dir
-        scenario_topology = topology.load(
-            {**self.variables, **variables, "CHAOS_LEDGER_HOST_DIR": str(ledger_dir)}
-        )
-        since = self.clock()
-        for name in self.workers:
-            self.cluster.start(scenario_topology.services[name])
-        for name in self.workers:
-            self.wait_worker_ready(name, since)
-
-    def end_scenario(self, logs_dir: Path) -> None:
-        """Best effort on the shared services (the next scenario's start checks them anyway);
-        the scenario's own workers are always removed."""
-        with contextlib.suppress(Exception):
-            self.cluster.save_logs(logs_dir)
-        for name in self.workers:
-            self.cluster.remove(name)
-        with contextlib.suppress(Exception):
-            self.proxies.reset()
 
     def wait_worker_ready(self, name: str, since: float) -> None:
         """Until the worker's ``worker_ready`` ledger record, written after ``since``."""
@@ -186,7 +246,47 @@ class World:
                 raise WaitTimeout(f"worker {name} exited while starting\n{self.cluster.logs(name)}")
             return snapshot(ledger_dir).ready.get(name, 0.0) > since
 
-        try:
-            until(ready, what=f"worker {name} to be ready", timeout_s=self.ready_s, interval_s=0.2)
-        except WaitTimeout as exc:
-            raise WaitTimeout(f"{exc}\n{self.cluster.logs(name)}") from exc
+        self._wait(ready, f"worker {name} to be ready", name)
+
+    def note(self, kind: str, **fields: object) -> None:
+        """A harness record in the scenario's ledger (what a fault did, when)."""
+        assert self.ledger_dir is not None
+        if self._notes is None or self._notes.directory != self.ledger_dir:
+            self._notes = LedgerWriter(self.ledger_dir, "harness-faults")
+        self._notes.write(kind, **fields)
+
+    def pid_running(self, worker: str) -> int:
+        """The pid (inside its container) of a process of ``worker`` running a task now."""
+        assert self.ledger_dir is not None
+        pids = snapshot(self.ledger_dir).running_pids.get(worker)
+        if not pids:
+            raise LookupError(f"{worker} runs no task now")
+        return pids[0]
+
+    def wait_exited(self, name: str) -> None:
+        self._wait(lambda: not self.cluster.is_running(name), f"{name} to exit", name)
+
+    def restart_broker(self) -> None:
+        name = self.broker_service()
+        assert name is not None
+        self.cluster.restart(name)
+        self._wait_broker()
+
+    def revive(self) -> list[str]:
+        """Start again every task-running container of the backend that is not running (killed,
+        crashed, shut down), as a supervisor would; returns their names."""
+        revived = [name for name in self.workers if not self.cluster.is_alive(name)]
+        since = self.clock()
+        for name in revived:
+            self.cluster.restart(name)
+        for name in revived:
+            self.wait_worker_ready(name, since)
+        return revived
+
+
+def _quietly(call: object) -> bool:
+    try:
+        call()  # type: ignore[operator]
+    except Exception:
+        return False
+    return True

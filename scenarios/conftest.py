@@ -11,21 +11,18 @@ import time
 
 import pytest
 
-from harness import matrix, report
+from harness import report
 from harness.matrix import CONFIGURATIONS
 from harness.run import Run
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if {"configuration", "fault"} <= set(metafunc.fixturenames):
-        config = metafunc.config
-        cases = matrix.with_self_proof(
-            [(c, f) for c in config.chaos_configs for f in config.chaos_faults]  # type: ignore[attr-defined]
-        )
-        metafunc.parametrize(
-            ("configuration", "fault"),
-            [pytest.param(CONFIGURATIONS[c], f, id=f"{c}-{f}") for c, f in cases],
-        )
+        cases = [
+            pytest.param(CONFIGURATIONS[c], f, id=f"{CONFIGURATIONS[c].backend}:{c}:{f}")
+            for c, f in metafunc.config.chaos_cases  # type: ignore[attr-defined]
+        ]
+        metafunc.parametrize(("configuration", "fault"), cases)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.faults import FAULTS
+from harness.faults import FAULTS, Fault
 from harness.matrix import CONFIGURATIONS, Settings
 from harness.scenario import ScenarioError, run_scenario
 from harness.world import World
@@ -20,9 +20,9 @@ from harness.world import World
 pytestmark = pytest.mark.container
 
 
-@pytest.mark.parametrize("service", ["toxiproxy", "redis"])
-def test_stuck_service_fails_clearly(world: World, tmp_path: Path, service: str) -> None:
-    container = world.cluster.container(service)
+def test_stuck_proxy_fails_clearly(world: World, tmp_path: Path) -> None:
+    world.begin_scenario("celery-redis", {}, tmp_path)  # the backend's services up
+    container = world.cluster.container("toxiproxy")
     assert container is not None
     container.pause()
     started = time.monotonic()
@@ -34,12 +34,44 @@ def test_stuck_service_fails_clearly(world: World, tmp_path: Path, service: str)
     finally:
         container.unpause()
     message = str(failure.value)
-    assert f"last 30 log lines of {service}" in message
+    assert "last 30 log lines of toxiproxy" in message
     assert "replay-command" in message
     assert time.monotonic() - started < 90
 
 
-class _FreezeWorkers:
+class _FreezeBroker(Fault):
+    name = "freeze-broker"
+    description = "the broker frozen mid-scenario (cgroup freezer) and left frozen"
+    target = "broker"
+
+    def inject(self, world: World, target: str) -> None:
+        container = world.cluster.container(target)
+        assert container is not None
+        container.pause()
+
+    def touches(self, world: World, target: str) -> set[str]:
+        return {target, *world.workers, world.producer_service()}
+
+
+def test_stuck_broker_fails_clearly(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(FAULTS, "freeze-broker", _FreezeBroker())
+    started = time.monotonic()
+    with pytest.raises(ScenarioError) as failure:
+        run_scenario(world, CONFIGURATIONS["acks-late-prefetch-1"], "freeze-broker",
+                     Settings(tasks=8, fault_after_started=1, fault_window_s=0.5, ready_s=15),
+                     1, tmp_path, "replay-command")
+    message = str(failure.value)
+    assert "last 30 log lines of redis" in message and "replay-command" in message
+    assert time.monotonic() - started < 120
+    # The frozen broker is replaced before the next scenario runs.
+    after = run_scenario(world, CONFIGURATIONS["acks-late-prefetch-1"], "none",
+                         Settings(tasks=6, fault_after_started=1), 1, tmp_path, "n/a")
+    assert after.valid and after.counts["completed"] == 6
+
+
+class _FreezeWorkers(Fault):
     name = "freeze-workers"
     description = "every worker frozen (cgroup freezer) and left frozen"
 
@@ -51,6 +83,9 @@ class _FreezeWorkers:
 
     def heal(self, world: World, target: str) -> None:
         return None  # left frozen: the drain must end by its deadline
+
+    def touches(self, world: World, target: str) -> set[str]:
+        return set(world.workers)
 
 
 def test_frozen_workers_leave_tasks_stuck(
@@ -70,11 +105,15 @@ def test_frozen_workers_leave_tasks_stuck(
     assert result.verdict in ("inconclusive", "VIOLATED")
     assert any("visibility_timeout" in where or "queued" in where
                for where in result.stuck_locations)
-    assert all(world.cluster.container(w) is None for w in world.workers)
+    # The frozen workers are replaced before the next scenario runs.
+    after = run_scenario(world, CONFIGURATIONS["acks-late-prefetch-1"], "none",
+                         Settings(tasks=6, fault_after_started=1), 3, tmp_path, "n/a")
+    assert after.valid and after.counts["completed"] == 6
 
 
-def test_least_privilege(world: World) -> None:
-    for name in ("redis", "toxiproxy", "producer"):
+def test_least_privilege(world: World, tmp_path: Path) -> None:
+    world.begin_scenario("celery-redis", {}, tmp_path)
+    for name in ("redis", "toxiproxy", "producer", *world.workers):
         container = world.cluster.container(name)
         assert container is not None
         host = container.attrs["HostConfig"]

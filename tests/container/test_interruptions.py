@@ -20,18 +20,18 @@ import docker
 import pytest
 
 from harness import containers
-from harness.faults import FAULTS
+from harness.faults import FAULTS, Fault
 from harness.ledger import read_ledger
 from harness.matrix import CONFIGURATIONS, Settings
-from harness.scenario import run_scenario
-from harness.topology import ROOT
+from harness.scenario import ScenarioError, run_scenario
+from harness.topology import ROOT, port_variables
 from harness.waits import until
 from harness.world import World
 
 pytestmark = pytest.mark.container
 
-CHILD_PORTS = {"CHAOS_REDIS_PORT": "26390", "CHAOS_TOXIPROXY_PORT": "28490",
-               "CHAOS_PRODUCER_PORT": "28090"}
+# The child's own ports: next to the defaults, clear of this session's.
+CHILD_PORTS = {name: str(port + 100) for name, port in port_variables().items()}
 
 
 def _main_job(tmp_path: Path, faults: str = "none") -> subprocess.Popen[bytes]:
@@ -109,7 +109,7 @@ def test_sigkilled_harness_is_reaped_by_the_next_run(
     assert containers.owned_by_process(engine_, child.pid) == []
 
 
-class _Boom:
+class _Boom(Fault):
     name = "boom"
     description = "a fault whose injection raises"
 
@@ -120,13 +120,20 @@ class _Boom:
         return None
 
 
-def test_exception_inside_a_fault_removes_the_scenarios_workers(
+def test_exception_inside_a_fault_fails_clearly_and_the_next_scenario_starts_afresh(
     world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(FAULTS, "boom", _Boom())
+    configuration = CONFIGURATIONS["acks-early-prefetch-1"]
     started = time.monotonic()
-    with pytest.raises(RuntimeError, match="injected failure"):
-        run_scenario(world, CONFIGURATIONS["acks-early-prefetch-1"], "boom",
-                     Settings(tasks=12, fault_after_started=2), 1, tmp_path, "n/a")
-    assert all(world.cluster.container(w) is None for w in world.workers)
+    with pytest.raises(ScenarioError, match="injected failure") as failure:
+        run_scenario(world, configuration, "boom", Settings(tasks=12, fault_after_started=2), 1,
+                     tmp_path, "n/a")
+    assert "last 30 log lines of worker1" in str(failure.value)
     assert time.monotonic() - started < 120
+    before = {w: world.cluster.container(w).id for w in world.workers}  # type: ignore[union-attr]
+    result = run_scenario(world, configuration, "none", Settings(tasks=6, fault_after_started=1), 1,
+                          tmp_path, "n/a")
+    assert result.valid and result.counts["completed"] == 6
+    after = {w: world.cluster.container(w).id for w in world.workers}  # type: ignore[union-attr]
+    assert all(before[w] != after[w] for w in before), "workers a failed fault touched are new"

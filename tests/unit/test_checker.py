@@ -223,6 +223,67 @@ def test_tasks_come_out_sorted_and_once_each() -> None:
     assert [t.task for t in check(records).tasks] == ["a", "b"]
 
 
+# -- idempotency keys and injected crashes ------------------------------------------------------
+
+
+def deduplicated(task: str, t: float = 2.0, execution: str | None = None) -> Record:
+    return {"kind": "deduplicated", "task": task, "execution": execution or f"{task}@{t}",
+            "t": t, "worker": "worker1"}
+
+
+def crashing(task: str, t: float = 2.0, execution: str | None = None) -> Record:
+    return {"kind": "crashing", "task": task, "execution": execution or f"{task}@{t}", "t": t,
+            "worker": "worker1"}
+
+
+def test_deduplicated_and_crashed_runs_are_counted() -> None:
+    records = [
+        submission("a"), started("a", 1.0, "a1"), completed("a", 2.0, "a1"),
+        crashing("a", 2.0, "a1"), started("a", 5.0, "a2"), deduplicated("a", 6.0, "a2"),
+        submission("b"), started("b", 1.0, "b1"), completed("b", 2.0, "b1"),
+        started("b", 3.0, "b2"), deduplicated("b", 4.0, "b2"),
+        started("b", 5.0, "b3"), deduplicated("b", 6.0, "b3"),
+        *run("c", 1.0, 2.0),
+    ]
+    c = check(records).counts
+    assert (c.deduplicated_runs, c.crashed_runs) == (3, 1)
+    assert check(run("c", 1.0, 2.0)).counts.deduplicated_runs == 0
+    assert check(run("c", 1.0, 2.0)).counts.crashed_runs == 0
+
+
+def test_completed_then_deduplicated_is_completed_and_re_executed_not_duplicated() -> None:
+    # The first run did the side effect; its redelivery found the idempotency key taken.
+    records = [submission("t1"), started("t1", 1.0, "e1"), completed("t1", 2.0, "e1"),
+               started("t1", 20.0, "e2"), deduplicated("t1", 21.0, "e2")]
+    result = check(records, healed_t=10.0)
+    task = only(result, "t1")
+    assert task.outcome is Outcome.COMPLETED
+    assert (task.starts, task.completions, task.re_executed, task.redelivered) == (2, 1, True,
+                                                                                    True)
+    assert task.first_completed_t == 2.0
+    c = result.counts
+    assert (c.completed, c.duplicated, c.extra_executions, c.re_executed) == (1, 0, 0, 1)
+    assert c.deduplicated_runs == 1
+    assert verdict(c, Guarantee.EFFECTIVELY_ONCE)[0] is Verdict.HOLDS
+
+
+def test_deduplicated_alone_is_no_completion() -> None:
+    # Without a completed record the side effect never happened here: the task is lost.
+    result = check([submission("t1"), started("t1", 1.0), deduplicated("t1", 2.0)])
+    assert only(result, "t1").outcome is Outcome.LOST
+    assert result.counts.deduplicated_runs == 1
+
+
+def test_crash_after_effect_then_redelivery_is_duplicated() -> None:
+    # acks late: the process died after the side effect, before the ack; the task ran again.
+    records = [submission("t1"), started("t1", 1.0, "e1"), completed("t1", 2.0, "e1"),
+               crashing("t1", 2.0, "e1"), started("t1", 20.0, "e2"), completed("t1", 21.0, "e2")]
+    c = check(records).counts
+    assert (c.duplicated, c.extra_executions, c.re_executed, c.crashed_runs) == (1, 1, 1, 1)
+    assert verdict(c, Guarantee.AT_LEAST_ONCE)[0] is Verdict.HOLDS
+    assert verdict(c, Guarantee.AT_MOST_ONCE)[0] is Verdict.VIOLATED
+
+
 # -- late and recovery ------------------------------------------------------------------------
 
 

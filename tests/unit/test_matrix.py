@@ -11,19 +11,24 @@ import pytest
 from harness import faults
 from harness.checker import Guarantee
 from harness.matrix import (
+    BACKEND_TITLES,
     BACKENDS,
     CONFIGURATIONS,
-    FAULTS,
+    DEFAULT_PAIRS,
+    PROOF_LOSS,
     MatrixError,
     Settings,
     backend,
+    cases,
     configuration,
     fault,
+    fault_names,
     select,
     with_self_proof,
 )
 
 SETTING_NAMES = sorted(f.name for f in fields(Settings))
+FAULTS = fault_names()  # the catalogue lives in harness/faults.py
 
 
 def test_defaults_are_valid() -> None:
@@ -50,6 +55,7 @@ def test_matrix_error_is_a_value_error() -> None:
         ({"fault_after_started": 41}, "fault_after_started=41 (valid: 1..tasks=40)"),
         ({"tasks": 5}, "fault_after_started=8 (valid: 1..tasks=5)"),
         ({"fault_window_s": -1.0}, "fault_window_s=-1.0 (valid: 0..3600)"),
+        ({"stop_window_s": 3601.0}, "stop_window_s=3601.0 (valid: 0..3600)"),
         ({"late_after_s": 3600.5}, "late_after_s=3600.5 (valid: 0..3600)"),
         ({"drain_s": -0.5}, "drain_s=-0.5 (valid: 0..3600)"),
         ({"quiet_s": 4000.0}, "quiet_s=4000.0 (valid: 0..3600)"),
@@ -203,8 +209,8 @@ def test_fault_lookup() -> None:
     for name in FAULTS:
         assert fault(name) == name
     with pytest.raises(MatrixError) as raised:
-        fault("sigterm-worker")
-    assert str(raised.value) == f"unknown fault 'sigterm-worker'; valid: {', '.join(FAULTS)}"
+        fault("sigterm-broker")
+    assert str(raised.value) == f"unknown fault 'sigterm-broker'; valid: {', '.join(FAULTS)}"
 
 
 def test_backend_lookup() -> None:
@@ -219,23 +225,61 @@ def test_backend_lookup() -> None:
 
 
 def test_matrix_faults_are_exactly_the_registered_faults() -> None:
-    assert set(FAULTS) == set(faults.FAULTS)
+    assert tuple(faults.FAULTS) == FAULTS
+    assert FAULTS[0] == "none"  # the control comes first in run order
     for name, registered in faults.FAULTS.items():
         assert registered.name == name
 
 
-def test_configurations_claim_what_celery_documents() -> None:
-    assert len(CONFIGURATIONS) == 4
+def test_every_backend_has_a_title_and_configurations() -> None:
+    assert set(BACKEND_TITLES) == set(BACKENDS)
+    assert {c.backend for c in CONFIGURATIONS.values()} == set(BACKENDS)
     for name, config in CONFIGURATIONS.items():
+        assert config.name == name
+        assert config.summary
+        for variable in config.env():
+            assert variable.startswith("CHAOS_"), (name, variable)
+
+
+def test_celery_configurations_claim_what_celery_documents() -> None:
+    celery = [c for c in CONFIGURATIONS.values() if c.backend == "celery-redis"]
+    assert len(celery) >= 4
+    for config in celery:
         env = config.env()
-        assert config.backend in BACKENDS
-        assert set(env) == {"CHAOS_ACKS_LATE", "CHAOS_REJECT_ON_WORKER_LOST",
-                            "CHAOS_PREFETCH_MULTIPLIER"}
-        late = name.startswith("acks-late")
-        assert env["CHAOS_ACKS_LATE"] == env["CHAOS_REJECT_ON_WORKER_LOST"] == str(late).lower()
-        assert config.guarantee is (Guarantee.AT_LEAST_ONCE if late else Guarantee.AT_MOST_ONCE)
-        assert name.endswith(f"-prefetch-{env['CHAOS_PREFETCH_MULTIPLIER']}")
-        assert f"worker_prefetch_multiplier={env['CHAOS_PREFETCH_MULTIPLIER']}" in config.summary
+        late = config.name.startswith("acks-late")
+        assert config.name.startswith(("acks-early", "acks-late")), config.name
+        assert env.get("CHAOS_ACKS_LATE", "false") == str(late).lower(), config.name
+        if late:
+            assert config.guarantee is (Guarantee.EFFECTIVELY_ONCE
+                                        if env.get("CHAOS_IDEMPOTENT") == "true"
+                                        else Guarantee.AT_LEAST_ONCE), config.name
+            expected = "false" if "no-reject" in config.name else "true"
+            assert env["CHAOS_REJECT_ON_WORKER_LOST"] == expected, config.name
+        else:
+            assert config.guarantee is Guarantee.AT_MOST_ONCE, config.name
+            assert env.get("CHAOS_REJECT_ON_WORKER_LOST", "false") == "false", config.name
+        prefetch = env["CHAOS_PREFETCH_MULTIPLIER"]
+        if "-prefetch-" in config.name:
+            assert config.name.endswith(f"-prefetch-{prefetch}"), config.name
+        assert f"worker_prefetch_multiplier={prefetch}" in config.summary or \
+            f"prefetch {prefetch}" in config.summary, config.name
+
+
+def test_arq_and_fastapi_configurations_claim_what_they_document() -> None:
+    claims = {
+        "arq-defaults": Guarantee.AT_LEAST_ONCE,  # pessimistic execution: retried
+        "arq-max-tries-1": Guarantee.AT_MOST_ONCE,  # no retry
+        "arq-idempotent": Guarantee.EFFECTIVELY_ONCE,
+        "fastapi-graceful-10": Guarantee.AT_MOST_ONCE,  # in memory, fire and forget
+        "fastapi-graceful-1": Guarantee.AT_MOST_ONCE,
+    }
+    for name, guarantee in claims.items():
+        assert CONFIGURATIONS[name].guarantee is guarantee, name
+    assert CONFIGURATIONS["arq-max-tries-1"].env() == {"CHAOS_ARQ_MAX_TRIES": "1"}
+    assert CONFIGURATIONS["arq-idempotent"].env() == {"CHAOS_IDEMPOTENT": "true"}
+    for seconds in ("10", "1"):
+        assert CONFIGURATIONS[f"fastapi-graceful-{seconds}"].env() == {
+            "CHAOS_GRACEFUL_SHUTDOWN_S": seconds}
 
 
 # -- self-proof cases -------------------------------------------------------------------------
@@ -267,3 +311,121 @@ def test_self_proof_cases_are_all_in_the_matrix() -> None:
     for config, fault_name in with_self_proof([(c, f) for c in CONFIGURATIONS for f in FAULTS]):
         assert config in CONFIGURATIONS
         assert fault_name in FAULTS
+
+
+# -- cases: what a run runs -------------------------------------------------------------------
+
+ALL = list(BACKENDS)
+
+
+def backend_of(case: tuple[str, str]) -> str:
+    return CONFIGURATIONS[case[0]].backend
+
+
+def test_default_matrix_has_a_control_for_every_configuration() -> None:
+    chosen = cases(ALL, None, None)
+    for name in CONFIGURATIONS:
+        assert (name, "none") in chosen, name
+    assert len(chosen) == len(set(chosen))
+
+
+def test_default_matrix_is_every_default_pair_and_the_self_proof() -> None:
+    chosen = cases(ALL, None, None)
+    assert PROOF_LOSS in chosen
+    pairs = {(c, f) for f, names in DEFAULT_PAIRS.items() for c in names}
+    controls = {(c, "none") for c in CONFIGURATIONS}
+    assert set(chosen) == pairs | controls
+
+
+def test_cases_are_grouped_by_backend_in_backends_order() -> None:
+    chosen = cases(ALL, None, None)
+    order = [BACKENDS.index(backend_of(c)) for c in chosen]
+    assert order == sorted(order)
+    assert list(dict.fromkeys(backend_of(c) for c in chosen)) == ALL
+    # ... then by configuration, each configuration's control first
+    configs = list(CONFIGURATIONS)
+    keys = [configs.index(c) for c, _ in chosen]
+    assert keys == sorted(keys)
+    for name in CONFIGURATIONS:
+        assert next(f for c, f in chosen if c == name) == "none", name
+
+
+def test_one_backend_runs_its_own_cases_and_the_self_proof() -> None:
+    chosen = cases(["arq"], None, None)
+    assert PROOF_LOSS in chosen and (PROOF_LOSS[0], "none") in chosen
+    others = {c for c in chosen if backend_of(c) != "arq"}
+    assert others == {PROOF_LOSS, (PROOF_LOSS[0], "none")}
+    arq = {c for c in chosen if backend_of(c) == "arq"}
+    assert arq == {c for c in cases(ALL, None, None) if backend_of(c) == "arq"}
+
+
+def test_configs_alone_narrow_the_default_matrix() -> None:
+    late = "acks-late-prefetch-1"
+    chosen = cases(ALL, [late], None)
+    mine = [f for c, f in chosen if c == late]
+    expected = ["none", *[f for f in FAULTS if late in DEFAULT_PAIRS.get(f, ())]]
+    assert mine == expected
+    assert set(chosen) - {(late, f) for f in mine} == {PROOF_LOSS, (PROOF_LOSS[0], "none")}
+
+
+def test_configs_alone_with_no_default_fault_still_run_the_control() -> None:
+    chosen = cases(ALL, ["fastapi-graceful-1"], None)
+    assert ("fastapi-graceful-1", "none") in chosen
+    assert ("fastapi-graceful-1", "sigterm-worker") in chosen
+
+
+def test_faults_alone_narrow_the_default_matrix() -> None:
+    chosen = cases(ALL, None, ["sigterm-worker"])
+    faulted = {c for c, f in chosen if f == "sigterm-worker"}
+    assert faulted == set(DEFAULT_PAIRS["sigterm-worker"])
+    # every configuration that runs gets its control, and the self-proof runs
+    assert {c for c, f in chosen if f == "none"} == faulted | {PROOF_LOSS[0]}
+    assert {f for _, f in chosen} == {"none", "sigterm-worker", "sigkill-worker"}
+    assert [c for c, f in chosen if f == "sigkill-worker"] == [PROOF_LOSS[0]]
+
+
+def test_faults_none_alone_is_every_control() -> None:
+    chosen = cases(ALL, None, ["none"])
+    assert {(c, "none") for c in CONFIGURATIONS} <= set(chosen)
+
+
+def test_configs_and_faults_give_the_cross_product() -> None:
+    configs = ["acks-late-prefetch-4", "arq-defaults"]
+    named = ["sigstop-worker", "cut-worker-broker"]
+    chosen = cases(ALL, configs, named)
+    product = {(c, f) for c in configs for f in named}
+    assert product <= set(chosen)
+    assert set(chosen) - product == {(c, "none") for c in configs} | {
+        PROOF_LOSS, (PROOF_LOSS[0], "none")}
+    # including pairs the default matrix does not hold
+    assert ("acks-late-prefetch-4", "sigstop-worker") not in cases(ALL, None, None)
+
+
+def test_an_inapplicable_explicit_pair_is_an_error_naming_it() -> None:
+    with pytest.raises(MatrixError) as raised:
+        cases(ALL, ["fastapi-graceful-10"], ["cut-worker-broker"])
+    message = str(raised.value)
+    assert "cut-worker-broker" in message and "fastapi-graceful-10" in message
+    with pytest.raises(MatrixError, match=r"sigkill-pool-child.*acks-late-threads"):
+        cases(ALL, ["acks-late-threads"], ["sigkill-pool-child"])
+
+
+def test_a_selection_that_leaves_nothing_is_an_error() -> None:
+    with pytest.raises(MatrixError, match="names no scenario"):
+        cases(["fastapi"], None, ["broker-sigkill"])
+
+
+def test_default_pairs_name_existing_configurations_and_faults_that_apply() -> None:
+    assert set(DEFAULT_PAIRS) <= set(FAULTS)
+    assert "none" not in DEFAULT_PAIRS  # every configuration gets its control anyway
+    for fault_name, names in DEFAULT_PAIRS.items():
+        assert names, fault_name
+        assert len(names) == len(set(names)), fault_name
+        for name in names:
+            assert name in CONFIGURATIONS, (fault_name, name)
+            config = CONFIGURATIONS[name]
+            assert faults.FAULTS[fault_name].applies(config.backend, config), (fault_name, name)
+
+
+def test_every_fault_meets_some_configuration_by_default() -> None:
+    assert set(DEFAULT_PAIRS) == set(FAULTS) - {"none"}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
-from harness.ledger import LedgerWriter
-from harness.observe import Snapshot, in_flight_at, snapshot
+import pytest
+
+from harness.ledger import LedgerWriter, encode
+from harness.observe import Snapshot, in_flight_at, of_scenario, snapshot
 
 
 def test_empty_or_missing_ledger(tmp_path: Path) -> None:
@@ -102,6 +106,96 @@ def test_damaged_records_are_skipped_by_the_snapshot(tmp_path: Path) -> None:
     assert snapshot(tmp_path).running == {"worker1": ["x"]}
 
 
+# -- one scenario among several in a shared ledger ---------------------------------------------
+
+A, B = "celery-redis.acks-late-prefetch-1.none", "celery-redis.acks-late-prefetch-1.sigkill-worker"
+
+
+def test_of_scenario_keeps_untagged_records_and_the_prefixes() -> None:
+    records: list[dict[str, Any]] = [
+        {"kind": "worker_ready", "worker": "worker1", "t": 0.0},
+        {"kind": "fault", "fault": "sigkill-worker", "task": None, "t": 0.5},
+        {"kind": "submission", "task": f"{A}.00000", "outcome": "ok", "t": 1.0},
+        {"kind": "submission", "task": f"{B}.00000", "outcome": "ok", "t": 2.0},
+        {"kind": "started", "task": f"{B}.00000", "execution": "e", "t": 3.0},
+    ]
+    assert of_scenario(records, A) == records[:3]
+    assert of_scenario(records, B) == [*records[:2], *records[3:]]
+    assert of_scenario(records, "") == records  # no prefix: everything
+
+
+def test_snapshot_of_a_prefix_ignores_other_scenarios(tmp_path: Path) -> None:
+    harness = LedgerWriter(tmp_path, "harness")
+    worker = LedgerWriter(tmp_path, "worker")
+    worker.write("worker_ready", worker="worker1", t=1.0)
+    # the previous scenario on the same (reused) worker
+    harness.write("submission", task=f"{A}.00000", outcome="ok", t=2.0)
+    worker.write("started", task=f"{A}.00000", execution="a0", worker="worker1", t=3.0)
+    worker.write("started", task=f"{A}.00001", execution="a1", worker="worker1", t=3.5)
+    worker.write("completed", task=f"{A}.00000", execution="a0", worker="worker1", t=4.0)
+    # this scenario
+    harness.write("submission", task=f"{B}.00000", outcome="ok", t=5.0)
+    worker.write("started", task=f"{B}.00000", execution="b0", worker="worker1", t=6.0)
+
+    snap = snapshot(tmp_path, B)
+    assert snap.started == 1
+    assert snap.submitted_ok == {f"{B}.00000"}
+    assert snap.completed == set()
+    assert snap.running == {"worker1": [f"{B}.00000"]}
+    assert snap.ready == {"worker1": 1.0}  # worker_ready carries no task: kept
+    whole = snapshot(tmp_path)
+    assert whole.started == 3
+    assert whole.running == {"worker1": [f"{A}.00001", f"{B}.00000"]}
+
+
+def test_running_pids_are_those_of_the_executions_in_flight(tmp_path: Path) -> None:
+    records = [
+        {"kind": "worker_ready", "worker": "worker1", "t": 1.0},
+        {"kind": "worker_ready", "worker": "worker2", "t": 1.0},
+        {"kind": "started", "task": "a", "execution": "ea", "worker": "worker1", "pid": 11,
+         "t": 2.0},
+        {"kind": "started", "task": "b", "execution": "eb", "worker": "worker1", "pid": 12,
+         "t": 2.1},
+        {"kind": "started", "task": "c", "execution": "ec", "worker": "worker2", "pid": 21,
+         "t": 2.2},
+        {"kind": "started", "task": "d", "execution": "ed", "worker": "worker2", "pid": 22,
+         "t": 2.3},
+        {"kind": "completed", "task": "c", "execution": "ec", "worker": "worker2", "pid": 21,
+         "t": 3.0},
+    ]
+    write_records(tmp_path, records)
+    snap = snapshot(tmp_path)
+    assert snap.running == {"worker1": ["a", "b"], "worker2": ["d"]}
+    assert snap.running_pids == {"worker1": [11, 12], "worker2": [22]}
+
+
+def test_running_pids_come_from_the_writers_own_pid(tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("started", task="x", execution="ex", worker="worker1")
+    assert snapshot(tmp_path).running_pids == {"worker1": [os.getpid()]}
+
+
+@pytest.mark.parametrize("ending", ["completed", "deduplicated", "crashing"])
+def test_completed_deduplicated_or_crashing_ends_an_execution(tmp_path: Path,
+                                                             ending: str) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("worker_ready", worker="worker1", t=1.0)
+    writer.write("started", task="x", execution="ex", worker="worker1", t=2.0)
+    writer.write("started", task="y", execution="ey", worker="worker1", t=2.5)
+    writer.write(ending, task="x", execution="ex", worker="worker1", t=3.0)
+    snap = snapshot(tmp_path)
+    assert snap.running == {"worker1": ["y"]}
+    assert snap.running_pids == {"worker1": [os.getpid()]}
+    assert in_flight_at(snap.records, "worker1", 3.5) == ["y"]
+    if ending != "crashing":  # done once its side effect, or its key, says so
+        assert snap.completed == {"x"}
+
+
+def write_records(directory: Path, records: list[dict[str, Any]]) -> None:
+    """Records with fields of our choosing (pid included), in the ledger's own format."""
+    (directory / "hand-written.ledger").write_bytes(b"".join(encode(r) for r in records))
+
+
 # -- in_flight_at: the ground truth of whether a fault at t landed mid-task ------------------
 
 RECORDS = [
@@ -134,3 +228,15 @@ def test_in_flight_at_ignores_the_trigger_snapshot_when_the_task_finished_since(
     assert snapshot(tmp_path).running == {"worker1": ["b"]}
     writer.write("completed", task="b", execution="eb", worker="worker1", t=2.9)
     assert in_flight_at(snapshot(tmp_path).records, "worker1", 3.0) == []
+
+
+def test_a_killed_process_ends_its_execution(tmp_path: Path) -> None:
+    """A pool child SIGKILLed by a fault never writes completed: the harness's process_killed
+    record ends its execution, so the drain does not wait for it (other processes unaffected)."""
+    worker = LedgerWriter(tmp_path, "worker")
+    worker.write("worker_ready", worker="w1")
+    worker.write("started", task="s.1", execution="e1", worker="w1", pid=8)
+    worker.write("started", task="s.2", execution="e2", worker="w1", pid=9)
+    assert sorted(snapshot(tmp_path, "s.").running["w1"]) == ["s.1", "s.2"]
+    LedgerWriter(tmp_path, "harness").write("process_killed", worker="w1", killed_pid=8)
+    assert snapshot(tmp_path, "s.").running["w1"] == ["s.2"]

@@ -1,4 +1,7 @@
-"""harness/report.py: the self-proof, the markdown and the JSON a CI job gates on."""
+"""harness/report.py: the self-proof, the markdown and the JSON a CI job gates on.
+
+The explanations the report quotes are tested in test_explain.py.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.checker import Counts
+from harness.faults import FAULTS
 from harness.matrix import Settings, configuration
-from harness.report import COLUMNS, Proof, explain, render, self_proof, write
+from harness.report import COLUMNS, Proof, render, self_proof, write
 from harness.scenario import ScenarioResult
 
 EARLY = "acks-early-prefetch-1"
 EARLY4 = "acks-early-prefetch-4"
 LATE = "acks-late-prefetch-1"
 
-DESCRIPTIONS = {
-    "none": "no fault: the control run",
-    "sigkill-worker": "SIGKILL of a whole worker mid-task",
-    "cut-worker-broker": "the worker's broker connection cut through Toxiproxy",
-}
+DESCRIPTIONS = {name: fault.description for name, fault in FAULTS.items()}
 
 
 def result(
@@ -162,56 +162,6 @@ def test_proof_of_nothing_is_invalid() -> None:
     ])
 
 
-# -- explanations -----------------------------------------------------------------------------
-
-
-def test_explain_acks_early_loss_names_the_setting() -> None:
-    (line,) = explain(good_run()[2])
-    assert line.startswith("3 lost: they were running on worker1 when it was SIGKILLed")
-    assert "task_acks_late=True" in line
-
-
-def test_explain_duplicates_under_a_cut_name_the_visibility_timeout() -> None:
-    r = result(LATE, "cut-worker-broker", target="worker1", duplicated=2, extra_executions=2,
-               re_executed=2)
-    (line,) = explain(r)
-    assert line.startswith("2 duplicated (2 extra executions)")
-    assert "visibility timeout (15s)" in line
-
-
-def test_explain_re_executions_stuck_late_submissions_and_truncation() -> None:
-    r = result(LATE, "sigkill-worker", target="worker1", re_executed=3, duplicated=1,
-               extra_executions=1, stuck=2, late=4, indeterminate=1, failed=2, recovered=1,
-               truncated_records=1, recovery_s=9.5, stuck_locations={"unacked": 2})
-    text = " ".join(explain(r))
-    assert "2 re-executed without a duplicate effect" in text
-    assert "2 stuck at the drain deadline: 2 unacked." in text
-    assert ("4 late: completed more than 5.0s after the fault healed; the last redelivered task "
-            "completed 9.5s after healing.") in text
-    assert "1 indeterminate and 2 failed submissions, 1 of them completed anyway" in text
-    assert "1 truncated ledger records" in text
-
-
-def test_explain_late_without_recovery_time() -> None:
-    (line,) = explain(result(LATE, "cut-worker-broker", late=2))
-    assert line == "2 late: completed more than 5.0s after the fault healed."
-
-
-def test_explain_redelivered_before_first_start_names_prefetch() -> None:
-    r = result(LATE, "sigkill-worker", target="worker1", re_executed=1, redelivered=4)
-    text = " ".join(explain(r))
-    assert "1 re-executed without a duplicate effect" in text
-    assert "3 redelivered before their first start" in text
-    assert "visibility timeout (15s)" in text
-    assert "`worker_prefetch_multiplier`" in text
-    assert "redelivered before" not in " ".join(
-        explain(result(LATE, "sigkill-worker", re_executed=2, redelivered=2)))
-
-
-def test_explain_nothing_for_a_clean_run() -> None:
-    assert explain(result(EARLY, "none", completed=40)) == []
-
-
 # -- markdown ---------------------------------------------------------------------------------
 
 
@@ -225,20 +175,50 @@ def test_render_has_header_seed_replay_and_valid_banner() -> None:
     assert "INVALID" not in text
 
 
-def test_render_summary_table_has_a_row_per_scenario() -> None:
+def test_render_summary_is_a_grid_per_backend() -> None:
     results = good_run()
     results[3].verdict = "VIOLATED"
     text = render(results, **META)
     lines = text.splitlines()
-    header = lines.index("| backend | configuration | claims | fault | verdict |")
-    assert lines[header + 1] == "|---|---|---|---|---|"
-    rows = lines[header + 2: header + 2 + len(results)]
-    assert rows == [
-        f"| Celery on Redis | {EARLY} | at-most-once | none | holds |",
-        f"| Celery on Redis | {LATE} | at-least-once | none | holds |",
-        f"| Celery on Redis | {EARLY} | at-most-once | sigkill-worker | holds |",
-        f"| Celery on Redis | {LATE} | at-least-once | sigkill-worker | **VIOLATED** |",
+    title = lines.index("**Celery on Redis**")
+    assert lines.index("## Summary") < title < lines.index("## Celery on Redis")
+    header = lines.index("| configuration | claims | none | sigkill-worker |")
+    assert header == title + 2
+    assert lines[header + 1] == "|---|---|---|---|"
+    # one row per configuration, one column per fault, in run order
+    assert lines[header + 2: header + 4] == [
+        f"| {EARLY} | at-most-once | holds | holds (3 lost) |",
+        f"| {LATE} | at-least-once | holds | **VIOLATED** (2 duplicated) |",
     ]
+    assert lines[header + 4] == ""
+
+
+def test_render_summary_marks_pairs_that_did_not_run() -> None:
+    results = [*good_run(), result(LATE, "cut-worker-broker", validity="fired", target="worker1",
+                                   completed=40)]
+    lines = render(results, **META).splitlines()
+    header = lines.index("| configuration | claims | none | sigkill-worker | cut-worker-broker |")
+    assert lines[header + 2] == f"| {EARLY} | at-most-once | holds | holds (3 lost) | · |"
+
+
+def test_render_a_section_per_backend_with_its_notes() -> None:
+    results = [
+        *good_run(),
+        result("arq-defaults", "none", completed=40),
+        result("fastapi-graceful-10", "none", completed=40),
+    ]
+    text = render(results, **META)
+    lines = text.splitlines()
+    sections = [line for line in lines if line.startswith("## ")]
+    assert sections == ["## Is this a measurement?", "## Summary", "## Celery on Redis",
+                        "## arq on Redis", "## FastAPI BackgroundTasks", "## Configurations"]
+    for title in ("**Celery on Redis**", "**arq on Redis**", "**FastAPI BackgroundTasks**"):
+        assert title in lines
+    assert "arq job_timeout 10s" in text
+    assert "No broker: the app runs its tasks in its own process after responding." in text
+    # the Redis visibility timeout is Celery's note, not arq's or FastAPI's
+    at_arq = text.index("## arq on Redis")
+    assert "visibility timeout" not in text[at_arq:text.index("## Configurations")]
 
 
 def test_render_fault_sections_and_count_tables() -> None:
@@ -256,7 +236,8 @@ def test_render_fault_sections_and_count_tables() -> None:
     assert f"| {EARLY} | at-most-once | 40 | 40 | 37 | 3 | 0 | 0 | 0 | 0 | 0 | - | holds |" in lines
     assert f"- **{EARLY}** (target worker1, 2 in flight): 3 lost:" in text
     assert "40 tasks per scenario at 10.0/s" in text
-    assert "Redis visibility timeout 15s (swept every 2s)" in text
+    assert "Redis visibility timeout 15s, swept every 2s" in text
+    assert "(25.0s for SIGSTOP)" in text
 
 
 def test_render_lists_each_configuration_once() -> None:
@@ -287,8 +268,10 @@ def test_render_marks_invalid_scenarios_in_the_tables() -> None:
     results[2] = result(EARLY, "sigkill-worker", valid=False, validity="fired at an idle worker",
                         lost=3)
     text = render(results, **META)
-    assert f"| Celery on Redis | {EARLY} | at-most-once | sigkill-worker | " \
-           "invalid run (fired at an idle worker) |" in text
+    lines = text.splitlines()
+    assert f"| {EARLY} | at-most-once | holds | invalid |" in lines  # the summary grid
+    assert f"| {EARLY} | at-most-once | 40 | 40 | 0 | 3 | 0 | 0 | 0 | 0 | 0 | - | " \
+           "invalid run (fired at an idle worker) |" in lines  # the fault's table
     assert "INVALID: do not trust" in text
 
 

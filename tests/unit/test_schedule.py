@@ -104,3 +104,45 @@ def test_wait_for_trigger_times_out_saying_what_it_saw(tmp_path: Path) -> None:
     assert "3 started executions and a worker with tasks in flight" in message
     assert "started=1" in message
     assert "'worker1': ['a']" in message
+
+
+# -- a fixed target: the broker or the producer, not a worker ---------------------------------
+
+
+def test_plan_fault_with_a_fixed_target() -> None:
+    plan = plan_fault(seeded(3, "s"), "broker-sigkill", WORKERS, 8, 4.0, fixed_target="redis")
+    assert plan == FaultPlan("broker-sigkill", "redis", 8, 4.0, fixed=True)
+    assert not plan_fault(seeded(3, "s"), "sigkill-worker", WORKERS, 8, 4.0).fixed
+
+
+def test_a_fixed_target_draws_the_same_from_the_seed() -> None:
+    """The fixed target must not shift the seed's stream: what is drawn after the plan (and so
+    the rest of the scenario) is the same with and without it."""
+    plain, fixed = seeded(11, "s"), seeded(11, "s")
+    plan_fault(plain, "sigkill-worker", WORKERS, 8, 4.0)
+    plan_fault(fixed, "broker-sigkill", WORKERS, 8, 4.0, fixed_target="redis")
+    assert [plain.random() for _ in range(5)] == [fixed.random() for _ in range(5)]
+
+
+FIXED = FaultPlan("cut-producer-broker", "producer", after_started=5, window_s=1.0, fixed=True)
+
+
+def test_fixed_target_fires_once_any_worker_is_busy() -> None:
+    snap = Snapshot(started=5, running={"worker2": ["c", "a"], "worker1": ["b"], "worker3": []})
+    assert choose_target(FIXED, snap) == Trigger("producer", ["a", "b", "c"], 5)
+
+
+def test_fixed_target_waits_for_the_threshold_and_a_busy_worker() -> None:
+    assert choose_target(FIXED, Snapshot(started=4, running={"worker1": ["a"]})) is None
+    assert choose_target(FIXED, Snapshot(started=9, running={})) is None
+    assert choose_target(FIXED, Snapshot(started=9, running={"worker1": []})) is None
+
+
+def test_wait_for_trigger_with_a_fixed_target_reads_the_ledger(tmp_path: Path) -> None:
+    ledger = LedgerWriter(tmp_path, "worker")
+    ledger.write("worker_ready", worker="worker1", t=1.0)
+    ledger.write("started", task="s.1", execution="e1", worker="worker1", t=2.0)
+    ledger.write("started", task="other.1", execution="o1", worker="worker2", t=2.5)
+    plan = FaultPlan("broker-sigkill", "redis", after_started=1, window_s=1.0, fixed=True)
+    assert wait_for_trigger(plan, tmp_path, timeout_s=2.0, prefix="s.") == Trigger(
+        "redis", ["s.1"], 1)

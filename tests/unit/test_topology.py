@@ -2,9 +2,9 @@
 
 The compose file is the one source of truth for what runs; the harness reads it rather than driving
 ``docker compose``. These tests load the real ``docker-compose.chaos.yml`` with the variables the
-harness sets and check every assumption other modules make about it: ports on 127.0.0.1 only,
-every client reaching Redis only through its own Toxiproxy proxy, and every knob a scenario turns
-actually reaching the workers.
+harness sets and check every assumption other modules make about it: one backend (profile) per
+service, ports on 127.0.0.1 only, every client reaching its backend's broker only through its own
+Toxiproxy proxy, and every knob a scenario turns actually reaching the backend's services.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from harness import images, world
-from harness.matrix import CONFIGURATIONS
+from harness.matrix import BACKENDS, CONFIGURATIONS
 from harness.topology import (
     COMPOSE_FILE,
     MANAGED,
@@ -30,13 +30,13 @@ from harness.topology import (
     Topology,
     TopologyError,
     load,
+    port_variables,
     substitute,
     variables_used,
 )
 
 TOXIPROXY_JSON = ROOT / "topology" / "toxiproxy.json"
-BACKEND_SETTINGS = ROOT / "backends" / "celery" / "chaos_celery" / "settings.py"
-ROLES = {"broker", "proxy", "producer", "worker"}
+ROLES = {"broker", "proxy", "producer", "worker", "app"}
 TOXIPROXY_API_PORT = 8474  # what harness/proxies.py talks to through the published port
 
 # -- substitute -------------------------------------------------------------------------------
@@ -73,11 +73,26 @@ def test_substitute_missing_variable_without_default_is_an_error() -> None:
 
 # -- the real compose file --------------------------------------------------------------------
 
+# Which image each backend's own services run (images.BACKENDS names the backends/<dir>).
+IMAGE_OF = {"celery-redis": "celery", "arq": "arq", "fastapi": "fastapi"}
+# Which adapter module reads the knobs a backend's task runners are given.
+ADAPTER_SETTINGS = {
+    "celery-redis": ROOT / "backends" / "celery" / "chaos_celery" / "settings.py",
+    "arq": ROOT / "backends" / "arq" / "chaos_arq" / "settings.py",
+    "fastapi": ROOT / "backends" / "fastapi" / "chaos_fastapi" / "app.py",
+}
+SCENARIO_PORTS = {name: 26001 + i for i, name in enumerate(sorted(port_variables()))}
+
+
+def raw_compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return document
+
 
 @pytest.fixture
 def scenario_variables(tmp_path: Path) -> dict[str, str]:
     """Every variable set the way World and run_scenario set it, to non-default values."""
-    ports = world.Ports(redis=26001, toxiproxy=26002, producer=26003)
+    ports = world.Ports(SCENARIO_PORTS)
     return {
         "CHAOS_REDIS_IMAGE": "test/redis:1",
         "CHAOS_TOXIPROXY_IMAGE": "test/toxiproxy:1",
@@ -102,6 +117,8 @@ def test_every_variable_the_harness_sets_is_used_by_the_compose_file(
 ) -> None:
     used = variables_used()
     assert set(scenario_variables) <= set(used), set(scenario_variables) - set(used)
+    for config in CONFIGURATIONS.values():
+        assert set(config.env()) <= set(used), (config.name, set(config.env()) - set(used))
 
 
 def test_every_compose_variable_has_a_default() -> None:
@@ -110,21 +127,61 @@ def test_every_compose_variable_has_a_default() -> None:
     assert missing == []
 
 
-def test_port_defaults_agree_with_the_harness() -> None:
-    used = variables_used()
-    for name, default in world.PORT_VARIABLES.items():
-        assert used[name] == str(default), name
+def test_backends_are_the_matrix_backends(topology: Topology) -> None:
+    assert sorted(topology.backends) == sorted(BACKENDS)
+    assert sorted(IMAGE_OF.values()) == sorted(images.BACKENDS)
+
+
+def test_every_service_but_toxiproxy_belongs_to_exactly_one_backend() -> None:
+    for name, raw in raw_compose()["services"].items():
+        if name == "toxiproxy":
+            assert "profiles" not in raw, name  # shared by every backend
+        else:
+            assert len(raw.get("profiles") or []) == 1, name
+            assert raw["profiles"][0] in BACKENDS, name
+    topology = load({})
+    assert topology.services["toxiproxy"].backend is None
+    assert topology.services["toxiproxy"].profiles == []
+    for service in topology.services.values():
+        if service.name != "toxiproxy":
+            assert service.profiles == [service.backend], service.name
 
 
 def test_roles(topology: Topology) -> None:
     assert {s.role for s in topology.services.values()} == ROLES
-    for role in ("broker", "proxy", "producer"):
-        topology.one(role)  # exactly one
-    workers = topology.by_role("worker")
-    assert len(workers) >= 2  # a fault on one worker leaves another to redeliver to
+    proxy = topology.one("proxy")  # exactly one, shared
+    assert proxy.backend is None
+    for backend in BACKENDS:
+        own = topology.of_backend(backend)
+        assert own, backend
+        assert proxy not in own
+        workers = topology.workers(backend)
+        assert all(w.runs_tasks for w in workers)
+        endpoint = topology.submission_endpoint(backend)
+        assert endpoint.takes_submissions
+        if backend == "fastapi":
+            # BackgroundTasks: the app takes submissions and runs them; no broker, no producer.
+            assert [s.role for s in own] == ["app"]
+            assert workers == [endpoint]
+            assert topology.broker(backend) is None
+        else:
+            assert len(workers) >= 2  # a fault on one worker leaves another to redeliver to
+            assert {w.role for w in workers} == {"worker"}
+            assert endpoint.role == "producer"
+            broker = topology.broker(backend)
+            assert broker is not None
+            assert topology.one("broker", backend) == broker
+            assert own[0] == broker  # brokers first: they start before their clients
+            assert topology.one("producer", backend) == endpoint
     for service in topology.services.values():
         assert service.labels[MANAGED] == "true", service.name  # cleanup finds it by label
         assert service.network == topology.network
+
+
+def test_runs_tasks_and_takes_submissions_follow_the_role(topology: Topology) -> None:
+    for service in topology.services.values():
+        assert service.runs_tasks == (service.role in ("worker", "app")), service.name
+        assert service.takes_submissions == (service.role in ("producer", "app")), service.name
 
 
 def test_network_is_labelled_and_has_no_route_out(topology: Topology) -> None:
@@ -136,15 +193,43 @@ def test_network_is_labelled_and_has_no_route_out(topology: Topology) -> None:
 
 def test_every_port_is_published_on_localhost_only(topology: Topology) -> None:
     published = [(s.name, p) for s in topology.services.values() for p in s.ports]
-    assert published, "the harness needs the broker, Toxiproxy API and producer published"
+    assert published, "the harness needs the brokers, Toxiproxy API and producers published"
     for name, port in published:
         assert port.host_ip == "127.0.0.1", (name, port)
     host_ports = [p.host_port for _, p in published]
     assert len(host_ports) == len(set(host_ports))
 
 
+def published_port_variables() -> dict[str, int]:
+    """Each published port's host side, as written in the compose file: a variable's default."""
+    found: dict[str, int] = {}
+    for name, raw in raw_compose()["services"].items():
+        for text in raw.get("ports") or []:
+            match = re.fullmatch(r"127\.0\.0\.1:\$\{(CHAOS_[A-Z_]+_PORT):-(\d+)\}:\d+", text)
+            assert match, f"service {name}: port {text!r} is not 127.0.0.1:${{CHAOS_*_PORT:-N}}:N"
+            assert match.group(1) not in found, f"{match.group(1)} publishes two ports"
+            found[match.group(1)] = int(match.group(2))
+    return found
+
+
+def test_every_published_port_is_a_variable_with_a_distinct_default() -> None:
+    found = published_port_variables()
+    assert "CHAOS_TOXIPROXY_PORT" in found
+    assert len(set(found.values())) == len(found), found
+    assert port_variables() == found
+
+
+def test_ports_come_from_the_compose_files_port_variables() -> None:
+    assert world.Ports.from_env({}).values == port_variables()
+    ports = world.Ports.from_env({"CHAOS_FASTAPI_PORT": "25000", "UNRELATED": "x"})
+    assert ports.values == {**port_variables(), "CHAOS_FASTAPI_PORT": 25000}
+    assert ports.variables() == {k: str(v) for k, v in ports.values.items()}
+
+
 def test_workers_publish_nothing(topology: Topology) -> None:
-    for worker in topology.by_role("worker"):
+    workers = topology.by_role("worker")
+    assert workers
+    for worker in workers:
         assert worker.ports == [], worker.name
 
 
@@ -153,16 +238,25 @@ def test_published_ports_are_the_ones_the_harness_talks_to(
 ) -> None:
     topology = load(scenario_variables)
     ports = world.Ports.from_env(scenario_variables)
-    broker, proxy, producer = (topology.one(r) for r in ("broker", "proxy", "producer"))
-    assert [p.host_port for p in broker.ports] == [ports.redis]
-    assert [p.host_port for p in proxy.ports] == [ports.toxiproxy]
-    assert [p.host_port for p in producer.ports] == [ports.producer]
-    # ... and inside the containers, the ports those services listen on
+    assert ports.values == SCENARIO_PORTS
+    proxy = topology.one("proxy")
+    assert [p.host_port for p in proxy.ports] == [ports.values["CHAOS_TOXIPROXY_PORT"]]
     assert [p.container_port for p in proxy.ports] == [TOXIPROXY_API_PORT]
     assert proxy.command is not None and "-host=0.0.0.0" in proxy.command
-    assert producer.command is not None
-    producer_port = producer.command[producer.command.index("--port") + 1]
-    assert [p.container_port for p in producer.ports] == [int(producer_port)]
+    published = {p.host_port for s in topology.services.values() for p in s.ports}
+    assert published == set(ports.values.values())
+    for backend in BACKENDS:
+        # World reads the broker (or, with none, the app) and submits on their first port.
+        endpoint = topology.submission_endpoint(backend)
+        assert len(endpoint.ports) == 1, endpoint.name
+        assert endpoint.command is not None
+        port = endpoint.command[endpoint.command.index("--port") + 1]
+        assert endpoint.ports[0].container_port == int(port), endpoint.name
+        broker = topology.broker(backend)
+        if broker is not None:
+            assert len(broker.ports) == 1, broker.name
+            assert broker.ports[0].container_port == 6379  # Redis's default: no --port given
+            assert broker.command is not None and "--port" not in broker.command
 
 
 def test_toxiproxy_config_is_the_repo_file_mounted_read_only(topology: Topology) -> None:
@@ -184,16 +278,14 @@ def _host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def test_every_proxy_leads_to_the_broker(topology: Topology) -> None:
-    broker = topology.one("broker")
-    assert broker.command is not None and "--port" not in broker.command  # Redis's default 6379
-    broker_ports = {p.container_port for p in broker.ports}
+def test_every_proxy_leads_to_a_broker(topology: Topology) -> None:
+    brokers = {s.name: s for s in topology.by_role("broker")}
     assert topology.proxies
     listens = []
     for spec in topology.proxies.values():
         host, port = _host_port(spec.upstream)
-        assert host == broker.name, spec
-        assert port in broker_ports, spec
+        assert host in brokers, spec
+        assert port in {p.container_port for p in brokers[host].ports}, spec
         listen_host, listen_port = _host_port(spec.listen)
         assert listen_host == "0.0.0.0", spec  # reachable from the other containers
         listens.append(listen_port)
@@ -201,58 +293,94 @@ def test_every_proxy_leads_to_the_broker(topology: Topology) -> None:
     assert TOXIPROXY_API_PORT not in listens
 
 
-def test_every_worker_and_the_producer_name_a_proxy_of_their_own(topology: Topology) -> None:
-    clients = [*topology.by_role("worker"), topology.one("producer")]
-    names = []
-    for client in clients:
-        assert client.proxy is not None, f"{client.name} names no proxy"
-        assert client.proxy in topology.proxies, client.name
-        names.append(client.proxy)
+def test_every_proxy_has_exactly_one_client(topology: Topology) -> None:
+    users = [s.proxy for s in topology.services.values() if s.proxy is not None]
     # One proxy per client: a fault can cut one of them without touching the others.
-    assert len(names) == len(set(names))
+    assert len(users) == len(set(users))
+    assert set(users) == set(topology.proxies)
     for service in topology.services.values():
-        if service.role in ("broker", "proxy"):
+        if service.role in ("broker", "proxy", "app"):
             assert PROXY not in service.labels, service.name
 
 
-def test_clients_reach_the_broker_only_through_their_proxy(topology: Topology) -> None:
-    broker, proxy_service = topology.one("broker"), topology.one("proxy")
-    for client in [*topology.by_role("worker"), topology.one("producer")]:
-        assert client.proxy is not None
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_clients_reach_their_broker_only_through_their_own_proxy(
+    topology: Topology, backend: str,
+) -> None:
+    proxy_service = topology.one("proxy")
+    every_broker = [s.name for s in topology.by_role("broker")]
+    broker = topology.broker(backend)
+    clients = [s for s in topology.of_backend(backend) if s.role in ("worker", "producer", "app")]
+    assert clients
+    for client in clients:
+        if broker is None:  # fastapi: nothing to reach, so no proxy and no broker URL
+            assert client.proxy is None, client.name
+            assert "CHAOS_BROKER_URL" not in client.environment, client.name
+            continue
+        assert client.proxy is not None, f"{client.name} names no proxy"
+        spec = topology.proxies[client.proxy]
+        assert _host_port(spec.upstream)[0] == broker.name, (client.name, spec)
         url = urlsplit(client.environment["CHAOS_BROKER_URL"])
         assert url.scheme == "redis", client.name
         assert url.hostname == proxy_service.name, client.name
-        assert url.port == _host_port(topology.proxies[client.proxy].listen)[1], client.name
-        # Nothing else in its environment or command points at the broker directly.
+        assert url.port == _host_port(spec.listen)[1], client.name
+        # Nothing else in its environment or command points at any broker directly.
         for value in [*client.environment.values(), *(client.command or [])]:
-            assert not re.search(rf"\b{re.escape(broker.name)}:\d", value), (client.name, value)
-            assert f"//{broker.name}" not in value, (client.name, value)
+            for name in every_broker:
+                assert not re.search(rf"(?<![\w-]){re.escape(name)}:\d", value), (client.name,
+                                                                                  value)
+                assert f"//{name}" not in value, (client.name, value)
+    if broker is None:
+        upstreams = {_host_port(s.upstream)[0] for s in topology.proxies.values()}
+        assert not upstreams & {s.name for s in topology.of_backend(backend)}
 
 
-def test_scenario_knobs_reach_every_worker(scenario_variables: dict[str, str]) -> None:
+def _mentions(raw: dict[str, Any], variable: str) -> bool:
+    return "${" + variable + ":" in json.dumps(raw) or "${" + variable + "}" in json.dumps(raw)
+
+
+def test_scenario_knobs_reach_the_backends_services(scenario_variables: dict[str, str]) -> None:
+    """Each knob of a configuration is used by its backend's services and arrives with the value
+    the scenario gives it (in the environment or the command)."""
+    raw_services = raw_compose()["services"]
     for config in CONFIGURATIONS.values():
-        knobs = {**config.env(), "CHAOS_VISIBILITY_TIMEOUT": "7", "CHAOS_RESTORE_INTERVAL": "3"}
+        knobs = dict(config.env())
+        if config.backend == "celery-redis":
+            knobs |= {"CHAOS_VISIBILITY_TIMEOUT": "7", "CHAOS_RESTORE_INTERVAL": "3"}
         topology = load({**scenario_variables, **knobs})
-        for worker in topology.by_role("worker"):
-            for name, value in knobs.items():
-                assert worker.environment.get(name) == value, (config.name, worker.name, name)
+        own = {s.name: s for s in topology.of_backend(config.backend)}
+        for name, value in knobs.items():
+            users = [s for s in own if _mentions(raw_services[s], name)]
+            assert users, (config.name, name, "used by none of the backend's services")
+            for service in (own[s] for s in users):
+                values = [*service.environment.values(), *(service.command or [])]
+                assert value in values, (config.name, service.name, name)
+        for worker in topology.workers(config.backend):
+            assert worker.environment.get("CHAOS_IDEMPOTENT") == knobs.get(
+                "CHAOS_IDEMPOTENT", "false"), (config.name, worker.name)
 
 
-def test_ledger_directory_reaches_every_worker_writable(
+def test_ledger_directory_reaches_every_task_runner_writable(
     scenario_variables: dict[str, str],
 ) -> None:
     ledger = Path(scenario_variables["CHAOS_LEDGER_HOST_DIR"])
     topology = load(scenario_variables)
-    for worker in topology.by_role("worker"):
-        (mount,) = [m for m in worker.mounts if m.source == ledger]
-        assert mount.target == worker.environment["CHAOS_LEDGER_DIR"]
-        assert not mount.read_only
+    for backend in BACKENDS:
+        for worker in topology.workers(backend):
+            (mount,) = [m for m in worker.mounts if m.source == ledger]
+            assert mount.target == worker.environment["CHAOS_LEDGER_DIR"]
+            assert not mount.read_only
 
 
-def test_backend_reads_only_variables_the_compose_file_gives_its_workers() -> None:
-    read = set(re.findall(r'"(CHAOS_[A-Z_]+)"', BACKEND_SETTINGS.read_text()))
-    assert read, "the backend's settings module reads no CHAOS_ variable?"
-    for worker in load({}).by_role("worker"):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backend_reads_only_variables_the_compose_file_gives_its_task_runners(
+    backend: str,
+) -> None:
+    read = set(re.findall(r'"(CHAOS_[A-Z_]+)"', ADAPTER_SETTINGS[backend].read_text()))
+    assert read, f"the {backend} adapter reads no CHAOS_ variable?"
+    workers = load({}).workers(backend)
+    assert workers
+    for worker in workers:
         assert read <= set(worker.environment), (worker.name, read - set(worker.environment))
 
 
@@ -260,29 +388,35 @@ def test_images_come_from_the_variables_provisioning_sets(
     scenario_variables: dict[str, str],
 ) -> None:
     topology = load(scenario_variables)
-    assert topology.one("broker").image == scenario_variables["CHAOS_REDIS_IMAGE"]
     assert topology.one("proxy").image == scenario_variables["CHAOS_TOXIPROXY_IMAGE"]
-    celery = scenario_variables["CHAOS_CELERY_IMAGE"]
-    assert topology.one("producer").image == celery
-    assert {w.image for w in topology.by_role("worker")} == {celery}
+    for backend in BACKENDS:
+        image = scenario_variables[f"CHAOS_{IMAGE_OF[backend].upper()}_IMAGE"]
+        for service in topology.of_backend(backend):
+            expected = scenario_variables["CHAOS_REDIS_IMAGE"] if service.role == "broker" \
+                else image
+            assert service.image == expected, service.name
 
 
 def test_other_variables_are_substituted(scenario_variables: dict[str, str]) -> None:
     topology = load(scenario_variables)
-    broker = topology.one("broker")
-    assert broker.command is not None
-    assert broker.command[broker.command.index("--appendonly") + 1] == "yes"
-    for worker in topology.by_role("worker"):
+    for broker in topology.by_role("broker"):
+        assert broker.command is not None
+        assert broker.command[broker.command.index("--appendonly") + 1] == "yes"
+    for worker in topology.workers("celery-redis"):
         assert worker.command is not None
         assert worker.command[worker.command.index("--concurrency") + 1] == "3"
-        assert not any("${" in part for part in worker.command)
-        assert not any("${" in v for v in worker.environment.values())
+    for service in topology.services.values():
+        texts = [service.image, *(service.command or []), *service.environment.values(),
+                 *service.labels.values()]
+        assert not any("${" in text for text in texts), service.name
 
 
 def test_default_ledger_directory_is_inside_the_repo() -> None:
-    for worker in load({}).by_role("worker"):
-        sources = [m.source for m in worker.mounts if m.target == "/ledger"]
-        assert sources == [ROOT / "runs" / "compose" / "ledger"]
+    topology = load({})
+    for backend in BACKENDS:
+        for worker in topology.workers(backend):
+            sources = [m.source for m in worker.mounts if m.target == "/ledger"]
+            assert sources == [ROOT / "runs" / "compose" / "ledger"], worker.name
 
 
 # -- compose features the harness does not understand ----------------------------------------
@@ -409,6 +543,35 @@ def test_undefined_proxy_is_an_error(tmp_path: Path) -> None:
     document["services"]["worker"]["labels"][PROXY] = "worker9_redis"
     with pytest.raises(TopologyError, match=r"names proxy 'worker9_redis'.*does not define"):
         load({}, write_compose(tmp_path, document))
+
+
+def test_a_profile_makes_a_backend(tmp_path: Path) -> None:
+    document = minimal_compose(tmp_path)
+    for name in ("redis", "worker"):
+        document["services"][name]["profiles"] = ["b1"]
+    topology = load({}, write_compose(tmp_path, document))
+    assert topology.backends == ["b1"]
+    assert [s.name for s in topology.of_backend("b1")] == ["redis", "worker"]
+    assert topology.services["toxiproxy"].backend is None
+    broker = topology.broker("b1")
+    assert broker is not None and broker.name == "redis"
+    assert topology.broker("b2") is None
+    assert [s.name for s in topology.workers("b1")] == ["worker"]
+
+
+def test_a_service_with_two_profiles_is_an_error(tmp_path: Path) -> None:
+    document = minimal_compose(tmp_path)
+    document["services"]["worker"]["profiles"] = ["b1", "b2"]
+    with pytest.raises(TopologyError, match=r"service worker: belongs to one backend"):
+        load({}, write_compose(tmp_path, document))
+
+
+def test_a_backend_without_a_submission_endpoint_is_an_error(tmp_path: Path) -> None:
+    document = minimal_compose(tmp_path)
+    document["services"]["worker"]["profiles"] = ["b1"]
+    topology = load({}, write_compose(tmp_path, document))
+    with pytest.raises(TopologyError, match=r"backend b1: expected one producer or app"):
+        topology.submission_endpoint("b1")
 
 
 def test_proxy_without_config_flag_is_an_error(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-"""The Celery app and its one instrumented task.
+"""The Celery app and its one instrumented task (the shared body in chaos_taskbody).
 
-The task records ``started`` before its body and ``completed`` after it: ``completed`` *is* the
-side effect whose count the harness checks (once = fine, twice = duplicated, never = lost).
+``completed`` *is* the side effect whose count the harness checks (once = fine, twice =
+duplicated, never = lost).
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-import uuid
 from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_ready
 from chaos_ledger import LedgerWriter
+from chaos_taskbody import perform
 
 from chaos_celery import settings
 
@@ -46,17 +46,9 @@ ledger = LedgerWriter(settings.LEDGER_DIR, "worker")
 
 @app.task(name="chaos.work", bind=True)
 def work(self: Task, task_id: str, duration: float) -> None:
-    execution = uuid.uuid4().hex
     delivery = self.request.delivery_info or {}
-    ledger.write(
-        "started",
-        task=task_id,
-        execution=execution,
-        worker=socket.gethostname(),
-        redelivered=delivery.get("redelivered"),
-    )
-    time.sleep(duration)
-    ledger.write("completed", task=task_id, execution=execution, worker=socket.gethostname())
+    perform(ledger, settings.LEDGER_DIR, task_id, duration, settings.IDEMPOTENT,
+            redelivered=delivery.get("redelivered"))
 
 
 @worker_ready.connect
@@ -70,5 +62,6 @@ def announce_ready(**_: Any) -> None:
         reject_on_worker_lost=settings.REJECT_ON_WORKER_LOST,
         prefetch_multiplier=settings.PREFETCH_MULTIPLIER,
         visibility_timeout=settings.VISIBILITY_TIMEOUT,
+        idempotent=settings.IDEMPOTENT,
         started_at=time.monotonic(),
     )

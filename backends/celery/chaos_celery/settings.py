@@ -4,24 +4,7 @@ from __future__ import annotations
 
 import os
 
-
-def flag(name: str, default: str = "false") -> bool:
-    value = os.environ.get(name, default).strip().lower()
-    if value not in ("true", "false"):
-        raise ValueError(f"{name}={value!r}: expected true or false")
-    return value == "true"
-
-
-def number(name: str, default: str) -> int:
-    value = os.environ.get(name, default)
-    try:
-        parsed = int(value)
-    except ValueError:
-        raise ValueError(f"{name}={value!r}: expected a whole number") from None
-    if parsed < 0:
-        raise ValueError(f"{name}={value!r}: expected a number >= 0")
-    return parsed
-
+from chaos_knobs import flag, number
 
 BROKER_URL = os.environ.get("CHAOS_BROKER_URL", "redis://toxiproxy:26380/0")
 LEDGER_DIR = os.environ.get("CHAOS_LEDGER_DIR", "/ledger")
@@ -30,4 +13,5 @@ REJECT_ON_WORKER_LOST = flag("CHAOS_REJECT_ON_WORKER_LOST")
 PREFETCH_MULTIPLIER = number("CHAOS_PREFETCH_MULTIPLIER", "4")
 VISIBILITY_TIMEOUT = number("CHAOS_VISIBILITY_TIMEOUT", "3600")
 RESTORE_INTERVAL = number("CHAOS_RESTORE_INTERVAL", "10")
+IDEMPOTENT = flag("CHAOS_IDEMPOTENT")
 QUEUE = "chaos"

@@ -1,0 +1,103 @@
+"""FastAPI BackgroundTasks: the web app is its own queue, with no broker behind it.
+
+``POST /tasks`` answers ``ok`` before the task has run, then Starlette runs the task in the same
+process after the response is sent (a sync function goes to the anyio threadpool). The only
+record of the accepted-but-unfinished task is this process's memory, so a killed or restarted app
+loses it: the harness measures exactly that. ``completed`` *is* the side effect whose count the
+harness checks (once = fine, twice = duplicated, never = lost).
+
+``GET /pending`` exposes that memory to the harness's forensics: what a fault would lose now.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from chaos_knobs import flag
+from chaos_ledger import LedgerWriter
+from chaos_taskbody import perform
+from fastapi import BackgroundTasks, FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+LEDGER_DIR = os.environ.get("CHAOS_LEDGER_DIR", "/ledger")
+IDEMPOTENT = flag("CHAOS_IDEMPOTENT")
+
+ledger = LedgerWriter(LEDGER_DIR, "app")
+
+
+class Pending:
+    """Task ids accepted but not yet finished in this process (threadpool threads remove them)."""
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, task_id: str) -> None:
+        with self._lock:
+            self._ids.add(task_id)
+
+    def discard(self, task_id: str) -> None:
+        with self._lock:
+            self._ids.discard(task_id)
+
+    def snapshot(self) -> list[str]:
+        with self._lock:
+            return sorted(self._ids)
+
+
+pending = Pending()
+
+
+def run_task(task_id: str, duration: float) -> None:
+    """The background task: sync, so Starlette runs it in a worker thread, off the event loop."""
+    try:
+        perform(ledger, LEDGER_DIR, task_id, duration, IDEMPOTENT)
+    finally:
+        pending.discard(task_id)
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """The harness waits for this record, not for a log line or a sleep."""
+    ledger.write(
+        "worker_ready",
+        worker=socket.gethostname(),
+        main_pid=os.getpid(),
+        idempotent=IDEMPOTENT,
+        started_at=time.monotonic(),
+    )
+    yield
+
+
+api = FastAPI(title="queue-chaos app (FastAPI BackgroundTasks)", lifespan=lifespan)
+
+
+class Submit(BaseModel):
+    task_id: str = Field(min_length=1, max_length=200)
+    duration: float = Field(ge=0, le=600)
+
+
+@api.get("/health")
+def health() -> dict[str, Any]:
+    """Ready when the app serves requests: there is no broker to reach."""
+    return {"ok": True}
+
+
+@api.get("/pending")
+def pending_tasks() -> dict[str, list[str]]:
+    return {"pending": pending.snapshot()}
+
+
+@api.post("/tasks")
+def submit(body: Submit, background: BackgroundTasks) -> JSONResponse:
+    """Accepted once it is in memory: the answer is ``ok`` though nothing durable holds it."""
+    pending.add(body.task_id)
+    background.add_task(run_task, body.task_id, body.duration)
+    return JSONResponse(status_code=200, content={"outcome": "ok"})

@@ -1,0 +1,119 @@
+"""Plain-language lines for the report: for each anomaly a scenario shows, what happened and which
+setting changes it. Pure: a scenario result in, sentences out.
+
+The mechanisms named here are the backends' own, as their source and documentation describe
+them (kombu's Redis transport restores unacknowledged messages after the visibility timeout; arq
+retries a job once its in-progress key expires; BackgroundTasks live in the app's memory).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+WORKER_DEATHS = ("sigkill-worker", "sigkill-pool-child", "sigterm-worker", "crash-after-effect")
+LINK_FAULTS = ("cut-worker-broker", "blackhole-worker-broker", "latency-worker-broker")
+BROKER_FAULTS = ("broker-sigkill", "broker-restart")
+
+
+def _lost(r: Any) -> str:
+    c, b, f, cfg = r.counts, r.backend, r.fault, r.configuration
+    head = f"{c['lost']} lost"
+    if b == "fastapi":
+        return (f"{head}: BackgroundTasks live only in the app process's memory, so the tasks it "
+                "had accepted but not finished died with it. A broker-backed queue keeps them.")
+    if f in BROKER_FAULTS and "aof" not in cfg:
+        return (f"{head}: Redis ran without persistence (appendonly no), so the messages it held "
+                "(queued and unacknowledged) vanished with the process. `appendonly yes` keeps "
+                "them; `appendfsync always` loses nothing acknowledged.")
+    if f in BROKER_FAULTS:
+        return (f"{head}: the broker lost messages it had accepted despite appendonly "
+                "(the last second of writes with `appendfsync everysec`).")
+    if b == "arq" and "max-tries-1" in cfg:
+        return (f"{head}: arq would not run the job again after its first try died "
+                "(max_tries=1). The default max_tries=5 retries it once the in-progress key "
+                "expires.")
+    if b == "celery-redis" and "acks-early" in cfg and f in WORKER_DEATHS:
+        return (f"{head}: they were running on {r.fault_target} when it died, and Celery had "
+                "acknowledged them when they started (acks early), so nothing redelivered them. "
+                "`task_acks_late=True` keeps them in the broker until they finish.")
+    if b == "celery-redis" and "no-reject" in cfg and f == "sigkill-pool-child":
+        return (f"{head}: the pool child died mid-task and, without "
+                "`task_reject_on_worker_lost`, Celery acknowledged the message as failed "
+                "(WorkerLostError) instead of requeueing it. "
+                "`task_reject_on_worker_lost=True` requeues it.")
+    if b == "celery-redis" and f in ("sigstop-worker", *LINK_FAULTS):
+        return (f"{head}: Redis had handed them to the stopped or cut-off worker (popped from "
+                "the queue) without their ever reaching the unacked hash, so no visibility "
+                "timeout could bring them back.")
+    return f"{head}: acknowledged by the producer, never completed, and no longer in the broker."
+
+
+def _duplicated(r: Any) -> str:
+    c, b, f = r.counts, r.backend, r.fault
+    vt = r.settings.get("visibility_timeout_s")
+    head = f"{c['duplicated']} duplicated ({c['extra_executions']} extra executions)"
+    if b == "arq":
+        cause = ("arq ran the job again once its in-progress key expired, though the first run "
+                 "had already done its side effect")
+    elif f == "crash-after-effect":
+        cause = ("the process died after the side effect but before Celery acknowledged the "
+                 "task (acks late), so the task was delivered and run again")
+    elif f == "sigstop-worker" and b == "celery-redis":
+        cause = (f"while the worker was stopped, a live worker's sweep restored the messages it "
+                 f"held unacknowledged (older than the visibility timeout, {vt}s) and ran them; "
+                 "after SIGCONT the stopped worker ran its own copies too")
+    elif f in LINK_FAULTS or f == "sigstop-worker":
+        cause = ("the worker finished tasks while cut off from the broker, so their "
+                 f"acknowledgements were lost; Redis restored them after the visibility timeout "
+                 f"({vt}s) and another worker ran them again")
+    else:
+        cause = (f"a redelivery after the visibility timeout ({vt}s) ran a task whose first run "
+                 "had already done its side effect")
+    return (f"{head}: {cause}. An idempotency key checked before the side effect makes the "
+            "repeat harmless.")
+
+
+def explain(r: Any) -> list[str]:
+    """One plain-language line per anomaly of a scenario result."""
+    c = r.counts
+    out: list[str] = []
+    if c["lost"]:
+        out.append(_lost(r))
+    if c["duplicated"]:
+        out.append(_duplicated(r))
+    if c["re_executed"] > c["duplicated"]:
+        again = "retried it" if r.backend == "arq" else "delivered it again"
+        out.append(f"{c['re_executed'] - c['duplicated']} re-executed without a duplicate "
+                   f"effect: the first run died before its side effect (or an idempotency key "
+                   f"stopped the second) and the backend {again}.")
+    if c.get("deduplicated_runs"):
+        out.append(f"{c['deduplicated_runs']} runs found their idempotency key taken and skipped "
+                   "the side effect.")
+    fresh = c["redelivered"] - c["re_executed"]
+    if fresh > 0 and r.backend == "celery-redis":
+        out.append(
+            f"{fresh} redelivered before their first start: the worker had prefetched them "
+            "(reserved, unacknowledged) when it lost them; Redis restored them only after the "
+            f"visibility timeout ({r.settings.get('visibility_timeout_s')}s). A lower "
+            "`worker_prefetch_multiplier` holds fewer such tasks."
+        )
+    if c["stuck"]:
+        where = "; ".join(f"{n} {loc}" for loc, n in r.stuck_locations.items())
+        out.append(f"{c['stuck']} stuck at the drain deadline: {where}.")
+    if c["late"]:
+        recovery = ""
+        if r.recovery_s is not None:
+            recovery = (f"; the last redelivered task completed {r.recovery_s}s after healing"
+                        if r.recovery_s > 0 else "; redelivered tasks had completed before it")
+        out.append(f"{c['late']} late: completed more than {r.settings.get('late_after_s')}s "
+                   f"after the fault healed{recovery}.")
+    if c["indeterminate"] or c["failed"]:
+        out.append(f"{c['indeterminate']} indeterminate and {c['failed']} failed submissions; "
+                   f"{c['recovered']} of them completed anyway (recovered).")
+    if c.get("crashed_runs"):
+        out.append(f"{c['crashed_runs']} runs crashed right after their side effect (the "
+                   "injected fault).")
+    if c["truncated_records"]:
+        out.append(f"{c['truncated_records']} truncated ledger records (a writer killed "
+                   "mid-write), counted, not dropped.")
+    return out

@@ -1,0 +1,26 @@
+"""Environment knobs, checked when an adapter starts so a bad value fails loudly and early.
+
+Standard library only: copied into every backend image (as ``chaos_knobs``) beside the ledger.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def flag(name: str, default: str = "false") -> bool:
+    value = os.environ.get(name, default).strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"{name}={value!r}: expected true or false")
+    return value == "true"
+
+
+def number(name: str, default: str, minimum: int = 0) -> int:
+    value = os.environ.get(name, default)
+    try:
+        parsed = int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: expected a whole number") from None
+    if parsed < minimum:
+        raise ValueError(f"{name}={value!r}: expected a number >= {minimum}")
+    return parsed

@@ -1,0 +1,189 @@
+"""harness/explain.py: the plain-language line for each anomaly, from hand-built results."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from harness.checker import Counts
+from harness.explain import explain
+from harness.faults import FAULTS
+from harness.matrix import Settings, configuration
+from harness.scenario import ScenarioResult
+
+EARLY = "acks-early-prefetch-1"
+LATE = "acks-late-prefetch-1"
+IDEMPOTENCY = "An idempotency key checked before the side effect makes the repeat harmless."
+
+
+def result(
+    config: str,
+    fault: str = "none",
+    *,
+    target: str | None = None,
+    recovery_s: float | None = None,
+    stuck_locations: dict[str, int] | None = None,
+    **counts: int,
+) -> ScenarioResult:
+    conf = configuration(config)
+    base = {"submitted": 40, "acknowledged": 40}
+    return ScenarioResult(
+        scenario=f"{conf.backend}.{config}.{fault}",
+        backend=conf.backend,
+        configuration=config,
+        configuration_summary=conf.summary,
+        guarantee=conf.guarantee.value,
+        fault=fault,
+        fault_description=FAULTS[fault].description,
+        seed=1234,
+        valid=True,
+        validity="fired" if target else "control run",
+        verdict="holds",
+        reason="",
+        counts=Counts(**{**base, **counts}).as_dict(),
+        recovery_s=recovery_s,
+        stuck_locations=stuck_locations or {},
+        fault_target=target,
+        in_flight_at_fault=["t1", "t2"] if target else [],
+        settings=asdict(Settings()),
+    )
+
+
+def test_nothing_for_a_clean_result() -> None:
+    assert explain(result(EARLY, "none", completed=40)) == []
+    assert explain(result("arq-defaults", "sigkill-worker", target="arq-worker1",
+                          completed=40)) == []
+
+
+# -- loss ---------------------------------------------------------------------------------------
+
+
+def test_acks_early_loss_names_the_target_and_the_setting() -> None:
+    for fault in ("sigkill-worker", "sigkill-pool-child", "sigterm-worker"):
+        (line,) = explain(result(EARLY, fault, target="worker1", completed=37, lost=3))
+        assert line.startswith("3 lost: they were running on worker1 when it died, and Celery "
+                               "had acknowledged them when they started (acks early)"), fault
+        assert "`task_acks_late=True`" in line
+
+
+def test_broker_loss_without_persistence_names_appendonly() -> None:
+    for config, fault in ((LATE, "broker-sigkill"), (LATE, "broker-restart"),
+                          ("arq-defaults", "broker-sigkill")):
+        (line,) = explain(result(config, fault, target="redis", completed=30, lost=10))
+        assert line.startswith("10 lost: Redis ran without persistence (appendonly no)"), config
+        assert "`appendonly yes`" in line and "`appendfsync always`" in line
+
+
+def test_broker_loss_despite_persistence_says_so() -> None:
+    (line,) = explain(result("acks-late-aof-everysec", "broker-sigkill", target="redis", lost=2))
+    assert line.startswith("2 lost: the broker lost messages it had accepted despite appendonly")
+    assert "without persistence" not in line
+
+
+def test_fastapi_loss_says_the_tasks_lived_in_the_apps_memory() -> None:
+    for fault in ("sigkill-worker", "sigterm-worker", "crash-after-effect"):
+        (line,) = explain(result("fastapi-graceful-10", fault, target="fastapi-app", lost=4))
+        assert line.startswith("4 lost: BackgroundTasks live only in the app process's memory")
+        assert "A broker-backed queue keeps them." in line
+
+
+def test_arq_max_tries_1_loss_names_max_tries() -> None:
+    (line,) = explain(result("arq-max-tries-1", "sigkill-worker", target="arq-worker2", lost=2))
+    assert line.startswith("2 lost: arq would not run the job again after its first try died "
+                           "(max_tries=1)")
+    assert "max_tries=5" in line
+
+
+def test_no_reject_pool_child_loss_names_reject_on_worker_lost() -> None:
+    (line,) = explain(result("acks-late-no-reject", "sigkill-pool-child", target="worker1",
+                             lost=1))
+    assert "WorkerLostError" in line and "`task_reject_on_worker_lost=True`" in line
+
+
+def test_celery_loss_under_a_stop_or_cut_names_the_unacked_hash() -> None:
+    for fault in ("sigstop-worker", "cut-worker-broker", "blackhole-worker-broker"):
+        (line,) = explain(result("acks-early-prefetch-4", fault, target="worker2", lost=2))
+        assert line.startswith("2 lost: Redis had handed them to the stopped or cut-off worker")
+
+
+def test_any_other_loss_is_stated_plainly() -> None:
+    (line,) = explain(result("arq-defaults", "cut-producer-broker", target="arq-producer",
+                             lost=1))
+    assert line == ("1 lost: acknowledged by the producer, never completed, and no longer in the "
+                    "broker.")
+
+
+# -- duplicates and re-executions ---------------------------------------------------------------
+
+
+def test_duplicates_under_a_cut_name_the_visibility_timeout_and_idempotency() -> None:
+    r = result(LATE, "cut-worker-broker", target="worker1", duplicated=2, extra_executions=2,
+               re_executed=2, redelivered=2)
+    (line,) = explain(r)
+    assert line.startswith("2 duplicated (2 extra executions): the worker finished tasks while "
+                           "cut off from the broker")
+    assert "visibility timeout (15s)" in line
+    assert line.endswith(IDEMPOTENCY)
+
+
+def test_every_duplicate_line_gives_the_idempotency_advice() -> None:
+    for config, fault, cause in (
+        ("arq-defaults", "sigstop-worker", "arq ran the job again once its in-progress key"),
+        (LATE, "crash-after-effect", "the process died after the side effect but before Celery"),
+        (LATE, "sigkill-worker", "a redelivery after the visibility timeout (15s)"),
+    ):
+        r = result(config, fault, target="w", duplicated=1, extra_executions=1, re_executed=1,
+                   redelivered=1)
+        (line,) = explain(r)
+        assert line.startswith(f"1 duplicated (1 extra executions): {cause}"), config
+        assert line.endswith(IDEMPOTENCY), config
+
+
+def test_re_executions_stuck_late_submissions_and_truncation() -> None:
+    r = result(LATE, "sigkill-worker", target="worker1", re_executed=3, duplicated=1,
+               extra_executions=1, redelivered=3, stuck=2, late=4, indeterminate=1, failed=2,
+               recovered=1, truncated_records=1, recovery_s=9.5,
+               stuck_locations={"unacked": 2})
+    text = " ".join(explain(r))
+    assert "2 re-executed without a duplicate effect" in text
+    assert "the backend delivered it again" in text
+    assert "2 stuck at the drain deadline: 2 unacked." in text
+    assert ("4 late: completed more than 5.0s after the fault healed; the last redelivered task "
+            "completed 9.5s after healing.") in text
+    assert ("1 indeterminate and 2 failed submissions; 1 of them completed anyway "
+            "(recovered).") in text
+    assert "1 truncated ledger records" in text
+
+
+def test_arq_re_execution_is_a_retry() -> None:
+    (line,) = explain(result("arq-defaults", "sigkill-worker", target="arq-worker1",
+                             re_executed=2, redelivered=2))
+    assert line.startswith("2 re-executed without a duplicate effect")
+    assert line.endswith("the backend retried it.")
+
+
+def test_late_without_recovery_time() -> None:
+    (line,) = explain(result(LATE, "cut-worker-broker", late=2))
+    assert line == "2 late: completed more than 5.0s after the fault healed."
+
+
+def test_redelivered_before_first_start_names_prefetch() -> None:
+    r = result(LATE, "sigkill-worker", target="worker1", re_executed=1, redelivered=4)
+    text = " ".join(explain(r))
+    assert "1 re-executed without a duplicate effect" in text
+    assert "3 redelivered before their first start" in text
+    assert "visibility timeout (15s)" in text
+    assert "`worker_prefetch_multiplier`" in text
+    assert "redelivered before" not in " ".join(
+        explain(result(LATE, "sigkill-worker", re_executed=2, redelivered=2)))
+    # arq flags every retry as a redelivery; prefetch is Celery's
+    assert "redelivered before" not in " ".join(
+        explain(result("arq-defaults", "sigkill-worker", re_executed=1, redelivered=3)))
+
+
+def test_deduplicated_and_crashed_runs_are_explained() -> None:
+    r = result("acks-late-idempotent", "crash-after-effect", target="worker1", completed=40,
+               re_executed=1, redelivered=1, deduplicated_runs=1, crashed_runs=1)
+    lines = explain(r)
+    assert "1 runs found their idempotency key taken and skipped the side effect." in lines
+    assert ("1 runs crashed right after their side effect (the injected fault).") in lines
+    assert not any(" duplicated (" in line for line in lines)
