@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any, Protocol, cast
+from urllib.parse import quote
 
 import redis
 import requests
 
 REDIS_TIMEOUT_S = 5
+HTTP_TIMEOUT_S = 5
 
 
 class Broker(Protocol):
@@ -82,6 +84,110 @@ class CeleryRedis(_Redis):
         return held
 
 
+class CeleryRabbit:
+    """Celery on RabbitMQ, read through the management plugin's HTTP API (the broker's published
+    port; user guest). The task queue ``chaos`` holds *ready* messages, waiting for a consumer,
+    and *unacknowledged* ones, delivered on some consumer's channel (prefetched or running) and
+    requeued by RabbitMQ at once when that channel or its connection closes: there is no
+    visibility timeout to wait for.
+
+    Limits of what the API shows. Its message counts are statistics, refreshed every
+    ``collect_statistics_interval`` (the compose file sets 0.5 s). Ready messages can be read
+    (``get`` with ``ack_requeue_true``: fetched, then requeued, which sets their redelivered
+    flag); unacknowledged ones cannot be listed at all, so they are counted, not mapped to task
+    ids: a task held only as an unacked delivery of a live consumer at the deadline is not among
+    ``holdings`` and is counted lost by the checker, not stuck. The scenario's drain waits for
+    them to be zero, which a live consumer with no task running makes them.
+    """
+
+    QUEUE = "chaos"
+    VHOST = "/"
+    USER = ("guest", "guest")
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/api"
+        self.session = requests.Session()
+        self.session.auth = self.USER
+        self.vhost = quote(self.VHOST, safe="")
+        self.unmapped_unacked = 0  # unacknowledged messages the last holdings() could not map
+
+    def _queue_url(self, suffix: str = "") -> str:
+        return f"{self.url}/queues/{self.vhost}/{self.QUEUE}{suffix}"
+
+    def ready(self) -> bool:
+        """The API answers, the vhost exists, and the AMQP listener is up."""
+        try:
+            vhost = self.session.get(f"{self.url}/vhosts/{self.vhost}", timeout=HTTP_TIMEOUT_S)
+            amqp = self.session.get(f"{self.url}/health/checks/port-listener/5672",
+                                    timeout=HTTP_TIMEOUT_S)
+        except requests.RequestException:
+            return False
+        return vhost.status_code == 200 and amqp.status_code == 200
+
+    def _queue(self) -> dict[str, Any] | None:
+        response = self.session.get(self._queue_url(), timeout=HTTP_TIMEOUT_S)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return cast(dict[str, Any], response.json())
+
+    def reset(self) -> None:
+        """Delete the task queue when no consumer uses it (the next clients declare it afresh,
+        with this scenario's queue type: RabbitMQ refuses to redeclare a classic queue as a
+        quorum queue), else purge it."""
+        deleted = self.session.delete(self._queue_url(), params={"if-unused": "true"},
+                                      timeout=HTTP_TIMEOUT_S)
+        if deleted.status_code in (204, 404):
+            return
+        purged = self.session.delete(self._queue_url("/contents"), timeout=HTTP_TIMEOUT_S)
+        if purged.status_code != 404:
+            purged.raise_for_status()
+
+    @staticmethod
+    def _counts(queue: dict[str, Any]) -> tuple[int, int] | None:
+        ready, unacked = queue.get("messages_ready"), queue.get("messages_unacknowledged")
+        if ready is None or unacked is None:
+            return None  # no statistics yet (a queue just declared, a broker just started)
+        return int(ready), int(unacked)
+
+    def empty(self) -> bool:
+        try:
+            queue = self._queue()
+        except requests.RequestException:
+            return False  # the broker does not answer: it may hold anything
+        if queue is None:
+            return True
+        counts = self._counts(queue)
+        return counts is not None and sum(counts) == 0
+
+    def holdings(self, settings: Any) -> dict[str, str]:
+        queue = self._queue()
+        if queue is None:
+            self.unmapped_unacked = 0
+            return {}
+        ready, unacked = self._counts(queue) or (0, 0)
+        self.unmapped_unacked = unacked
+        held: dict[str, str] = {}
+        response = self.session.post(
+            self._queue_url("/get"),
+            json={"count": ready + unacked + 100, "ackmode": "ack_requeue_true",
+                  "encoding": "auto", "truncate": 100},
+            timeout=HTTP_TIMEOUT_S,
+        )
+        response.raise_for_status()
+        for message in response.json():
+            properties = message.get("properties") or {}
+            headers = properties.get("headers") or {}
+            task = headers.get("id") or properties.get("correlation_id")
+            if task:
+                held[str(task)] = f"queued (ready) in {queue.get('type', 'classic')} queue " \
+                                  f"{self.QUEUE!r}: waiting for a consumer"
+        return held
+
+    def close(self) -> None:
+        self.session.close()
+
+
 class Arq(_Redis):
     """arq: a job stays in the ``arq:queue`` sorted set until it finishes; while one runs, an
     ``arq:in-progress:<id>`` key (with a TTL) keeps other workers off it, and its expiry is what
@@ -143,5 +249,6 @@ class InProcess:
 
 
 BROKERS: dict[str, Callable[[int], Broker]] = {
-    "celery-redis": CeleryRedis, "arq": Arq, "fastapi": InProcess,
+    "celery-redis": CeleryRedis, "celery-rabbitmq": CeleryRabbit, "arq": Arq,
+    "fastapi": InProcess,
 }

@@ -66,6 +66,9 @@ def _cell(counts: dict[str, int], key: str) -> str:
 BACKEND_NOTES = {
     "celery-redis": " Redis visibility timeout {visibility_timeout_s}s, swept every "
                     "{restore_interval_s}s (production defaults: 3600s, ~100s).",
+    "celery-rabbitmq": " RabbitMQ requeues a delivery the moment the channel or connection "
+                       "it went out on closes (no visibility timeout); durable queue, persistent "
+                       "messages.",
     "arq": " arq job_timeout 10s: a dead worker's job is retried once its in-progress key "
            "expires.",
     "fastapi": " No broker: the app runs its tasks in its own process after responding.",

@@ -171,14 +171,23 @@ class World:
         since = self.clock()
         self.ledger_dir = self._ledger_dir(run_dir)
         self.ledger_dir.mkdir(parents=True, exist_ok=True)
-        for service in services:  # brokers first
-            if service.name in stale:
-                self._start(wanted.services[service.name])
-                if service.role == "broker":
-                    self._wait_broker()
         assert self.broker is not None
-        self._wait(self.broker.ready, f"the {backend} broker", broker or self.producer_service())
-        self.broker.reset()
+        if broker is not None:
+            # Clients to be started afresh go first, then the broker is emptied, then they
+            # start: the reset races with none of them (a RabbitMQ task queue is deleted only
+            # when no consumer uses it, and the new clients declare it with their arguments).
+            for name in stale - {broker}:
+                self.cluster.remove(name)
+            if broker in stale:
+                self._start(wanted.services[broker])
+            self._wait_broker()
+            self.broker.reset()
+        for service in services:
+            if service.name in stale and service.name != broker:
+                self._start(wanted.services[service.name])
+        if broker is None:  # no broker: the probe is the app itself, once it runs
+            self._wait(self.broker.ready, f"the {backend} app", self.producer_service())
+            self.broker.reset()
         for name in stale:
             if self.topology.services[name].takes_submissions:
                 self._wait(self._producer_healthy, f"{name}'s /health", name)
