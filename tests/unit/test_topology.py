@@ -655,3 +655,51 @@ def test_every_real_service_drops_all_and_adds_back_little() -> None:
     topology = load({})
     for service in topology.services.values():
         assert set(service.cap_add) <= {"CHOWN", "SETUID", "SETGID"}, service.name
+
+
+# -- Celery on RabbitMQ -------------------------------------------------------------------------
+
+
+def test_rabbitmq_broker_runs_for_the_official_image_and_the_local_one() -> None:
+    topology = load({})
+    rabbitmq = topology.broker("celery-rabbitmq")
+    assert rabbitmq is not None
+    assert rabbitmq.image == "rabbitmq:3.13-management"  # the official default
+    assert load({"CHAOS_RABBITMQ_IMAGE": "x/rabbit:1"}).services["rabbitmq"].image == "x/rabbit:1"
+    assert rabbitmq.command == ["rabbitmq-server"]
+    assert rabbitmq.entrypoint is None  # the official image's entrypoint stays in place
+    # A node name independent of the container's hostname, logs on stdout, fresh statistics.
+    assert rabbitmq.environment["RABBITMQ_NODENAME"] == "rabbit@localhost"
+    assert rabbitmq.environment["RABBITMQ_LOGS"] == "-"
+    assert "collect_statistics_interval" in rabbitmq.environment[
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
+    assert [(p.host_port, p.container_port) for p in rabbitmq.ports] == [(15673, 15672)]
+    assert rabbitmq.mounts == []
+
+
+def test_rabbitmq_producer_declares_the_queue_as_its_workers_do(
+    scenario_variables: dict[str, str],
+) -> None:
+    """RabbitMQ refuses a queue declaration whose arguments differ from the queue's, so the
+    producer gets the same queue type as the workers, and the confirm knob it publishes with."""
+    for variables in ({}, {**scenario_variables, **CONFIGURATIONS["rabbit-acks-late-quorum"].env(),
+                           "CHAOS_CONFIRM_PUBLISH": "true"}):
+        topology = load(variables)
+        producer = topology.one("producer", "celery-rabbitmq")
+        assert producer.ports[0].host_port == int(variables.get("CHAOS_RABBIT_PRODUCER_PORT",
+                                                                "18001"))
+        for worker in topology.workers("celery-rabbitmq"):
+            for knob in ("CHAOS_QUEUE_TYPE", "CHAOS_CONFIRM_PUBLISH"):
+                assert producer.environment[knob] == worker.environment[knob], (worker.name, knob)
+    assert load({}).services["rabbit-worker1"].environment["CHAOS_QUEUE_TYPE"] == "classic"
+
+
+def test_both_celery_backends_run_the_same_image_and_commands() -> None:
+    topology = load({})
+    redis = {s.role: s for s in topology.of_backend("celery-redis")}
+    rabbit = {s.role: s for s in topology.of_backend("celery-rabbitmq")}
+    assert redis["producer"].command == rabbit["producer"].command
+    assert [w.command for w in topology.workers("celery-redis")] == [
+        w.command for w in topology.workers("celery-rabbitmq")]
+    assert {s.image for s in topology.of_backend("celery-rabbitmq") if s.role != "broker"} == {
+        redis["producer"].image}
