@@ -22,7 +22,10 @@ HTTP_TIMEOUT_S = 5
 class Broker(Protocol):
     def ready(self) -> bool: ...
 
-    def reset(self) -> None: ...
+    def reset(self, idle: bool = False) -> None:
+        """Empty the broker between scenarios. ``idle``: none of its clients runs now (they
+        start afterwards), so it may also drop what clients declare (queues)."""
+
 
     def empty(self) -> bool: ...
 
@@ -42,7 +45,7 @@ class _Redis:
         except redis.RedisError:
             return False
 
-    def reset(self) -> None:
+    def reset(self, idle: bool = False) -> None:
         self.client.flushall()
 
     def close(self) -> None:
@@ -131,17 +134,17 @@ class CeleryRabbit:
         response.raise_for_status()
         return cast(dict[str, Any], response.json())
 
-    def reset(self) -> None:
-        """Delete the task queue when no consumer uses it (the next clients declare it afresh,
-        with this scenario's queue type: RabbitMQ refuses to redeclare a classic queue as a
-        quorum queue), else purge it."""
-        deleted = self.session.delete(self._queue_url(), params={"if-unused": "true"},
-                                      timeout=HTTP_TIMEOUT_S)
-        if deleted.status_code in (204, 404):
-            return
-        purged = self.session.delete(self._queue_url("/contents"), timeout=HTTP_TIMEOUT_S)
-        if purged.status_code != 404:
-            purged.raise_for_status()
+    def reset(self, idle: bool = False) -> None:
+        """With no client running, delete the task queue: the clients that start next declare
+        it afresh with this scenario's queue type (RabbitMQ refuses to redeclare a classic queue
+        as a quorum queue or back). With clients running (so with the queue's type unchanged),
+        purge it. (``if-unused`` deletion cannot decide this: quorum queues refuse it.)"""
+        if idle:
+            response = self.session.delete(self._queue_url(), timeout=HTTP_TIMEOUT_S)
+        else:
+            response = self.session.delete(self._queue_url("/contents"), timeout=HTTP_TIMEOUT_S)
+        if response.status_code != 404:
+            response.raise_for_status()
 
     @staticmethod
     def _counts(queue: dict[str, Any]) -> tuple[int, int] | None:
@@ -227,7 +230,7 @@ class InProcess:
         except requests.RequestException:
             return False
 
-    def reset(self) -> None:
+    def reset(self, idle: bool = False) -> None:
         return None
 
     def _pending(self) -> list[str] | None:

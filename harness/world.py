@@ -174,14 +174,16 @@ class World:
         assert self.broker is not None
         if broker is not None:
             # Clients to be started afresh go first, then the broker is emptied, then they
-            # start: the reset races with none of them (a RabbitMQ task queue is deleted only
-            # when no consumer uses it, and the new clients declare it with their arguments).
-            for name in stale - {broker}:
-                self.cluster.remove(name)
+            # start: the reset races with none of them. With none left running it may drop what
+            # they declare too (a RabbitMQ task queue, declared again by the new clients with
+            # this scenario's arguments).
+            for service in services:
+                if service.name in stale and service.name != broker:
+                    self.cluster.remove(service.name)
             if broker in stale:
                 self._start(wanted.services[broker])
             self._wait_broker()
-            self.broker.reset()
+            self.broker.reset(idle={s.name for s in services} - {broker} <= stale)
         for service in services:
             if service.name in stale and service.name != broker:
                 self._start(wanted.services[service.name])

@@ -39,7 +39,6 @@ class FakeRabbit:
     vhost: bool = True
     listener: bool = True
     queue: dict[str, Any] | None = None
-    consumers: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     auth: set[str] = field(default_factory=set)
@@ -57,8 +56,8 @@ class FakeRabbit:
         if method == "GET" and url.path == QUEUE:
             return 200, self.queue
         if method == "DELETE" and url.path == QUEUE:
-            if query.get("if-unused") == ["true"] and self.consumers:
-                return 400, {"error": "bad_request", "reason": "in use"}
+            if query.get("if-unused") == ["true"] and self.queue.get("type") == "quorum":
+                return 400, {"error": "bad_request", "reason": "not supported by quorum queues"}
             self.queue = None
             return 204, None
         if method == "DELETE" and url.path == QUEUE + "/contents":
@@ -141,26 +140,29 @@ def test_empty_counts_ready_and_unacknowledged(fake: tuple[FakeRabbit, CeleryRab
     assert not broker.empty()
 
 
-def test_reset_deletes_an_unused_queue(fake: tuple[FakeRabbit, CeleryRabbit]) -> None:
-    state, broker = fake
-    state.queue = {"name": "chaos", "type": "classic"}
-    broker.reset()
-    assert state.queue is None
-    assert state.requests[-1][:2] == ("DELETE", QUEUE + "?if-unused=true")
-    broker.reset()  # an absent queue is fine too
-    assert state.requests[-1][:2] == ("DELETE", QUEUE + "?if-unused=true")
-
-
-def test_reset_purges_a_queue_in_use(fake: tuple[FakeRabbit, CeleryRabbit]) -> None:
+def test_reset_with_no_client_running_deletes_the_queue(
+    fake: tuple[FakeRabbit, CeleryRabbit],
+) -> None:
     state, broker = fake
     state.queue = {"name": "chaos", "type": "quorum"}
-    state.consumers = 2
+    broker.reset(idle=True)
+    assert state.queue is None
+    # Unconditionally: quorum queues refuse an if-unused delete.
+    assert state.requests[-1][:2] == ("DELETE", QUEUE)
+    broker.reset(idle=True)  # an absent queue is fine too
+    broker.reset()
+
+
+def test_reset_with_clients_running_purges_the_queue(
+    fake: tuple[FakeRabbit, CeleryRabbit],
+) -> None:
+    state, broker = fake
+    state.queue = {"name": "chaos", "type": "classic"}
     state.messages = [message("a"), message("b")]
     broker.reset()
     assert state.queue is not None
     assert state.messages == []
-    assert [r[:2] for r in state.requests[-2:]] == [
-        ("DELETE", QUEUE + "?if-unused=true"), ("DELETE", QUEUE + "/contents")]
+    assert state.requests[-1][:2] == ("DELETE", QUEUE + "/contents")
 
 
 def test_holdings_map_ready_messages_and_count_the_unacknowledged(
