@@ -94,12 +94,15 @@ class CeleryRabbit:
     requeued by RabbitMQ at once when that channel or its connection closes: there is no
     visibility timeout to wait for.
 
-    Limits of what the API shows. Its message counts are statistics, refreshed every
-    ``collect_statistics_interval`` (the compose file sets 0.5 s). Ready messages can be read
-    (``get`` with ``ack_requeue_true``: fetched, then requeued, which sets their redelivered
-    flag); unacknowledged ones cannot be listed at all, so they are counted, not mapped to task
-    ids: a task held only as an unacked delivery of a live consumer at the deadline is not among
-    ``holdings`` and is counted lost by the checker, not stuck. The scenario's drain waits for
+    Limits of what the API shows. Its per-queue statistics lag by seconds (samples every 5 s),
+    so the counts here are the queue totals without statistics (``disable_stats`` +
+    ``enable_queue_totals``), which queues refresh every ``collect_statistics_interval`` (classic)
+    or ``quorum_tick_interval`` (quorum): the compose file sets both to 0.5 s. Ready messages can
+    be read (``get`` with ``ack_requeue_true``: fetched, then requeued, which sets their
+    redelivered flag); unacknowledged ones cannot be listed at all, so they are counted, not
+    mapped to task ids: a task held only as an unacked delivery of a live consumer at the
+    deadline is not among ``holdings`` and is counted lost by the checker, not stuck (the
+    scenario result reports how many such messages there were). The scenario's drain waits for
     them to be zero, which a live consumer with no task running makes them.
     """
 
@@ -128,11 +131,15 @@ class CeleryRabbit:
         return vhost.status_code == 200 and amqp.status_code == 200
 
     def _queue(self) -> dict[str, Any] | None:
-        response = self.session.get(self._queue_url(), timeout=HTTP_TIMEOUT_S)
-        if response.status_code == 404:
-            return None
+        """The task queue with its message totals, or None when it does not exist."""
+        response = self.session.get(
+            f"{self.url}/queues/{self.vhost}",
+            params={"disable_stats": "true", "enable_queue_totals": "true"},
+            timeout=HTTP_TIMEOUT_S,
+        )
         response.raise_for_status()
-        return cast(dict[str, Any], response.json())
+        found = [q for q in response.json() if q.get("name") == self.QUEUE]
+        return cast(dict[str, Any], found[0]) if found else None
 
     def reset(self, idle: bool = False) -> None:
         """With no client running, delete the task queue: the clients that start next declare

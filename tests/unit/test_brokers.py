@@ -51,10 +51,13 @@ class FakeRabbit:
             return (200, {"name": "/"}) if self.vhost else (404, {"error": "Object Not Found"})
         if method == "GET" and url.path == "/api/health/checks/port-listener/5672":
             return (200, {"status": "ok"}) if self.listener else (503, {"status": "failed"})
+        if method == "GET" and url.path == "/api/queues/%2F":
+            if query != {"disable_stats": ["true"], "enable_queue_totals": ["true"]}:
+                return 400, {"error": "only the queue totals are fresh enough"}
+            other = {"name": "celery@w1.celery.pidbox", "messages_ready": 9}
+            return 200, [other] + ([self.queue] if self.queue else [])
         if url.path.startswith(QUEUE) and self.queue is None:
             return 404, {"error": "Object Not Found"}
-        if method == "GET" and url.path == QUEUE:
-            return 200, self.queue
         if method == "DELETE" and url.path == QUEUE:
             if query.get("if-unused") == ["true"] and self.queue.get("type") == "quorum":
                 return 400, {"error": "bad_request", "reason": "not supported by quorum queues"}
