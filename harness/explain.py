@@ -89,6 +89,15 @@ def _duplicated(r: Any) -> str:
             "repeat harmless.")
 
 
+def recovery_text(seconds: float) -> str:
+    """Heal -> last redelivered completion, in words: negative when the backend had redelivered
+    everything before the fault healed (RabbitMQ requeues at once; the heal waits for the
+    supervisor to start the dead worker again)."""
+    if seconds < 0:
+        return f"{-seconds:g}s before the fault healed"
+    return f"{seconds:g}s after healing"
+
+
 def explain(r: Any) -> list[str]:
     """One plain-language line per anomaly of a scenario result."""
     c = r.counts
@@ -129,7 +138,7 @@ def explain(r: Any) -> list[str]:
                    "ids, so those tasks count as lost above although the broker still holds them.")
     if c["late"]:
         recovery = "" if r.recovery_s is None else (
-            f"; the last redelivered task completed {r.recovery_s}s after healing")
+            f"; the last redelivered task completed {recovery_text(r.recovery_s)}")
         out.append(f"{c['late']} late: completed more than {r.settings.get('late_after_s')}s "
                    f"after the fault healed{recovery}.")
     if c["indeterminate"] or c["failed"]:

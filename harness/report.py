@@ -135,7 +135,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
             lines.append("|" + "---|" * len(header))
             for r in rows:
                 cells = [r.configuration, r.guarantee, *[_cell(r.counts, k) for k, _ in COLUMNS],
-                         "-" if r.recovery_s is None else f"{r.recovery_s}s", _verdict(r)]
+                         _recovery(r.recovery_s), _verdict(r)]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
             for r in rows:
@@ -152,6 +152,12 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         lines += [f"- {k}: {v:.1f}s" for k, v in timings.items()]
     lines.append("")
     return "\n".join(lines)
+
+
+def _recovery(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds}s" if seconds >= 0 else f"{-seconds}s before heal"
 
 
 def _summary(backend: str, results: list[ScenarioResult]) -> list[str]:

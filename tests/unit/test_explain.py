@@ -239,3 +239,10 @@ def test_unmapped_unacked_messages_are_said_to_count_as_lost() -> None:
     text = " ".join(explain(r))
     assert "2 messages were still delivered and unacknowledged" in text
     assert "count as lost above" in text
+
+
+def test_recovery_before_the_heal_is_said_so() -> None:
+    (line,) = explain(result(R_LATE, "sigkill-worker", target="rabbit-worker1", late=3,
+                             recovery_s=-3.57))
+    assert line == ("3 late: completed more than 5.0s after the fault healed; the last "
+                    "redelivered task completed 3.57s before the fault healed.")
