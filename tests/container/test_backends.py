@@ -3,6 +3,8 @@ what each one must show if the harness sees what it claims to see."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.ledger import read_ledger
@@ -82,3 +84,19 @@ def test_rabbitmq_requeues_a_killed_workers_tasks_at_once(world: World, chaos_ru
     # again (Redis would wait for its visibility timeout).
     first = min(r["t"] for r in elsewhere) - fault["t"]
     assert first < SMALL.fault_window_s, f"first redelivery {first:.1f}s after the kill"
+
+
+def test_rabbitmq_runs_unprivileged(world: World, tmp_path: Path) -> None:
+    """The broker drops every capability (compose adds back only what the official image's
+    entrypoint needs), and the Erlang VM does not run as root."""
+    world.begin_scenario("celery-rabbitmq", {}, tmp_path)
+    container = world.cluster.container("rabbitmq")
+    assert container is not None
+    host = container.attrs["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert set(host.get("CapAdd") or []) <= {"CHOWN", "SETUID", "SETGID"}
+    assert "no-new-privileges" in host["SecurityOpt"]
+    rows = container.top(ps_args="-o uid,comm")["Processes"]
+    beam = [row for row in rows if row[1].startswith("beam")]
+    assert beam, rows
+    assert all(int(row[0]) != 0 for row in beam), rows
