@@ -96,7 +96,7 @@ def test_rabbitmq_runs_unprivileged(world: World, tmp_path: Path) -> None:
     assert host["CapDrop"] == ["ALL"]
     assert set(host.get("CapAdd") or []) <= {"CHOWN", "SETUID", "SETGID"}
     assert "no-new-privileges" in host["SecurityOpt"]
-    rows = container.top(ps_args="-o uid,comm")["Processes"]
-    beam = [row for row in rows if row[1].startswith("beam")]
+    rows = container.top(ps_args="-o pid,uid,comm")["Processes"]  # docker top needs the pid
+    beam = [row for row in rows if row[2].startswith("beam")]
     assert beam, rows
-    assert all(int(row[0]) != 0 for row in beam), rows
+    assert all(int(row[1]) != 0 for row in beam), rows
