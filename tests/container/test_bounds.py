@@ -76,7 +76,7 @@ def test_frozen_workers_leave_tasks_stuck(
                for where in result.stuck_locations)
     # The frozen workers are replaced before the next scenario runs.
     after = run_scenario(world, CONFIGURATIONS["acks-late-prefetch-1"], "none",
-                         Settings(tasks=6), 3, tmp_path, "n/a")
+                         Settings(tasks=6, fault_after_started=1), 3, tmp_path, "n/a")
     assert after.valid and after.counts["completed"] == 6
 
 
