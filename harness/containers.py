@@ -184,20 +184,14 @@ class Cluster:
                 # worker would run tasks after the check, into a ledger already counted.
                 found.remove(force=True)
 
-    def is_alive(self, name: str) -> bool:
-        """Running or frozen (paused): its processes exist."""
-        found = self.container(name)
-        if found is None:
-            return False
-        found.reload()
-        return found.status in ("running", "paused")
-
     def is_running(self, name: str) -> bool:
+        """Its process exists: running, or frozen (paused) mid-run, which is not dead, so not
+        for a supervisor to start again, nor for a scenario to replace silently."""
         found = self.container(name)
         if found is None:
             return False
         found.reload()
-        return bool(found.status == "running")
+        return bool(found.status in ("running", "paused"))
 
     def logs(self, name: str, lines: int = 30) -> str:
         found = self.container(name)

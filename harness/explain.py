@@ -2,7 +2,8 @@
 setting changes it. Pure: a scenario result in, sentences out.
 
 The mechanisms named here are the backends' own, as their source and documentation describe
-them (kombu's Redis transport restores unacknowledged messages after the visibility timeout; arq
+them (kombu's Redis transport restores unacknowledged messages after the visibility timeout;
+RabbitMQ requeues them the moment the channel or connection they went out on closes; arq
 retries a job once its in-progress key expires; BackgroundTasks live in the app's memory).
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 WORKER_DEATHS = ("sigkill-worker", "sigkill-pool-child", "sigterm-worker", "crash-after-effect")
 LINK_FAULTS = ("cut-worker-broker", "blackhole-worker-broker", "latency-worker-broker")
 BROKER_FAULTS = ("broker-sigkill", "broker-restart")
+CELERY = ("celery-redis", "celery-rabbitmq")
 
 
 def _lost(r: Any) -> str:
@@ -21,6 +23,14 @@ def _lost(r: Any) -> str:
     if b == "fastapi":
         return (f"{head}: BackgroundTasks live only in the app process's memory, so the tasks it "
                 "had accepted but not finished died with it. A broker-backed queue keeps them.")
+    if b == "celery-rabbitmq" and f in BROKER_FAULTS:
+        if "confirms" in cfg:
+            return (f"{head}: RabbitMQ had confirmed them (publisher confirms) and still did not "
+                    "deliver them after its restart.")
+        return (f"{head}: without publisher confirms the producer's publish returns once the "
+                "message is written to the socket, before RabbitMQ has it on disk, so the kill "
+                "took what the broker still held in memory (and publishes on connections it was "
+                "dropping). `confirm_publish=True` makes the publish wait for the broker's ack.")
     if f in BROKER_FAULTS and "aof" not in cfg:
         return (f"{head}: Redis ran without persistence (appendonly no), so the messages it held "
                 "(queued and unacknowledged) vanished with the process. `appendonly yes` keeps "
@@ -32,11 +42,11 @@ def _lost(r: Any) -> str:
         return (f"{head}: arq would not run the job again after its first try died "
                 "(max_tries=1). The default max_tries=5 retries it once the in-progress key "
                 "expires.")
-    if b == "celery-redis" and "acks-early" in cfg and f in WORKER_DEATHS:
+    if b in CELERY and "acks-early" in cfg and f in WORKER_DEATHS:
         return (f"{head}: they were running on {r.fault_target} when it died, and Celery had "
                 "acknowledged them when they started (acks early), so nothing redelivered them. "
                 "`task_acks_late=True` keeps them in the broker until they finish.")
-    if b == "celery-redis" and "no-reject" in cfg and f == "sigkill-pool-child":
+    if b in CELERY and "no-reject" in cfg and f == "sigkill-pool-child":
         return (f"{head}: the pool child died mid-task and, without "
                 "`task_reject_on_worker_lost`, Celery acknowledged the message as failed "
                 "(WorkerLostError) instead of requeueing it. "
@@ -62,6 +72,16 @@ def _duplicated(r: Any) -> str:
         cause = (f"while the worker was stopped, a live worker's sweep restored the messages it "
                  f"held unacknowledged (older than the visibility timeout, {vt}s) and ran them; "
                  "after SIGCONT the stopped worker ran its own copies too")
+    elif b == "celery-rabbitmq" and f in BROKER_FAULTS:
+        cause = ("the first run finished while the broker was down, so its acknowledgement went "
+                 "nowhere; RabbitMQ had the message on disk, unacknowledged, and delivered it "
+                 "again after its restart")
+    elif b == "celery-rabbitmq":
+        cause = ("RabbitMQ requeued the unacknowledged delivery at once when the worker's "
+                 "channel or connection closed (no visibility timeout), and another worker ran "
+                 "it while, or after, the first run did its side effect; the first run's "
+                 "acknowledgement then went nowhere (its delivery tag belonged to the dead "
+                 "channel)")
     elif f in LINK_FAULTS or f == "sigstop-worker":
         cause = ("the worker finished tasks while cut off from the broker, so their "
                  f"acknowledgements were lost; Redis restored them after the visibility timeout "
@@ -71,6 +91,15 @@ def _duplicated(r: Any) -> str:
                  "had already done its side effect")
     return (f"{head}: {cause}. An idempotency key checked before the side effect makes the "
             "repeat harmless.")
+
+
+def recovery_text(seconds: float) -> str:
+    """Heal -> last redelivered completion, in words: negative when the backend had redelivered
+    everything before the fault healed (RabbitMQ requeues at once; the heal waits for the
+    supervisor to start the dead worker again)."""
+    if seconds < 0:
+        return f"{-seconds:g}s before the fault healed"
+    return f"{seconds:g}s after healing"
 
 
 def explain(r: Any) -> list[str]:
@@ -90,6 +119,12 @@ def explain(r: Any) -> list[str]:
         out.append(f"{c['deduplicated_runs']} runs found their idempotency key taken and skipped "
                    "the side effect.")
     fresh = c["redelivered"] - c["re_executed"]
+    if fresh > 0 and r.backend == "celery-rabbitmq":
+        out.append(
+            f"{fresh} redelivered before their first start: RabbitMQ requeued them at once "
+            "(prefetched by a worker that lost its connection or shut down, or recovered from "
+            "disk after a broker restart, which marks them redelivered)."
+        )
     if fresh > 0 and r.backend == "celery-redis":
         out.append(
             f"{fresh} redelivered before their first start: the worker had prefetched them "
@@ -100,11 +135,14 @@ def explain(r: Any) -> list[str]:
     if c["stuck"]:
         where = "; ".join(f"{n} {loc}" for loc, n in r.stuck_locations.items())
         out.append(f"{c['stuck']} stuck at the drain deadline: {where}.")
+    unmapped = getattr(r, "unmapped_in_broker", 0)
+    if unmapped:
+        out.append(f"{unmapped} messages were still delivered and unacknowledged on a live "
+                   "consumer's channel at the deadline; RabbitMQ's API does not list their task "
+                   "ids, so those tasks count as lost above although the broker still holds them.")
     if c["late"]:
-        recovery = ""
-        if r.recovery_s is not None:
-            recovery = (f"; the last redelivered task completed {r.recovery_s}s after healing"
-                        if r.recovery_s > 0 else "; redelivered tasks had completed before it")
+        recovery = "" if r.recovery_s is None else (
+            f"; the last redelivered task completed {recovery_text(r.recovery_s)}")
         out.append(f"{c['late']} late: completed more than {r.settings.get('late_after_s')}s "
                    f"after the fault healed{recovery}.")
     if c["indeterminate"] or c["failed"]:

@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 from harness import taskbody
 from harness.world import World
 
-BROKERED = ("celery-redis", "arq")  # backends that have a broker and proxies
+BROKERED = ("celery-redis", "celery-rabbitmq", "arq")  # backends with a broker and proxies
+CELERY = ("celery-redis", "celery-rabbitmq")  # backends whose workers have a prefork pool
 
 
 class Fault:
@@ -70,7 +71,7 @@ class SigkillPoolChild(Fault):
     name = "sigkill-pool-child"
     description = ("SIGKILL of the one prefork pool child running a task, while the worker's "
                    "main process lives on")
-    backends = ("celery-redis",)
+    backends = CELERY
 
     def applies(self, backend: str, configuration: Any) -> bool:
         return super().applies(backend, configuration) and configuration.env().get(

@@ -5,6 +5,8 @@ No container registry answers on the machines this project runs on, so nothing i
 * a Debian root filesystem is made with ``mmdebstrap`` from the machine's own apt sources file
   (so no mirror host is written into this repository) and ``docker import``-ed. It carries
   Python and Debian's ``redis-server``: it *is* the local Redis image and the base of the others;
+* a second root filesystem, the same way, carries Debian's ``rabbitmq-server`` with the
+  management plugin enabled: the local RabbitMQ image (it runs as the ``rabbitmq`` user);
 * the Toxiproxy server is built with ``go install`` from the Go module proxy and copied in;
 * backend images are ``docker build``-s on that base, their Python packages installed only from
   wheels the host built (``pip wheel``) into ``build/wheels/<backend>``.
@@ -20,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -40,6 +43,30 @@ IMAGES_FILE = BUILD / "images.json"
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 TOXIPROXY_VERSION = "v2.12.0"
 BASE_PACKAGES = ("python3", "python3-venv", "redis-server", "procps")
+RABBITMQ_PACKAGES = ("rabbitmq-server",)
+# Written into the RabbitMQ root filesystem by mmdebstrap customize hooks ($1 is its root):
+# the management plugin (its HTTP API is what the harness's forensics read), and the default
+# guest user allowed in from other hosts (the workers, and the published API port), as the
+# official image's 10-defaults.conf does.
+RABBITMQ_FILES = {
+    "/etc/rabbitmq/enabled_plugins": "[rabbitmq_management].\n",
+    "/etc/rabbitmq/rabbitmq.conf": "loopback_users.guest = false\n",
+}
+# docker import --change lines. It runs as Debian's rabbitmq user (its home holds the Erlang
+# cookie and the Mnesia directory), so it needs no capability to drop privileges. PATH puts
+# RabbitMQ's own scripts first: `rabbitmq-server` is then the script that execs the Erlang VM
+# and turns SIGTERM into a clean stop, as in the official image, not Debian's
+# /usr/sbin wrapper (which su-s from root and sends the output to a file under
+# /var/log/rabbitmq). UTF-8 for the Elixir CLI tools (rabbitmqctl, rabbitmq-diagnostics).
+RABBITMQ_CHANGES = (
+    "LABEL io.queue-chaos.image=rabbitmq",
+    "USER rabbitmq",
+    "WORKDIR /var/lib/rabbitmq",
+    "ENV HOME=/var/lib/rabbitmq LANG=C.UTF-8 LC_ALL=C.UTF-8 "
+    "PATH=/usr/lib/rabbitmq/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "EXPOSE 5672 15672",
+    'CMD ["rabbitmq-server"]',
+)
 SOURCES_CANDIDATES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 BACKENDS = ("celery", "arq", "fastapi")  # each backends/<name>/ builds one image
 SHARED_MODULES = ("ledger.py", "taskbody.py", "knobs.py")  # copied into every backend image
@@ -119,20 +146,47 @@ def build_base(engine: docker.DockerClient) -> tuple[str, bool]:
     tag = f"queue-chaos/debian-base:{digest(suite, sources.read_text(), *BASE_PACKAGES)}"
     if _has_image(engine, tag):
         return tag, True
+    _import_rootfs(engine, tag, suite, sources, BASE_PACKAGES, (),
+                   ["LABEL io.queue-chaos.image=base", 'CMD ["/bin/bash"]'],
+                   "Debian root filesystem (mmdebstrap)")
+    return tag, False
+
+
+def rabbitmq_hooks() -> list[str]:
+    """mmdebstrap customize hooks writing RABBITMQ_FILES into the root filesystem ($1)."""
+    return [f'printf %s {shlex.quote(text)} > "$1{path}"' for path, text in RABBITMQ_FILES.items()]
+
+
+def build_rabbitmq(engine: docker.DockerClient) -> tuple[str, bool]:
+    """The local RabbitMQ image: Debian's rabbitmq-server, management plugin on, by mmdebstrap
+    (minbase) + docker import, like the base image."""
+    sources = apt_sources()
+    suite = debian_suite()
+    hooks = rabbitmq_hooks()
+    tag = "queue-chaos/rabbitmq:" + digest(suite, sources.read_text(), *RABBITMQ_PACKAGES,
+                                           *hooks, *RABBITMQ_CHANGES)
+    if _has_image(engine, tag):
+        return tag, True
+    _import_rootfs(engine, tag, suite, sources, RABBITMQ_PACKAGES, hooks, list(RABBITMQ_CHANGES),
+                   "RabbitMQ root filesystem (mmdebstrap)")
+    return tag, False
+
+
+def _import_rootfs(
+    engine: docker.DockerClient, tag: str, suite: str, sources: Path, packages: tuple[str, ...],
+    hooks: list[str] | tuple[str, ...], changes: list[str], step: str,
+) -> None:
     BUILD.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
         tarball = Path(tmp) / "rootfs.tar"
         _run(
-            ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-             suite, str(tarball), str(sources)],
-            "Debian root filesystem (mmdebstrap)",
+            ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(packages)}",
+             *(f"--customize-hook={hook}" for hook in hooks), suite, str(tarball), str(sources)],
+            step,
         )
         repository, _, version = tag.partition(":")
-        engine.api.import_image_from_file(
-            str(tarball), repository=repository, tag=version,
-            changes=["LABEL io.queue-chaos.image=base", 'CMD ["/bin/bash"]'],
-        )
-    return tag, False
+        engine.api.import_image_from_file(str(tarball), repository=repository, tag=version,
+                                          changes=changes)
 
 
 def build_toxiproxy_binary() -> tuple[Path, bool]:
@@ -228,6 +282,8 @@ def provision(
         t = time.monotonic()
         base = step("base", build_base(engine), t)
         variables["CHAOS_REDIS_IMAGE"] = base
+        t = time.monotonic()
+        variables["CHAOS_RABBITMQ_IMAGE"] = step("rabbitmq", build_rabbitmq(engine), t)
         t = time.monotonic()
         toxiproxy = build_toxiproxy_image(engine, base)
         variables["CHAOS_TOXIPROXY_IMAGE"] = step("toxiproxy", toxiproxy, t)

@@ -11,9 +11,10 @@ from typing import Any
 
 from harness.checker import Guarantee
 
-BACKENDS = ("celery-redis", "arq", "fastapi")
+BACKENDS = ("celery-redis", "celery-rabbitmq", "arq", "fastapi")
 BACKEND_TITLES = {
     "celery-redis": "Celery on Redis",
+    "celery-rabbitmq": "Celery on RabbitMQ",
     "arq": "arq on Redis",
     "fastapi": "FastAPI BackgroundTasks",
 }
@@ -48,8 +49,9 @@ _LATE = {"acks_late": "true", "reject_on_worker_lost": "true"}
 
 # Claims follow each backend's documentation: Celery acks early = a task may be lost if the
 # worker dies mid-task (at most once); task_acks_late (+ task_reject_on_worker_lost) = it is
-# redelivered and may run again (at least once); arq's "pessimistic execution" = at least once
-# (max_tries=1 turns retries off); BackgroundTasks run in the app's own process, fire and forget.
+# redelivered and may run again (at least once), on Redis and on RabbitMQ alike; arq's
+# "pessimistic execution" = at least once (max_tries=1 turns retries off); BackgroundTasks run in
+# the app's own process, fire and forget.
 _CONFIGURATIONS = (
     _config("celery-redis", "acks-early-prefetch-1", _AMO,
             "Celery defaults (acks early), worker_prefetch_multiplier=1", prefetch_multiplier="1"),
@@ -81,6 +83,20 @@ _CONFIGURATIONS = (
             "task_acks_late=True, task_reject_on_worker_lost=True, prefetch 1, Redis appendonly "
             "yes, appendfsync always", prefetch_multiplier="1", redis_appendonly="yes",
             redis_appendfsync="always", **_LATE),
+    _config("celery-rabbitmq", "rabbit-acks-early", _AMO,
+            "Celery defaults (acks early) on RabbitMQ, durable classic queue, "
+            "worker_prefetch_multiplier=1", prefetch_multiplier="1"),
+    _config("celery-rabbitmq", "rabbit-acks-late", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, durable classic "
+            "queue, prefetch 1", prefetch_multiplier="1", **_LATE),
+    _config("celery-rabbitmq", "rabbit-acks-late-quorum", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, quorum queue "
+            "(x-queue-type=quorum; global QoS off), prefetch 1", prefetch_multiplier="1",
+            queue_type="quorum", **_LATE),
+    _config("celery-rabbitmq", "rabbit-acks-late-confirms", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, durable classic "
+            "queue, publisher confirms (confirm_publish=True), prefetch 1",
+            prefetch_multiplier="1", confirm_publish="true", **_LATE),
     _config("arq", "arq-defaults", _ALO,
             "arq defaults: max_tries=5; job_timeout=10s, max_jobs=2 (scenario sizes)"),
     _config("arq", "arq-max-tries-1", _AMO, "arq with max_tries=1 (no retry)",
@@ -101,24 +117,30 @@ CONFIGURATIONS: dict[str, Configuration] = {c.name: c for c in _CONFIGURATIONS}
 DEFAULT_PAIRS: dict[str, tuple[str, ...]] = {
     "sigkill-worker": ("acks-early-prefetch-1", "acks-early-prefetch-4", "acks-late-prefetch-1",
                        "acks-late-prefetch-4", "acks-late-prefetch-16", "acks-late-threads",
-                       "acks-late-idempotent", "arq-defaults", "arq-max-tries-1",
+                       "acks-late-idempotent", "rabbit-acks-early", "rabbit-acks-late",
+                       "rabbit-acks-late-quorum", "arq-defaults", "arq-max-tries-1",
                        "arq-idempotent", "fastapi-graceful-10"),
     "sigkill-pool-child": ("acks-early-prefetch-1", "acks-late-prefetch-1", "acks-late-no-reject",
-                           "acks-late-idempotent"),
-    "sigterm-worker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "arq-defaults",
-                       "fastapi-graceful-10", "fastapi-graceful-1"),
+                           "acks-late-idempotent", "rabbit-acks-early", "rabbit-acks-late",
+                           "rabbit-acks-late-quorum"),
+    "sigterm-worker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "rabbit-acks-early",
+                       "rabbit-acks-late", "arq-defaults", "fastapi-graceful-10",
+                       "fastapi-graceful-1"),
     "sigstop-worker": ("acks-early-prefetch-4", "acks-late-prefetch-1", "arq-defaults",
                        "arq-max-tries-1"),
     "broker-sigkill": ("acks-late-prefetch-1", "acks-late-aof-everysec", "acks-late-aof-always",
+                       "rabbit-acks-late", "rabbit-acks-late-quorum", "rabbit-acks-late-confirms",
                        "arq-defaults"),
     "broker-restart": ("acks-late-prefetch-1", "acks-late-aof-everysec", "arq-defaults"),
     "cut-worker-broker": ("acks-early-prefetch-4", "acks-late-prefetch-1", "acks-late-prefetch-4",
-                          "arq-defaults"),
+                          "rabbit-acks-early", "rabbit-acks-late", "arq-defaults"),
     "blackhole-worker-broker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "arq-defaults"),
     "latency-worker-broker": ("acks-late-prefetch-4", "arq-defaults"),
-    "cut-producer-broker": ("acks-late-prefetch-1", "arq-defaults"),
+    "cut-producer-broker": ("acks-late-prefetch-1", "rabbit-acks-late",
+                            "rabbit-acks-late-confirms", "arq-defaults"),
     "crash-after-effect": ("acks-early-prefetch-1", "acks-late-prefetch-1",
-                           "acks-late-idempotent", "arq-defaults", "arq-idempotent",
+                           "acks-late-idempotent", "rabbit-acks-early", "rabbit-acks-late",
+                           "rabbit-acks-late-quorum", "arq-defaults", "arq-idempotent",
                            "fastapi-graceful-10"),
 }
 

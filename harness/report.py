@@ -66,6 +66,9 @@ def _cell(counts: dict[str, int], key: str) -> str:
 BACKEND_NOTES = {
     "celery-redis": " Redis visibility timeout {visibility_timeout_s}s, swept every "
                     "{restore_interval_s}s (production defaults: 3600s, ~100s).",
+    "celery-rabbitmq": " RabbitMQ requeues a delivery the moment the channel or connection "
+                       "it went out on closes (no visibility timeout); durable queue, persistent "
+                       "messages.",
     "arq": " arq job_timeout 10s: a dead worker's job is retried once its in-progress key "
            "expires.",
     "fastapi": " No broker: the app runs its tasks in its own process after responding.",
@@ -154,7 +157,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
 def _recovery(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    return f"{seconds}s" if seconds > 0 else "before heal"
+    return f"{seconds}s" if seconds >= 0 else f"{-seconds}s before heal"
 
 
 def _summary(backend: str, results: list[ScenarioResult]) -> list[str]:

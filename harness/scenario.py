@@ -60,6 +60,9 @@ class ScenarioResult:
     settings: dict[str, Any] = field(default_factory=dict)
     attempt: int = 1  # the first valid attempt (invalid ones are re-run, never reported)
     revived: list[str] = field(default_factory=list)  # workers started again after the fault
+    # Messages the broker held at the deadline without saying which task (RabbitMQ's unacked
+    # deliveries): their tasks cannot be told stuck, and count as lost.
+    unmapped_in_broker: int = 0
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
@@ -235,6 +238,7 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         replay=ctx.replay,
         settings=asdict(settings),
         revived=revived,
+        unmapped_in_broker=int(getattr(world.broker, "unmapped_unacked", 0)),
     )
 
 

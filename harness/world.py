@@ -171,14 +171,25 @@ class World:
         since = self.clock()
         self.ledger_dir = self._ledger_dir(run_dir)
         self.ledger_dir.mkdir(parents=True, exist_ok=True)
-        for service in services:  # brokers first
-            if service.name in stale:
-                self._start(wanted.services[service.name])
-                if service.role == "broker":
-                    self._wait_broker()
         assert self.broker is not None
-        self._wait(self.broker.ready, f"the {backend} broker", broker or self.producer_service())
-        self.broker.reset()
+        if broker is not None:
+            # Clients to be started afresh go first, then the broker is emptied, then they
+            # start: the reset races with none of them. With none left running it may drop what
+            # they declare too (a RabbitMQ task queue, declared again by the new clients with
+            # this scenario's arguments).
+            for service in services:
+                if service.name in stale and service.name != broker:
+                    self.cluster.remove(service.name)
+            if broker in stale:
+                self._start(wanted.services[broker])
+            self._wait_broker()
+            self.broker.reset(idle={s.name for s in services} - {broker} <= stale)
+        for service in services:
+            if service.name in stale and service.name != broker:
+                self._start(wanted.services[service.name])
+        if broker is None:  # no broker: the probe is the app itself, once it runs
+            self._wait(self.broker.ready, f"the {backend} app", self.producer_service())
+            self.broker.reset()
         for name in stale:
             if self.topology.services[name].takes_submissions:
                 self._wait(self._producer_healthy, f"{name}'s /health", name)
@@ -275,7 +286,7 @@ class World:
     def revive(self) -> list[str]:
         """Start again every task-running container of the backend that is not running (killed,
         crashed, shut down), as a supervisor would; returns their names."""
-        revived = [name for name in self.workers if not self.cluster.is_alive(name)]
+        revived = [name for name in self.workers if not self.cluster.is_running(name)]
         since = self.clock()
         for name in revived:
             self.cluster.restart(name)

@@ -3,9 +3,13 @@ what each one must show if the harness sees what it claims to see."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from harness.ledger import read_ledger
 from harness.matrix import CONFIGURATIONS, Settings
+from harness.observe import of_scenario
 from harness.run import Run
 from harness.scenario import ScenarioResult, run_valid_scenario
 from harness.world import World
@@ -57,3 +61,42 @@ def test_fastapi_background_tasks_die_with_the_app(world: World, chaos_run: Run)
     result = _run(world, chaos_run, "fastapi-graceful-10", "sigkill-worker")
     assert result.counts["lost"] >= 1
     assert result.verdict == "holds"  # at-most-once is all BackgroundTasks claims
+
+
+def test_rabbitmq_requeues_a_killed_workers_tasks_at_once(world: World, chaos_run: Run) -> None:
+    """acks late on RabbitMQ: the killed worker's deliveries (running and prefetched) go back to
+    the queue the moment its connection closes, and the other worker runs them while the killed
+    one is still down: no visibility timeout, no wait for the supervisor."""
+    result = _run(world, chaos_run, "rabbit-acks-late", "sigkill-worker")
+    assert result.counts["lost"] == 0
+    assert result.counts["re_executed"] >= 1
+    assert result.revived == [result.fault_target]
+    assert result.drained
+    prefix = result.scenario + ("" if result.attempt == 1 else f"~attempt-{result.attempt}")
+    records = of_scenario(read_ledger([result.ledger_dir]).records, prefix)
+    (fault,) = [r for r in records if r["kind"] == "fault"]
+    again = [r for r in records if r["kind"] == "started" and r.get("redelivered") is True
+             and r["t"] > fault["t"]]
+    assert again, "no execution flagged as a redelivery after the kill"
+    elsewhere = [r for r in again if r["worker"] != result.fault_target]
+    assert elsewhere, "every redelivery waited for the killed worker to come back"
+    # Before the fault window ends, i.e. before the supervisor even starts the killed worker
+    # again (Redis would wait for its visibility timeout).
+    first = min(r["t"] for r in elsewhere) - fault["t"]
+    assert first < SMALL.fault_window_s, f"first redelivery {first:.1f}s after the kill"
+
+
+def test_rabbitmq_runs_unprivileged(world: World, tmp_path: Path) -> None:
+    """The broker drops every capability (compose adds back only what the official image's
+    entrypoint needs), and the Erlang VM does not run as root."""
+    world.begin_scenario("celery-rabbitmq", {}, tmp_path)
+    container = world.cluster.container("rabbitmq")
+    assert container is not None
+    host = container.attrs["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert set(host.get("CapAdd") or []) <= {"CHOWN", "SETUID", "SETGID"}
+    assert "no-new-privileges" in host["SecurityOpt"]
+    rows = container.top(ps_args="-o pid,uid,comm")["Processes"]  # docker top needs the pid
+    beam = [row for row in rows if row[2].startswith("beam")]
+    assert beam, rows
+    assert all(int(row[1]) != 0 for row in beam), rows

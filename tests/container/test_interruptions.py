@@ -132,8 +132,8 @@ def test_exception_inside_a_fault_fails_clearly_and_the_next_scenario_starts_afr
     assert "last 30 log lines of worker1" in str(failure.value)
     assert time.monotonic() - started < 120
     before = {w: world.cluster.container(w).id for w in world.workers}  # type: ignore[union-attr]
-    result = run_scenario(world, configuration, "none", Settings(tasks=6, fault_after_started=1), 1,
-                          tmp_path, "n/a")
+    result = run_scenario(world, configuration, "none", Settings(tasks=6, fault_after_started=1),
+                          1, tmp_path, "n/a")
     assert result.valid and result.counts["completed"] == 6
     after = {w: world.cluster.container(w).id for w in world.workers}  # type: ignore[union-attr]
     assert all(before[w] != after[w] for w in before), "workers a failed fault touched are new"

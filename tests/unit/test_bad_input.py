@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from harness.topology import ROOT
+from harness.topology import ROOT, port_variables
 
 
 def _main_job(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -46,12 +46,13 @@ def test_bad_port_number() -> None:
 
 
 def _free_ports() -> dict[str, str]:
-    """Ports free right now, so the engine check is not pre-empted by a taken default port."""
-    sockets = [socket.socket() for _ in range(3)]
+    """Ports free right now, for every published port, so the engine check is not pre-empted
+    by a taken default port (another run on this machine)."""
+    names = sorted(port_variables())
+    sockets = [socket.socket() for _ in names]
     try:
         for s in sockets:
             s.bind(("127.0.0.1", 0))
-        names = ("CHAOS_REDIS_PORT", "CHAOS_TOXIPROXY_PORT", "CHAOS_PRODUCER_PORT")
         return {n: str(s.getsockname()[1]) for n, s in zip(names, sockets, strict=True)}
     finally:
         for s in sockets:

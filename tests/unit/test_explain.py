@@ -187,3 +187,62 @@ def test_deduplicated_and_crashed_runs_are_explained() -> None:
     assert "1 runs found their idempotency key taken and skipped the side effect." in lines
     assert ("1 runs crashed right after their side effect (the injected fault).") in lines
     assert not any(" duplicated (" in line for line in lines)
+
+
+# -- Celery on RabbitMQ: immediate requeue instead of a visibility timeout -----------------------
+
+R_EARLY, R_LATE = "rabbit-acks-early", "rabbit-acks-late"
+
+
+def test_rabbit_acks_early_loss_is_celerys_early_ack() -> None:
+    (line,) = explain(result(R_EARLY, "sigkill-worker", target="rabbit-worker1", lost=2))
+    assert line.startswith("2 lost: they were running on rabbit-worker1 when it died, and Celery "
+                           "had acknowledged them when they started (acks early)")
+
+
+def test_rabbit_broker_loss_names_publisher_confirms_not_appendonly() -> None:
+    (line,) = explain(result(R_LATE, "broker-sigkill", target="rabbitmq", lost=3))
+    assert line.startswith("3 lost: without publisher confirms")
+    assert "`confirm_publish=True`" in line
+    assert "appendonly" not in line
+    (line,) = explain(result("rabbit-acks-late-confirms", "broker-sigkill", target="rabbitmq",
+                             lost=1))
+    assert line.startswith("1 lost: RabbitMQ had confirmed them (publisher confirms)")
+
+
+def test_rabbit_duplicates_name_the_immediate_requeue_not_a_visibility_timeout() -> None:
+    for fault in ("sigkill-worker", "cut-worker-broker", "sigkill-pool-child"):
+        r = result(R_LATE, fault, target="rabbit-worker1", duplicated=1, extra_executions=1,
+                   re_executed=1, redelivered=1)
+        (line,) = explain(r)
+        assert "RabbitMQ requeued the unacknowledged delivery at once" in line, fault
+        assert "visibility timeout (" not in line, fault
+        assert line.endswith(IDEMPOTENCY), fault
+    (line,) = explain(result(R_LATE, "broker-sigkill", target="rabbitmq", duplicated=2,
+                             extra_executions=2, re_executed=2, redelivered=2))
+    assert "delivered it again after its restart" in line
+    (line,) = explain(result(R_LATE, "crash-after-effect", target="rabbit-worker2", duplicated=1,
+                             extra_executions=1, re_executed=1, redelivered=1))
+    assert "the process died after the side effect but before Celery" in line
+
+
+def test_rabbit_redelivered_before_first_start_is_an_immediate_requeue() -> None:
+    text = " ".join(explain(result(R_EARLY, "sigkill-worker", target="rabbit-worker1",
+                                   redelivered=2)))
+    assert "2 redelivered before their first start: RabbitMQ requeued them at once" in text
+    assert "visibility timeout" not in text
+
+
+def test_unmapped_unacked_messages_are_said_to_count_as_lost() -> None:
+    r = result(R_LATE, "cut-worker-broker", target="rabbit-worker1", lost=2)
+    r.unmapped_in_broker = 2
+    text = " ".join(explain(r))
+    assert "2 messages were still delivered and unacknowledged" in text
+    assert "count as lost above" in text
+
+
+def test_recovery_before_the_heal_is_said_so() -> None:
+    (line,) = explain(result(R_LATE, "sigkill-worker", target="rabbit-worker1", late=3,
+                             recovery_s=-3.57))
+    assert line == ("3 late: completed more than 5.0s after the fault healed; the last "
+                    "redelivered task completed 3.57s before the fault healed.")

@@ -44,9 +44,10 @@ def test_brokered_backends_are_those_with_a_broker() -> None:
 def test_sigkill_pool_child_applies_only_to_celery_with_prefork() -> None:
     for name, config in CONFIGURATIONS.items():
         prefork = config.env().get("CHAOS_POOL", "prefork") == "prefork"
-        expected = config.backend == "celery-redis" and prefork
+        expected = config.backend in ("celery-redis", "celery-rabbitmq") and prefork
         assert applies("sigkill-pool-child", name) is expected, name
     assert applies("sigkill-pool-child", "acks-late-prefetch-1")
+    assert applies("sigkill-pool-child", "rabbit-acks-late")
     assert not applies("sigkill-pool-child", "acks-late-threads")
     assert not applies("sigkill-pool-child", "arq-defaults")
     assert not applies("sigkill-pool-child", "fastapi-graceful-10")

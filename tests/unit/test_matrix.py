@@ -265,6 +265,45 @@ def test_celery_configurations_claim_what_celery_documents() -> None:
             f"prefetch {prefetch}" in config.summary, config.name
 
 
+def test_rabbitmq_configurations_claim_what_celery_documents() -> None:
+    rabbit = {c.name: c for c in CONFIGURATIONS.values() if c.backend == "celery-rabbitmq"}
+    assert set(rabbit) == {"rabbit-acks-early", "rabbit-acks-late", "rabbit-acks-late-quorum",
+                           "rabbit-acks-late-confirms"}
+    late = {"CHAOS_ACKS_LATE": "true", "CHAOS_REJECT_ON_WORKER_LOST": "true",
+            "CHAOS_PREFETCH_MULTIPLIER": "1"}
+    assert rabbit["rabbit-acks-early"].guarantee is Guarantee.AT_MOST_ONCE
+    assert rabbit["rabbit-acks-early"].env() == {"CHAOS_PREFETCH_MULTIPLIER": "1"}
+    assert rabbit["rabbit-acks-late"].env() == late
+    assert rabbit["rabbit-acks-late-quorum"].env() == {**late, "CHAOS_QUEUE_TYPE": "quorum"}
+    assert rabbit["rabbit-acks-late-confirms"].env() == {**late, "CHAOS_CONFIRM_PUBLISH": "true"}
+    for name, config in rabbit.items():
+        if name != "rabbit-acks-early":
+            assert config.guarantee is Guarantee.AT_LEAST_ONCE, name
+        assert "RabbitMQ" in config.summary and "prefetch" in config.summary, name
+    assert "quorum" in rabbit["rabbit-acks-late-quorum"].summary
+    assert "confirm_publish=True" in rabbit["rabbit-acks-late-confirms"].summary
+
+
+def test_rabbitmq_meets_the_faults_where_it_differs_from_redis() -> None:
+    for fault_name, names in {
+        "sigkill-worker": ("rabbit-acks-early", "rabbit-acks-late"),
+        "sigkill-pool-child": ("rabbit-acks-early", "rabbit-acks-late"),
+        "sigterm-worker": ("rabbit-acks-early", "rabbit-acks-late"),
+        "broker-sigkill": ("rabbit-acks-late", "rabbit-acks-late-quorum",
+                           "rabbit-acks-late-confirms"),
+        "cut-worker-broker": ("rabbit-acks-early", "rabbit-acks-late"),
+        "cut-producer-broker": ("rabbit-acks-late", "rabbit-acks-late-confirms"),
+        "crash-after-effect": ("rabbit-acks-early", "rabbit-acks-late"),
+    }.items():
+        assert set(names) <= set(DEFAULT_PAIRS[fault_name]), fault_name
+    chosen = cases(["celery-rabbitmq"], None, None)
+    # RabbitMQ's own acks-early kill does not replace the Redis self-proof case.
+    assert PROOF_LOSS in chosen and ("rabbit-acks-early", "sigkill-worker") in chosen
+    assert {backend_of(c) for c in chosen} == {"celery-redis", "celery-rabbitmq"}
+    assert {c for c in chosen if backend_of(c) == "celery-redis"} == {
+        PROOF_LOSS, (PROOF_LOSS[0], "none")}
+
+
 def test_arq_and_fastapi_configurations_claim_what_they_document() -> None:
     claims = {
         "arq-defaults": Guarantee.AT_LEAST_ONCE,  # pessimistic execution: retried

@@ -240,6 +240,14 @@ def test_render_fault_sections_and_count_tables() -> None:
     assert "(25.0s for SIGSTOP)" in text
 
 
+def test_recovery_before_the_heal_is_not_a_negative_time() -> None:
+    results = good_run()
+    results[-1].recovery_s = -3.5
+    lines = render(results, **META).splitlines()
+    assert any(line.endswith("| 3.5s before heal | holds |") for line in lines)
+    assert not any("| -3.5s |" in line for line in lines)
+
+
 def test_render_lists_each_configuration_once() -> None:
     text = render(good_run(), **META)
     for name in (EARLY, LATE):

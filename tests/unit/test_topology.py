@@ -73,11 +73,24 @@ def test_substitute_missing_variable_without_default_is_an_error() -> None:
 
 # -- the real compose file --------------------------------------------------------------------
 
-# Which image each backend's own services run (images.BACKENDS names the backends/<dir>).
-IMAGE_OF = {"celery-redis": "celery", "arq": "arq", "fastapi": "fastapi"}
+# Which image each backend's own services run (images.BACKENDS names the backends/<dir>): one
+# Celery image for both of Celery's brokers.
+IMAGE_OF = {"celery-redis": "celery", "celery-rabbitmq": "celery", "arq": "arq",
+            "fastapi": "fastapi"}
+# Which image variable each backend's broker runs (the local Redis image is the Debian base).
+BROKER_IMAGE_OF = {"celery-redis": "CHAOS_REDIS_IMAGE", "celery-rabbitmq": "CHAOS_RABBITMQ_IMAGE",
+                   "arq": "CHAOS_REDIS_IMAGE"}
+# Each broker's client port (the proxies' upstream) and the port the harness's forensics read,
+# published on 127.0.0.1: Redis's own port for Redis; RabbitMQ's management HTTP API, while its
+# AMQP port is reached only through the proxies.
+BROKER_PORTS = {"celery-redis": (6379, 6379), "celery-rabbitmq": (5672, 15672),
+                "arq": (6379, 6379)}
+BROKER_SCHEME = {"celery-redis": "redis", "celery-rabbitmq": "amqp", "arq": "redis"}
 # Which adapter module reads the knobs a backend's task runners are given.
+CELERY_SETTINGS = ROOT / "backends" / "celery" / "chaos_celery" / "settings.py"
 ADAPTER_SETTINGS = {
-    "celery-redis": ROOT / "backends" / "celery" / "chaos_celery" / "settings.py",
+    "celery-redis": CELERY_SETTINGS,
+    "celery-rabbitmq": CELERY_SETTINGS,
     "arq": ROOT / "backends" / "arq" / "chaos_arq" / "settings.py",
     "fastapi": ROOT / "backends" / "fastapi" / "chaos_fastapi" / "app.py",
 }
@@ -95,6 +108,7 @@ def scenario_variables(tmp_path: Path) -> dict[str, str]:
     ports = world.Ports(SCENARIO_PORTS)
     return {
         "CHAOS_REDIS_IMAGE": "test/redis:1",
+        "CHAOS_RABBITMQ_IMAGE": "test/rabbitmq:1",
         "CHAOS_TOXIPROXY_IMAGE": "test/toxiproxy:1",
         **{f"CHAOS_{b.upper()}_IMAGE": f"test/{b}:1" for b in images.BACKENDS},
         **ports.variables(),
@@ -129,7 +143,8 @@ def test_every_compose_variable_has_a_default() -> None:
 
 def test_backends_are_the_matrix_backends(topology: Topology) -> None:
     assert sorted(topology.backends) == sorted(BACKENDS)
-    assert sorted(IMAGE_OF.values()) == sorted(images.BACKENDS)
+    assert set(IMAGE_OF) == set(BACKENDS)
+    assert sorted(set(IMAGE_OF.values())) == sorted(images.BACKENDS)
 
 
 def test_every_service_but_toxiproxy_belongs_to_exactly_one_backend() -> None:
@@ -254,9 +269,13 @@ def test_published_ports_are_the_ones_the_harness_talks_to(
         assert endpoint.ports[0].container_port == int(port), endpoint.name
         broker = topology.broker(backend)
         if broker is not None:
+            # World's forensics read the broker on its one published port.
             assert len(broker.ports) == 1, broker.name
-            assert broker.ports[0].container_port == 6379  # Redis's default: no --port given
+            client_port, forensics_port = BROKER_PORTS[backend]
+            assert broker.ports[0].container_port == forensics_port, broker.name
             assert broker.command is not None and "--port" not in broker.command
+            if client_port != forensics_port:  # reached by clients only through the proxies
+                assert client_port not in {p.container_port for p in broker.ports}
 
 
 def test_toxiproxy_config_is_the_repo_file_mounted_read_only(topology: Topology) -> None:
@@ -285,7 +304,9 @@ def test_every_proxy_leads_to_a_broker(topology: Topology) -> None:
     for spec in topology.proxies.values():
         host, port = _host_port(spec.upstream)
         assert host in brokers, spec
-        assert port in {p.container_port for p in brokers[host].ports}, spec
+        backend = brokers[host].backend
+        assert backend is not None
+        assert port == BROKER_PORTS[backend][0], spec
         listen_host, listen_port = _host_port(spec.listen)
         assert listen_host == "0.0.0.0", spec  # reachable from the other containers
         listens.append(listen_port)
@@ -321,7 +342,7 @@ def test_clients_reach_their_broker_only_through_their_own_proxy(
         spec = topology.proxies[client.proxy]
         assert _host_port(spec.upstream)[0] == broker.name, (client.name, spec)
         url = urlsplit(client.environment["CHAOS_BROKER_URL"])
-        assert url.scheme == "redis", client.name
+        assert url.scheme == BROKER_SCHEME[backend], client.name
         assert url.hostname == proxy_service.name, client.name
         assert url.port == _host_port(spec.listen)[1], client.name
         # Nothing else in its environment or command points at any broker directly.
@@ -392,7 +413,7 @@ def test_images_come_from_the_variables_provisioning_sets(
     for backend in BACKENDS:
         image = scenario_variables[f"CHAOS_{IMAGE_OF[backend].upper()}_IMAGE"]
         for service in topology.of_backend(backend):
-            expected = scenario_variables["CHAOS_REDIS_IMAGE"] if service.role == "broker" \
+            expected = scenario_variables[BROKER_IMAGE_OF[backend]] if service.role == "broker" \
                 else image
             assert service.image == expected, service.name
 
@@ -401,10 +422,14 @@ def test_other_variables_are_substituted(scenario_variables: dict[str, str]) -> 
     topology = load(scenario_variables)
     for broker in topology.by_role("broker"):
         assert broker.command is not None
+        if broker.backend == "celery-rabbitmq":
+            assert broker.command == ["rabbitmq-server"]  # the official image's and ours
+            continue
         assert broker.command[broker.command.index("--appendonly") + 1] == "yes"
-    for worker in topology.workers("celery-redis"):
-        assert worker.command is not None
-        assert worker.command[worker.command.index("--concurrency") + 1] == "3"
+    for backend in ("celery-redis", "celery-rabbitmq"):
+        for worker in topology.workers(backend):
+            assert worker.command is not None
+            assert worker.command[worker.command.index("--concurrency") + 1] == "3"
     for service in topology.services.values():
         texts = [service.image, *(service.command or []), *service.environment.values(),
                  *service.labels.values()]
@@ -630,3 +655,51 @@ def test_every_real_service_drops_all_and_adds_back_little() -> None:
     topology = load({})
     for service in topology.services.values():
         assert set(service.cap_add) <= {"CHOWN", "SETUID", "SETGID"}, service.name
+
+
+# -- Celery on RabbitMQ -------------------------------------------------------------------------
+
+
+def test_rabbitmq_broker_runs_for_the_official_image_and_the_local_one() -> None:
+    topology = load({})
+    rabbitmq = topology.broker("celery-rabbitmq")
+    assert rabbitmq is not None
+    assert rabbitmq.image == "rabbitmq:3.13-management"  # the official default
+    assert load({"CHAOS_RABBITMQ_IMAGE": "x/rabbit:1"}).services["rabbitmq"].image == "x/rabbit:1"
+    assert rabbitmq.command == ["rabbitmq-server"]
+    assert rabbitmq.entrypoint is None  # the official image's entrypoint stays in place
+    # A node name independent of the container's hostname, logs on stdout, fresh statistics.
+    assert rabbitmq.environment["RABBITMQ_NODENAME"] == "rabbit@localhost"
+    assert rabbitmq.environment["RABBITMQ_LOGS"] == "-"
+    assert "collect_statistics_interval" in rabbitmq.environment[
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
+    assert [(p.host_port, p.container_port) for p in rabbitmq.ports] == [(15673, 15672)]
+    assert rabbitmq.mounts == []
+
+
+def test_rabbitmq_producer_declares_the_queue_as_its_workers_do(
+    scenario_variables: dict[str, str],
+) -> None:
+    """RabbitMQ refuses a queue declaration whose arguments differ from the queue's, so the
+    producer gets the same queue type as the workers, and the confirm knob it publishes with."""
+    for variables in ({}, {**scenario_variables, **CONFIGURATIONS["rabbit-acks-late-quorum"].env(),
+                           "CHAOS_CONFIRM_PUBLISH": "true"}):
+        topology = load(variables)
+        producer = topology.one("producer", "celery-rabbitmq")
+        assert producer.ports[0].host_port == int(variables.get("CHAOS_RABBIT_PRODUCER_PORT",
+                                                                "18001"))
+        for worker in topology.workers("celery-rabbitmq"):
+            for knob in ("CHAOS_QUEUE_TYPE", "CHAOS_CONFIRM_PUBLISH"):
+                assert producer.environment[knob] == worker.environment[knob], (worker.name, knob)
+    assert load({}).services["rabbit-worker1"].environment["CHAOS_QUEUE_TYPE"] == "classic"
+
+
+def test_both_celery_backends_run_the_same_image_and_commands() -> None:
+    topology = load({})
+    redis = {s.role: s for s in topology.of_backend("celery-redis")}
+    rabbit = {s.role: s for s in topology.of_backend("celery-rabbitmq")}
+    assert redis["producer"].command == rabbit["producer"].command
+    assert [w.command for w in topology.workers("celery-redis")] == [
+        w.command for w in topology.workers("celery-rabbitmq")]
+    assert {s.image for s in topology.of_backend("celery-rabbitmq") if s.role != "broker"} == {
+        redis["producer"].image}

@@ -11,7 +11,14 @@ LEDGER_DIR = os.environ.get("CHAOS_LEDGER_DIR", "/ledger")
 ACKS_LATE = flag("CHAOS_ACKS_LATE")
 REJECT_ON_WORKER_LOST = flag("CHAOS_REJECT_ON_WORKER_LOST")
 PREFETCH_MULTIPLIER = number("CHAOS_PREFETCH_MULTIPLIER", "4")
+# Redis transport only: its emulation of acknowledgements.
 VISIBILITY_TIMEOUT = number("CHAOS_VISIBILITY_TIMEOUT", "3600")
 RESTORE_INTERVAL = number("CHAOS_RESTORE_INTERVAL", "10")
+# AMQP (RabbitMQ) only: the task queue's type, and publisher confirms on the producer's publish.
+QUEUE_TYPE = os.environ.get("CHAOS_QUEUE_TYPE", "classic").strip().lower()
+if QUEUE_TYPE not in ("classic", "quorum"):
+    raise ValueError(f"CHAOS_QUEUE_TYPE={QUEUE_TYPE!r}: expected classic or quorum")
+CONFIRM_PUBLISH = flag("CHAOS_CONFIRM_PUBLISH")
 IDEMPOTENT = flag("CHAOS_IDEMPOTENT")
 QUEUE = "chaos"
+REDIS = BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://"))

@@ -1,0 +1,34 @@
+"""harness/images.py's RabbitMQ root filesystem: what its mmdebstrap hooks write and what the
+imported image runs as (the build itself is exercised by `make images`)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from harness import images
+
+
+def test_hooks_write_the_plugin_and_config_files(tmp_path: Path) -> None:
+    (tmp_path / "etc" / "rabbitmq").mkdir(parents=True)
+    for hook in images.rabbitmq_hooks():
+        # mmdebstrap runs each customize hook with sh, the root filesystem's path as $1.
+        subprocess.run(["sh", "-c", hook, "hook", str(tmp_path)], check=True)
+    etc = tmp_path / "etc" / "rabbitmq"
+    assert (etc / "enabled_plugins").read_text() == "[rabbitmq_management].\n"
+    assert (etc / "rabbitmq.conf").read_text() == "loopback_users.guest = false\n"
+
+
+def test_the_image_runs_rabbitmq_as_its_own_user_with_its_own_scripts_first() -> None:
+    changes = images.RABBITMQ_CHANGES
+    assert "USER rabbitmq" in changes
+    assert 'CMD ["rabbitmq-server"]' in changes
+    (env,) = [c for c in changes if c.startswith("ENV ")]
+    assert "HOME=/var/lib/rabbitmq" in env
+    assert "PATH=/usr/lib/rabbitmq/bin:" in env  # not Debian's /usr/sbin wrapper
+    assert images.RABBITMQ_PACKAGES == ("rabbitmq-server",)
+
+
+def test_the_base_image_is_untouched() -> None:
+    assert images.BASE_PACKAGES == ("python3", "python3-venv", "redis-server", "procps")
+    assert images.BACKENDS == ("celery", "arq", "fastapi")  # Celery on RabbitMQ reuses celery
