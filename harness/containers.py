@@ -218,7 +218,9 @@ class Cluster:
 
 def _labelled(engine: docker.DockerClient, labels: Mapping[str, str]) -> Iterator[Any]:
     filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-    yield from engine.containers.list(all=True, filters=filters)
+    # sparse: the listing itself, no inspect per container, which would race with a container
+    # being removed meanwhile (NotFound); the listing carries labels and mounts.
+    yield from engine.containers.list(all=True, filters=filters, sparse=True)
     yield from engine.networks.list(filters=filters)
     yield from engine.volumes.list(filters=filters)
 
