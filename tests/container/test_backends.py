@@ -8,66 +8,54 @@ from pathlib import Path
 import pytest
 
 from harness.ledger import read_ledger
-from harness.matrix import CONFIGURATIONS, Settings
 from harness.observe import of_scenario
-from harness.run import Run
-from harness.scenario import ScenarioResult, run_valid_scenario
 from harness.world import World
+from tests.container.conftest import SMALL, SmallRun
 
 pytestmark = pytest.mark.container
 
-SMALL = Settings(tasks=24, submit_rate=12.0, fault_after_started=6, fault_window_s=3.0)
 
 
-def _run(world: World, run: Run, configuration: str, fault: str) -> ScenarioResult:
-    result = run_valid_scenario(world, CONFIGURATIONS[configuration], fault, SMALL, run.seed,
-                                run.directory, run.replay(configuration, fault))
-    run.results.append(result)
-    print(f"\n{result.scenario}: {result.counts} -> {result.verdict}; phases {result.phase_s}")
-    assert result.valid, result.validity
-    return result
-
-
-def test_pool_child_kill_with_reject_on_worker_lost_requeues(world: World, chaos_run: Run) -> None:
-    result = _run(world, chaos_run, "acks-late-prefetch-1", "sigkill-pool-child")
+def test_pool_child_kill_with_reject_on_worker_lost_requeues(run_small: SmallRun) -> None:
+    result = run_small("acks-late-prefetch-1", "sigkill-pool-child")
     assert result.counts["lost"] == 0
     assert result.counts["re_executed"] >= 1
     assert result.revived == [], "the worker's main process lived on"
     assert result.drained
 
 
-def test_crash_after_effect_with_acks_late_duplicates(world: World, chaos_run: Run) -> None:
-    result = _run(world, chaos_run, "acks-late-prefetch-1", "crash-after-effect")
+def test_crash_after_effect_with_acks_late_duplicates(run_small: SmallRun) -> None:
+    result = run_small("acks-late-prefetch-1", "crash-after-effect")
     assert result.counts["crashed_runs"] == 1
     assert result.counts["duplicated"] == 1
 
 
-def test_idempotency_key_absorbs_the_repeat(world: World, chaos_run: Run) -> None:
-    result = _run(world, chaos_run, "acks-late-idempotent", "crash-after-effect")
+def test_idempotency_key_absorbs_the_repeat(run_small: SmallRun) -> None:
+    result = run_small("acks-late-idempotent", "crash-after-effect")
     assert result.counts["crashed_runs"] == 1
     assert result.counts["duplicated"] == 0
     assert result.counts["deduplicated_runs"] == 1
     assert result.verdict == "holds"
 
 
-def test_arq_retries_a_killed_workers_jobs(world: World, chaos_run: Run) -> None:
-    result = _run(world, chaos_run, "arq-defaults", "sigkill-worker")
+def test_arq_retries_a_killed_workers_jobs(run_small: SmallRun) -> None:
+    result = run_small("arq-defaults", "sigkill-worker")
     assert result.counts["lost"] == 0
     assert result.counts["re_executed"] >= 1
     assert result.revived == [result.fault_target]
 
 
-def test_fastapi_background_tasks_die_with_the_app(world: World, chaos_run: Run) -> None:
-    result = _run(world, chaos_run, "fastapi-graceful-10", "sigkill-worker")
+def test_fastapi_background_tasks_die_with_the_app(run_small: SmallRun) -> None:
+    result = run_small("fastapi-graceful-10", "sigkill-worker")
     assert result.counts["lost"] >= 1
     assert result.verdict == "holds"  # at-most-once is all BackgroundTasks claims
 
 
-def test_rabbitmq_requeues_a_killed_workers_tasks_at_once(world: World, chaos_run: Run) -> None:
+def test_rabbitmq_requeues_a_killed_workers_tasks_at_once(run_small: SmallRun) -> None:
     """acks late on RabbitMQ: the killed worker's deliveries (running and prefetched) go back to
     the queue the moment its connection closes, and the other worker runs them while the killed
     one is still down: no visibility timeout, no wait for the supervisor."""
-    result = _run(world, chaos_run, "rabbit-acks-late", "sigkill-worker")
+    result = run_small("rabbit-acks-late", "sigkill-worker")
     assert result.counts["lost"] == 0
     assert result.counts["re_executed"] >= 1
     assert result.revived == [result.fault_target]

@@ -10,34 +10,24 @@ from __future__ import annotations
 import pytest
 
 from harness import report
-from harness.matrix import CONFIGURATIONS, Settings
 from harness.run import Run
-from harness.scenario import ScenarioResult, run_scenario
 from harness.world import World
+from tests.container.conftest import SMALL, SmallRun
 
 pytestmark = pytest.mark.container
 
-SMALL = Settings(tasks=24, submit_rate=12.0, fault_after_started=6, fault_window_s=3.0)
 
 
-def _run(world: World, run: Run, configuration: str, fault: str) -> ScenarioResult:
-    result = run_scenario(world, CONFIGURATIONS[configuration], fault, SMALL, run.seed,
-                          run.directory, run.replay(configuration, fault))
-    run.results.append(result)
-    print(f"\n{result.scenario}: {result.counts} -> {result.verdict}; phases {result.phase_s}")
-    return result
-
-
-def test_control_loses_and_duplicates_nothing(world: World, chaos_run: Run) -> None:
-    result = _run(world, chaos_run, "acks-early-prefetch-1", "none")
+def test_control_loses_and_duplicates_nothing(run_small: SmallRun) -> None:
+    result = run_small("acks-early-prefetch-1", "none")
     assert result.valid, result.validity
     assert result.counts["submitted"] == SMALL.tasks
     assert result.counts["completed"] == SMALL.tasks
     assert result.counts["lost"] == result.counts["duplicated"] == result.counts["stuck"] == 0
 
 
-def test_sigkill_with_acks_early_loses_tasks(world: World, chaos_run: Run) -> None:
-    result = _run(world, chaos_run, "acks-early-prefetch-4", "sigkill-worker")
+def test_sigkill_with_acks_early_loses_tasks(run_small: SmallRun) -> None:
+    result = run_small("acks-early-prefetch-4", "sigkill-worker")
     assert result.valid, result.validity
     assert result.in_flight_at_fault, "the kill must land mid-task"
     assert result.counts["lost"] >= 1
@@ -45,16 +35,16 @@ def test_sigkill_with_acks_early_loses_tasks(world: World, chaos_run: Run) -> No
     assert result.verdict == "holds"  # at-most-once allows loss
 
 
-def test_sigkill_with_acks_late_redelivers(world: World, chaos_run: Run) -> None:
-    result = _run(world, chaos_run, "acks-late-prefetch-1", "sigkill-worker")
+def test_sigkill_with_acks_late_redelivers(run_small: SmallRun) -> None:
+    result = run_small("acks-late-prefetch-1", "sigkill-worker")
     assert result.valid, result.validity
     assert result.counts["lost"] == 0, result.anomalies
     assert result.counts["re_executed"] >= 1
     assert result.recovery_s is not None
 
 
-def test_toxiproxy_cut_is_measured(world: World, chaos_run: Run) -> None:
-    result = _run(world, chaos_run, "acks-late-prefetch-1", "cut-worker-broker")
+def test_toxiproxy_cut_is_measured(world: World, run_small: SmallRun) -> None:
+    result = run_small("acks-late-prefetch-1", "cut-worker-broker")
     assert result.valid, result.validity
     assert result.fault_target in world.workers
     assert result.counts["submitted"] == SMALL.tasks
