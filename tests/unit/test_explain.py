@@ -2,50 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
-from harness.checker import Counts
 from harness.explain import explain
-from harness.faults import FAULTS
-from harness.matrix import Settings, configuration
-from harness.scenario import ScenarioResult
+from tests.unit.test_report import result
 
 EARLY = "acks-early-prefetch-1"
 LATE = "acks-late-prefetch-1"
 IDEMPOTENCY = "An idempotency key checked before the side effect makes the repeat harmless."
-
-
-def result(
-    config: str,
-    fault: str = "none",
-    *,
-    target: str | None = None,
-    recovery_s: float | None = None,
-    stuck_locations: dict[str, int] | None = None,
-    **counts: int,
-) -> ScenarioResult:
-    conf = configuration(config)
-    base = {"submitted": 40, "acknowledged": 40}
-    return ScenarioResult(
-        scenario=f"{conf.backend}.{config}.{fault}",
-        backend=conf.backend,
-        configuration=config,
-        configuration_summary=conf.summary,
-        guarantee=conf.guarantee.value,
-        fault=fault,
-        fault_description=FAULTS[fault].description,
-        seed=1234,
-        valid=True,
-        validity="fired" if target else "control run",
-        verdict="holds",
-        reason="",
-        counts=Counts(**{**base, **counts}).as_dict(),
-        recovery_s=recovery_s,
-        stuck_locations=stuck_locations or {},
-        fault_target=target,
-        in_flight_at_fault=["t1", "t2"] if target else [],
-        settings=asdict(Settings()),
-    )
 
 
 def test_nothing_for_a_clean_result() -> None:
