@@ -56,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
             else None,
             matrix.select(faults, matrix.fault_names(), "fault") if faults else None,
         )
+        for name in dict.fromkeys(c for c, _ in config.chaos_cases):  # type: ignore[attr-defined]
+            matrix.CONFIGURATIONS[name].settings(settings)  # its own overrides hold with SET's
         Ports.from_env()
     except (matrix.MatrixError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None

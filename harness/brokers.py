@@ -100,10 +100,10 @@ class CeleryRabbit:
     or ``quorum_tick_interval`` (quorum): the compose file sets both to 0.5 s. Ready messages can
     be read (``get`` with ``ack_requeue_true``: fetched, then requeued, which sets their
     redelivered flag); unacknowledged ones cannot be listed at all, so they are counted, not
-    mapped to task ids: a task held only as an unacked delivery of a live consumer at the
-    deadline is not among ``holdings`` and is counted lost by the checker, not stuck (the
-    scenario result reports how many such messages there were). The scenario's drain waits for
-    them to be zero, which a live consumer with no task running makes them.
+    mapped to task ids: a task held only as an unacked delivery at the deadline is not among
+    ``holdings``; ``attribute_unacked`` places such tasks by count where it can (the scenario
+    result reports how many messages stayed unmapped). The scenario's drain waits for them to
+    be zero, which a live consumer with no task running makes them.
     """
 
     QUEUE = "chaos"
@@ -196,6 +196,28 @@ class CeleryRabbit:
 
     def close(self) -> None:
         self.session.close()
+
+
+INFERRED_UNACKED = (
+    "unacknowledged on a consumer's channel (inferred: the queue counted {unacked} "
+    "unacknowledged messages, and no more tasks than that were unaccounted for); RabbitMQ "
+    "requeues it when that channel closes, or after consumer_timeout (30 min by default) if it "
+    "is never acknowledged"
+)
+
+
+def attribute_unacked(unaccounted: list[str], unacked: int) -> dict[str, str]:
+    """Where RabbitMQ's unacknowledged deliveries, which its API counts but cannot list, put the
+    tasks that are otherwise unaccounted for (acknowledged submission, no completion, not ready).
+
+    The task queue is emptied before each scenario and each task is published once, so when the
+    queue counts at least as many unacknowledged messages as there are such tasks, every one of
+    them is among those messages: held, not lost. With fewer, which ones are held cannot be told,
+    and nothing is attributed (they stay lost, and the report says how many messages remain).
+    """
+    if not unaccounted or len(unaccounted) > unacked:
+        return {}
+    return {task: INFERRED_UNACKED.format(unacked=unacked) for task in unaccounted}
 
 
 class Arq(_Redis):

@@ -136,10 +136,11 @@ def explain(r: Any) -> list[str]:
         where = "; ".join(f"{n} {loc}" for loc, n in r.stuck_locations.items())
         out.append(f"{c['stuck']} stuck at the drain deadline: {where}.")
     unmapped = getattr(r, "unmapped_in_broker", 0)
-    if unmapped:
-        out.append(f"{unmapped} messages were still delivered and unacknowledged on a live "
-                   "consumer's channel at the deadline; RabbitMQ's API does not list their task "
-                   "ids, so those tasks count as lost above although the broker still holds them.")
+    if unmapped and c["lost"]:
+        out.append(f"{unmapped} messages were still delivered and unacknowledged on a "
+                   f"consumer's channel at the deadline, fewer than the {c['lost']} tasks "
+                   "unaccounted for; RabbitMQ's API does not list their task ids, so which of "
+                   "them the broker still holds cannot be told, and all count as lost above.")
     if c["late"]:
         recovery = "" if r.recovery_s is None else (
             f"; the last redelivered task completed {recovery_text(r.recovery_s)}")

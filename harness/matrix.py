@@ -33,15 +33,27 @@ class Configuration:
     guarantee: Guarantee
     environment: tuple[tuple[str, str], ...]
     summary: str
+    # Scenario settings this configuration sets for itself (a Redis visibility timeout is a
+    # transport option a team chooses, so some configurations fix it): name -> value text.
+    overrides: tuple[tuple[str, str], ...] = ()
 
     def env(self) -> dict[str, str]:
         return dict(self.environment)
+
+    def settings(self, base: Settings) -> Settings:
+        """The run's settings with this configuration's own overrides applied."""
+        return base.with_overrides(dict(self.overrides)) if self.overrides else base
 
 
 def _config(backend: str, name: str, guarantee: Guarantee, summary: str,
             **env: str) -> Configuration:
     return Configuration(backend, name, guarantee,
                          tuple((f"CHAOS_{k.upper()}", v) for k, v in env.items()), summary)
+
+
+def _overriding(configuration: Configuration, **settings: str) -> Configuration:
+    """A configuration that also fixes some scenario settings (checked when a run starts)."""
+    return replace(configuration, overrides=tuple(settings.items()))
 
 
 _AMO, _ALO, _EO = Guarantee.AT_MOST_ONCE, Guarantee.AT_LEAST_ONCE, Guarantee.EFFECTIVELY_ONCE
@@ -72,6 +84,18 @@ _CONFIGURATIONS = (
     _config("celery-redis", "acks-late-threads", _ALO,
             "task_acks_late=True, task_reject_on_worker_lost=True, --pool threads, prefetch 1",
             prefetch_multiplier="1", pool="threads", **_LATE),
+    _config("celery-redis", "acks-early-concurrency-4", _AMO,
+            "Celery defaults (acks early), prefork --concurrency 4, prefetch 1",
+            prefetch_multiplier="1", concurrency="4"),
+    _config("celery-redis", "acks-late-solo", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True, --pool solo (the task runs in "
+            "the worker's main process), prefetch 1", prefetch_multiplier="1", pool="solo",
+            concurrency="1", **_LATE),
+    _overriding(_config("celery-redis", "acks-late-vt-120", _ALO,
+                        "task_acks_late=True, task_reject_on_worker_lost=True, prefetch 1, Redis "
+                        "visibility_timeout=120s (longer than the drain deadline)",
+                        prefetch_multiplier="1", **_LATE),
+                visibility_timeout_s="120"),
     _config("celery-redis", "acks-late-idempotent", _EO,
             "task_acks_late=True, task_reject_on_worker_lost=True, prefetch 1, idempotency key "
             "checked before the side effect", prefetch_multiplier="1", idempotent="true", **_LATE),
@@ -89,6 +113,9 @@ _CONFIGURATIONS = (
     _config("celery-rabbitmq", "rabbit-acks-late", _ALO,
             "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, durable classic "
             "queue, prefetch 1", prefetch_multiplier="1", **_LATE),
+    _config("celery-rabbitmq", "rabbit-acks-late-prefetch-16", _ALO,
+            "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, durable classic "
+            "queue, worker_prefetch_multiplier=16", prefetch_multiplier="16", **_LATE),
     _config("celery-rabbitmq", "rabbit-acks-late-quorum", _ALO,
             "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, quorum queue "
             "(x-queue-type=quorum; global QoS off), prefetch 1", prefetch_multiplier="1",
@@ -101,6 +128,12 @@ _CONFIGURATIONS = (
             "arq defaults: max_tries=5; job_timeout=10s, max_jobs=2 (scenario sizes)"),
     _config("arq", "arq-max-tries-1", _AMO, "arq with max_tries=1 (no retry)",
             arq_max_tries="1"),
+    _config("arq", "arq-job-timeout-30", _ALO,
+            "arq defaults with job_timeout=30s (a dead worker's job waits 40 s for its lease)",
+            arq_job_timeout="30"),
+    _config("arq", "arq-max-jobs-8", _ALO,
+            "arq defaults with max_jobs=8 (eight jobs at once in one worker's event loop)",
+            arq_max_jobs="8"),
     _config("arq", "arq-idempotent", _EO,
             "arq defaults with an idempotency key checked before the side effect",
             idempotent="true"),
@@ -115,15 +148,19 @@ CONFIGURATIONS: dict[str, Configuration] = {c.name: c for c in _CONFIGURATIONS}
 # no-fault control). Chosen so each fault meets the settings that change its outcome, inside CI's
 # time budget; any other pair can be asked for with CONFIGS= and FAULTS=.
 DEFAULT_PAIRS: dict[str, tuple[str, ...]] = {
-    "sigkill-worker": ("acks-early-prefetch-1", "acks-early-prefetch-4", "acks-late-prefetch-1",
+    "sigkill-worker": ("acks-early-prefetch-1", "acks-early-prefetch-4",
+                       "acks-early-concurrency-4", "acks-late-prefetch-1",
                        "acks-late-prefetch-4", "acks-late-prefetch-16", "acks-late-threads",
-                       "acks-late-idempotent", "rabbit-acks-early", "rabbit-acks-late",
+                       "acks-late-solo", "acks-late-vt-120", "acks-late-idempotent",
+                       "rabbit-acks-early", "rabbit-acks-late", "rabbit-acks-late-prefetch-16",
                        "rabbit-acks-late-quorum", "arq-defaults", "arq-max-tries-1",
-                       "arq-idempotent", "fastapi-graceful-10"),
+                       "arq-job-timeout-30", "arq-max-jobs-8", "arq-idempotent",
+                       "fastapi-graceful-10"),
     "sigkill-pool-child": ("acks-early-prefetch-1", "acks-late-prefetch-1", "acks-late-no-reject",
                            "acks-late-idempotent", "rabbit-acks-early", "rabbit-acks-late",
                            "rabbit-acks-late-quorum"),
-    "sigterm-worker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "rabbit-acks-early",
+    "sigterm-worker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "acks-late-solo",
+                       "rabbit-acks-early",
                        "rabbit-acks-late", "arq-defaults", "fastapi-graceful-10",
                        "fastapi-graceful-1"),
     "sigstop-worker": ("acks-early-prefetch-4", "acks-late-prefetch-1", "arq-defaults",
@@ -133,12 +170,13 @@ DEFAULT_PAIRS: dict[str, tuple[str, ...]] = {
                        "arq-defaults"),
     "broker-restart": ("acks-late-prefetch-1", "acks-late-aof-everysec", "arq-defaults"),
     "cut-worker-broker": ("acks-early-prefetch-4", "acks-late-prefetch-1", "acks-late-prefetch-4",
-                          "rabbit-acks-early", "rabbit-acks-late", "arq-defaults"),
+                          "rabbit-acks-early", "rabbit-acks-late", "rabbit-acks-late-prefetch-16",
+                          "arq-defaults"),
     "blackhole-worker-broker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "arq-defaults"),
     "latency-worker-broker": ("acks-late-prefetch-4", "arq-defaults"),
     "cut-producer-broker": ("acks-late-prefetch-1", "rabbit-acks-late",
                             "rabbit-acks-late-confirms", "arq-defaults"),
-    "crash-after-effect": ("acks-early-prefetch-1", "acks-late-prefetch-1",
+    "crash-after-effect": ("acks-early-prefetch-1", "acks-late-prefetch-1", "acks-late-solo",
                            "acks-late-idempotent", "rabbit-acks-early", "rabbit-acks-late",
                            "rabbit-acks-late-quorum", "arq-defaults", "arq-idempotent",
                            "fastapi-graceful-10"),

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from harness.explain import explain
 from harness.matrix import BACKEND_TITLES
@@ -22,6 +23,12 @@ class Proof:
     valid: bool
     lines: list[str]
 
+
+def _common_settings(results: list[ScenarioResult]) -> dict[str, Any]:
+    """The settings most of a backend's scenarios ran with (a configuration may override some of
+    them, e.g. its own visibility timeout, and says so in its summary)."""
+    texts = [json.dumps(r.settings, sort_keys=True) for r in results]
+    return cast(dict[str, Any], json.loads(max(texts, key=texts.count)))
 
 def self_proof(results: Iterable[ScenarioResult]) -> Proof:
     results = list(results)
@@ -117,7 +124,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
     for backend in dict.fromkeys(r.backend for r in results):
         chosen = [r for r in results if r.backend == backend]
         lines += ["", f"## {BACKEND_TITLES.get(backend, backend)}", ""]
-        settings = chosen[0].settings
+        settings = _common_settings(chosen)
         lines.append(
             f"{settings['tasks']} tasks per scenario at {settings['submit_rate']}/s, each "
             f"{settings['task_min_s']}-{settings['task_max_s']}s long; faults fire once "

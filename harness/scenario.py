@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.checker import Outcome, check, verdict
+from harness.brokers import attribute_unacked
+from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
 from harness.ledger import LedgerWriter, read_ledger
 from harness.matrix import Configuration, Settings
@@ -111,6 +112,7 @@ def run_scenario(
     attempt: int = 1,
 ) -> ScenarioResult:
     name = scenario_id(configuration, fault_name)
+    settings = configuration.settings(settings)
     suffix = "" if attempt == 1 else f"~attempt-{attempt}"
     ctx = _Context(
         world, configuration, FAULTS[fault_name], settings, seed, name, name + suffix,
@@ -192,10 +194,18 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
     held = world.broker.holdings(settings)
     contents = read_ledger([ctx.ledger_dir])
     records = of_scenario(contents.records, ctx.prefix)
-    result = check(
-        records, healed_t=healed_t, late_after_s=settings.late_after_s, in_broker=held,
-        truncated=contents.truncated, corrupt=contents.corrupt,
-    )
+
+    def checked(in_broker: dict[str, str]) -> CheckResult:
+        return check(records, healed_t=healed_t, late_after_s=settings.late_after_s,
+                     in_broker=in_broker, truncated=contents.truncated, corrupt=contents.corrupt)
+
+    result = checked(held)
+    unmapped = int(getattr(world.broker, "unmapped_unacked", 0))
+    inferred = attribute_unacked(
+        [t.task for t in result.tasks if t.outcome is Outcome.LOST], unmapped)
+    if inferred:
+        result = checked({**held, **inferred})
+        unmapped = 0
     ctx.phase("check")
     judged, reason = verdict(result.counts, ctx.configuration.guarantee)
     in_flight: list[str] = []
@@ -238,7 +248,7 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         replay=ctx.replay,
         settings=asdict(settings),
         revived=revived,
-        unmapped_in_broker=int(getattr(world.broker, "unmapped_unacked", 0)),
+        unmapped_in_broker=unmapped,
     )
 
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from harness.brokers import BROKERS, CeleryRabbit, CeleryRedis
+from harness.brokers import BROKERS, CeleryRabbit, CeleryRedis, attribute_unacked
 from harness.matrix import BACKENDS, Settings
 from harness.topology import load
 
@@ -187,3 +187,16 @@ def test_holdings_map_ready_messages_and_count_the_unacknowledged(
     # Every ready message is read, and put back: requeued, not consumed.
     assert body["ackmode"] == "ack_requeue_true"
     assert body["count"] >= 2
+
+
+def test_unacked_deliveries_hold_every_unaccounted_task_when_they_are_as_many() -> None:
+    held = attribute_unacked(["t1", "t2"], 2)
+    assert set(held) == {"t1", "t2"}
+    assert "inferred: the queue counted 2 unacknowledged messages" in held["t1"]
+    assert set(attribute_unacked(["t1"], 3)) == {"t1"}
+
+
+def test_unacked_deliveries_fewer_than_unaccounted_tasks_attribute_none() -> None:
+    assert attribute_unacked(["t1", "t2", "t3"], 2) == {}
+    assert attribute_unacked(["t1"], 0) == {}
+    assert attribute_unacked([], 4) == {}

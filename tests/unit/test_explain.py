@@ -196,11 +196,18 @@ def test_rabbit_redelivered_before_first_start_is_an_immediate_requeue() -> None
 
 
 def test_unmapped_unacked_messages_are_said_to_count_as_lost() -> None:
-    r = result(R_LATE, "cut-worker-broker", target="rabbit-worker1", lost=2)
+    r = result(R_LATE, "cut-worker-broker", target="rabbit-worker1", lost=3)
     r.unmapped_in_broker = 2
     text = " ".join(explain(r))
     assert "2 messages were still delivered and unacknowledged" in text
-    assert "count as lost above" in text
+    assert "fewer than the 3 tasks unaccounted for" in text
+    assert "all count as lost above" in text
+
+
+def test_unmapped_unacked_messages_without_loss_are_not_mentioned() -> None:
+    r = result(R_LATE, "cut-worker-broker", target="rabbit-worker1")
+    r.unmapped_in_broker = 2
+    assert not any("unacknowledged on a" in line for line in explain(r))
 
 
 def test_recovery_before_the_heal_is_said_so() -> None:

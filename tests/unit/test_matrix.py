@@ -268,7 +268,7 @@ def test_celery_configurations_claim_what_celery_documents() -> None:
 def test_rabbitmq_configurations_claim_what_celery_documents() -> None:
     rabbit = {c.name: c for c in CONFIGURATIONS.values() if c.backend == "celery-rabbitmq"}
     assert set(rabbit) == {"rabbit-acks-early", "rabbit-acks-late", "rabbit-acks-late-quorum",
-                           "rabbit-acks-late-confirms"}
+                           "rabbit-acks-late-confirms", "rabbit-acks-late-prefetch-16"}
     late = {"CHAOS_ACKS_LATE": "true", "CHAOS_REJECT_ON_WORKER_LOST": "true",
             "CHAOS_PREFETCH_MULTIPLIER": "1"}
     assert rabbit["rabbit-acks-early"].guarantee is Guarantee.AT_MOST_ONCE
@@ -276,6 +276,8 @@ def test_rabbitmq_configurations_claim_what_celery_documents() -> None:
     assert rabbit["rabbit-acks-late"].env() == late
     assert rabbit["rabbit-acks-late-quorum"].env() == {**late, "CHAOS_QUEUE_TYPE": "quorum"}
     assert rabbit["rabbit-acks-late-confirms"].env() == {**late, "CHAOS_CONFIRM_PUBLISH": "true"}
+    assert rabbit["rabbit-acks-late-prefetch-16"].env() == {
+        **late, "CHAOS_PREFETCH_MULTIPLIER": "16"}
     for name, config in rabbit.items():
         if name != "rabbit-acks-early":
             assert config.guarantee is Guarantee.AT_LEAST_ONCE, name
@@ -319,6 +321,34 @@ def test_arq_and_fastapi_configurations_claim_what_they_document() -> None:
     for seconds in ("10", "1"):
         assert CONFIGURATIONS[f"fastapi-graceful-{seconds}"].env() == {
             "CHAOS_GRACEFUL_SHUTDOWN_S": seconds}
+
+
+def test_knob_configurations_set_the_knob_their_name_says() -> None:
+    assert CONFIGURATIONS["acks-early-concurrency-4"].env()["CHAOS_CONCURRENCY"] == "4"
+    solo = CONFIGURATIONS["acks-late-solo"].env()
+    assert (solo["CHAOS_POOL"], solo["CHAOS_CONCURRENCY"]) == ("solo", "1")
+    assert CONFIGURATIONS["arq-job-timeout-30"].env() == {"CHAOS_ARQ_JOB_TIMEOUT": "30"}
+    assert CONFIGURATIONS["arq-max-jobs-8"].env() == {"CHAOS_ARQ_MAX_JOBS": "8"}
+    # No pool child to kill where the task runs in the worker's own process.
+    assert not faults.FAULTS["sigkill-pool-child"].applies(
+        "celery-redis", CONFIGURATIONS["acks-late-solo"])
+
+
+def test_a_configuration_overrides_only_the_settings_it_names() -> None:
+    base = Settings(tasks=12, visibility_timeout_s=20)
+    vt = CONFIGURATIONS["acks-late-vt-120"].settings(base)
+    assert vt.visibility_timeout_s == 120
+    assert vt.tasks == 12
+    assert "visibility_timeout=120s" in CONFIGURATIONS["acks-late-vt-120"].summary
+    assert CONFIGURATIONS["acks-late-prefetch-1"].settings(base) is base
+    for config in CONFIGURATIONS.values():
+        config.settings(Settings())  # every override is a valid setting
+
+
+def test_an_override_impossible_with_the_run_settings_is_refused() -> None:
+    with pytest.raises(MatrixError, match="restore_interval_s=200"):
+        CONFIGURATIONS["acks-late-vt-120"].settings(
+            Settings(visibility_timeout_s=300, restore_interval_s=200))
 
 
 # -- self-proof cases -------------------------------------------------------------------------
