@@ -124,6 +124,10 @@ _CONFIGURATIONS = (
             "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, durable classic "
             "queue, publisher confirms (confirm_publish=True), prefetch 1",
             prefetch_multiplier="1", confirm_publish="true", **_LATE),
+    _config("celery-rabbitmq", "rabbit-acks-late-idempotent", _EO,
+            "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, durable classic "
+            "queue, prefetch 1, idempotency key checked before the side effect",
+            prefetch_multiplier="1", idempotent="true", **_LATE),
     _config("arq", "arq-defaults", _ALO,
             "arq defaults: max_tries=5; job_timeout=10s, max_jobs=2 (scenario sizes)"),
     _config("arq", "arq-max-tries-1", _AMO, "arq with max_tries=1 (no retry)",
@@ -153,7 +157,8 @@ DEFAULT_PAIRS: dict[str, tuple[str, ...]] = {
                        "acks-late-prefetch-4", "acks-late-prefetch-16", "acks-late-threads",
                        "acks-late-solo", "acks-late-vt-120", "acks-late-idempotent",
                        "rabbit-acks-early", "rabbit-acks-late", "rabbit-acks-late-prefetch-16",
-                       "rabbit-acks-late-quorum", "arq-defaults", "arq-max-tries-1",
+                       "rabbit-acks-late-quorum", "rabbit-acks-late-idempotent", "arq-defaults",
+                       "arq-max-tries-1",
                        "arq-job-timeout-30", "arq-max-jobs-8", "arq-idempotent",
                        "fastapi-graceful-10"),
     "sigkill-pool-child": ("acks-early-prefetch-1", "acks-late-prefetch-1", "acks-late-no-reject",
@@ -171,14 +176,15 @@ DEFAULT_PAIRS: dict[str, tuple[str, ...]] = {
     "broker-restart": ("acks-late-prefetch-1", "acks-late-aof-everysec", "arq-defaults"),
     "cut-worker-broker": ("acks-early-prefetch-4", "acks-late-prefetch-1", "acks-late-prefetch-4",
                           "rabbit-acks-early", "rabbit-acks-late", "rabbit-acks-late-prefetch-16",
-                          "arq-defaults"),
+                          "rabbit-acks-late-idempotent", "arq-defaults"),
     "blackhole-worker-broker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "arq-defaults"),
     "latency-worker-broker": ("acks-late-prefetch-4", "arq-defaults"),
     "cut-producer-broker": ("acks-late-prefetch-1", "rabbit-acks-late",
                             "rabbit-acks-late-confirms", "arq-defaults"),
     "crash-after-effect": ("acks-early-prefetch-1", "acks-late-prefetch-1", "acks-late-solo",
                            "acks-late-idempotent", "rabbit-acks-early", "rabbit-acks-late",
-                           "rabbit-acks-late-quorum", "arq-defaults", "arq-idempotent",
+                           "rabbit-acks-late-quorum", "rabbit-acks-late-idempotent",
+                           "arq-defaults", "arq-idempotent",
                            "fastapi-graceful-10"),
 }
 

@@ -268,7 +268,8 @@ def test_celery_configurations_claim_what_celery_documents() -> None:
 def test_rabbitmq_configurations_claim_what_celery_documents() -> None:
     rabbit = {c.name: c for c in CONFIGURATIONS.values() if c.backend == "celery-rabbitmq"}
     assert set(rabbit) == {"rabbit-acks-early", "rabbit-acks-late", "rabbit-acks-late-quorum",
-                           "rabbit-acks-late-confirms", "rabbit-acks-late-prefetch-16"}
+                           "rabbit-acks-late-confirms", "rabbit-acks-late-prefetch-16",
+                           "rabbit-acks-late-idempotent"}
     late = {"CHAOS_ACKS_LATE": "true", "CHAOS_REJECT_ON_WORKER_LOST": "true",
             "CHAOS_PREFETCH_MULTIPLIER": "1"}
     assert rabbit["rabbit-acks-early"].guarantee is Guarantee.AT_MOST_ONCE
@@ -278,8 +279,10 @@ def test_rabbitmq_configurations_claim_what_celery_documents() -> None:
     assert rabbit["rabbit-acks-late-confirms"].env() == {**late, "CHAOS_CONFIRM_PUBLISH": "true"}
     assert rabbit["rabbit-acks-late-prefetch-16"].env() == {
         **late, "CHAOS_PREFETCH_MULTIPLIER": "16"}
+    assert rabbit["rabbit-acks-late-idempotent"].env() == {**late, "CHAOS_IDEMPOTENT": "true"}
+    assert rabbit["rabbit-acks-late-idempotent"].guarantee is Guarantee.EFFECTIVELY_ONCE
     for name, config in rabbit.items():
-        if name != "rabbit-acks-early":
+        if name not in ("rabbit-acks-early", "rabbit-acks-late-idempotent"):
             assert config.guarantee is Guarantee.AT_LEAST_ONCE, name
         assert "RabbitMQ" in config.summary and "prefetch" in config.summary, name
     assert "quorum" in rabbit["rabbit-acks-late-quorum"].summary
@@ -304,6 +307,19 @@ def test_rabbitmq_meets_the_faults_where_it_differs_from_redis() -> None:
     assert {backend_of(c) for c in chosen} == {"celery-redis", "celery-rabbitmq"}
     assert {c for c in chosen if backend_of(c) == "celery-redis"} == {
         PROOF_LOSS, (PROOF_LOSS[0], "none")}
+
+
+def test_every_backend_that_redelivers_has_an_idempotent_variant_under_its_duplicating_faults(
+) -> None:
+    idempotent = {c.backend: c.name for c in CONFIGURATIONS.values()
+                  if c.env().get("CHAOS_IDEMPOTENT") == "true"}
+    redelivering = {c.backend for c in CONFIGURATIONS.values()
+                    if c.guarantee is Guarantee.AT_LEAST_ONCE}
+    assert set(idempotent) == redelivering == {"celery-redis", "celery-rabbitmq", "arq"}
+    for backend_name, name in idempotent.items():
+        assert CONFIGURATIONS[name].guarantee is Guarantee.EFFECTIVELY_ONCE, name
+        for fault_name in ("sigkill-worker", "crash-after-effect"):
+            assert name in DEFAULT_PAIRS[fault_name], (backend_name, fault_name)
 
 
 def test_arq_and_fastapi_configurations_claim_what_they_document() -> None:
