@@ -125,7 +125,14 @@ def explain(r: Any) -> list[str]:
             "(prefetched by a worker that lost its connection or shut down, or recovered from "
             "disk after a broker restart, which marks them redelivered)."
         )
-    if fresh > 0 and r.backend == "celery-redis":
+    if fresh > 0 and r.backend == "celery-redis" and r.fault == "sigterm-worker":
+        out.append(
+            f"{fresh} redelivered before their first start: the worker had prefetched them "
+            "(reserved, unacknowledged) and gave them back to Redis at warm shutdown (kombu "
+            "restores a channel's unacknowledged messages when it closes), so another worker "
+            "ran them without waiting for the visibility timeout."
+        )
+    elif fresh > 0 and r.backend == "celery-redis":
         out.append(
             f"{fresh} redelivered before their first start: the worker had prefetched them "
             "(reserved, unacknowledged) when it lost them; Redis restored them only after the "

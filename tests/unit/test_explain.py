@@ -142,6 +142,13 @@ def test_redelivered_before_first_start_names_prefetch() -> None:
         explain(result("arq-defaults", "sigkill-worker", re_executed=1, redelivered=3)))
 
 
+def test_redelivered_at_warm_shutdown_is_not_blamed_on_the_visibility_timeout() -> None:
+    (line,) = explain(result(LATE, "sigterm-worker", target="worker1", redelivered=4))
+    assert line.startswith("4 redelivered before their first start")
+    assert "at warm shutdown" in line
+    assert "visibility timeout (" not in line
+
+
 def test_deduplicated_and_crashed_runs_are_explained() -> None:
     r = result("acks-late-idempotent", "crash-after-effect", target="worker1", completed=40,
                re_executed=1, redelivered=1, deduplicated_runs=1, crashed_runs=1)

@@ -339,6 +339,15 @@ def test_arq_and_fastapi_configurations_claim_what_they_document() -> None:
             "CHAOS_GRACEFUL_SHUTDOWN_S": seconds}
 
 
+def test_the_short_graceful_timeout_is_shorter_than_the_tasks_it_should_cut() -> None:
+    base = Settings()
+    short, long_ = (CONFIGURATIONS[f"fastapi-graceful-{s}"] for s in ("1", "10"))
+    assert short.settings(base) == long_.settings(base)  # they differ only in the knob
+    tasks = short.settings(base)
+    assert tasks.task_min_s > float(short.env()["CHAOS_GRACEFUL_SHUTDOWN_S"])
+    assert tasks.task_max_s < float(long_.env()["CHAOS_GRACEFUL_SHUTDOWN_S"])
+
+
 def test_knob_configurations_set_the_knob_their_name_says() -> None:
     assert CONFIGURATIONS["acks-early-concurrency-4"].env()["CHAOS_CONCURRENCY"] == "4"
     solo = CONFIGURATIONS["acks-late-solo"].env()
