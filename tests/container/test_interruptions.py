@@ -41,7 +41,15 @@ def _main_job(tmp_path: Path, faults: str = "none") -> subprocess.Popen[bytes]:
          "--set", "tasks=30,submit_rate=5", "--report-dir", str(tmp_path)],
         cwd=ROOT, env={**os.environ, **CHILD_PORTS},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    """Python turns SIGINT into KeyboardInterrupt only if SIGINT is not ignored when it starts,
+    and a shell's background job (``cmd &``) starts with it ignored: reset it so that Ctrl-C
+    reaches the child as it would a user's terminal, however this test was launched."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_mid_scenario(engine: docker.DockerClient, child: subprocess.Popen[bytes]) -> None:
