@@ -20,6 +20,11 @@ CELERY = ("celery-redis", "celery-rabbitmq")
 def _lost(r: Any) -> str:
     c, b, f, cfg = r.counts, r.backend, r.fault, r.configuration
     head = f"{c['lost']} lost"
+    if b == "fastapi" and f == "sigterm-worker":
+        return (f"{head}: uvicorn waited out its graceful-shutdown timeout, then cancelled the "
+                "background tasks still running; an `async def` task stops at its next await "
+                "(a sync task's thread would have run on). A longer "
+                "`--timeout-graceful-shutdown` than the longest task keeps them.")
     if b == "fastapi":
         return (f"{head}: BackgroundTasks live only in the app process's memory, so the tasks it "
                 "had accepted but not finished died with it. A broker-backed queue keeps them.")

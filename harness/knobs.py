@@ -24,3 +24,10 @@ def number(name: str, default: str, minimum: int = 0) -> int:
     if parsed < minimum:
         raise ValueError(f"{name}={value!r}: expected a number >= {minimum}")
     return parsed
+
+
+def choice(name: str, options: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name, default).strip().lower()
+    if value not in options:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(options)}")
+    return value

@@ -142,15 +142,26 @@ _CONFIGURATIONS = (
     _config("arq", "arq-idempotent", _EO,
             "arq defaults with an idempotency key checked before the side effect",
             idempotent="true"),
-    # Both FastAPI configurations run 2-4 s tasks: with the default 0.6-1.4 s every task in
-    # flight at SIGTERM ends within a second, and a 1 s graceful timeout never bites.
+    # Every FastAPI configuration runs 2-4 s tasks: with the default 0.6-1.4 s every task in
+    # flight at SIGTERM ends within a second, and a 1 s graceful timeout never bites. The task
+    # style matters to that timeout: uvicorn cancels asyncio tasks, which stops an ``async def``
+    # task at its next await but cannot stop a sync task's threadpool thread.
     *(_overriding(c, **_FASTAPI_TASKS) for c in (
         _config("fastapi", "fastapi-graceful-10", _AMO,
-                "BackgroundTasks, uvicorn --timeout-graceful-shutdown 10, tasks 2-4 s",
-                graceful_shutdown_s="10"),
+                "BackgroundTasks (sync task, run in the threadpool), uvicorn "
+                "--timeout-graceful-shutdown 10, tasks 2-4 s", graceful_shutdown_s="10"),
         _config("fastapi", "fastapi-graceful-1", _AMO,
-                "BackgroundTasks, uvicorn --timeout-graceful-shutdown 1 (shorter than the tasks "
-                "in flight), tasks 2-4 s", graceful_shutdown_s="1"),
+                "BackgroundTasks (sync task, run in the threadpool), uvicorn "
+                "--timeout-graceful-shutdown 1 (shorter than the tasks in flight), tasks 2-4 s",
+                graceful_shutdown_s="1"),
+        _config("fastapi", "fastapi-async-graceful-10", _AMO,
+                "BackgroundTasks (async def task, on the event loop), uvicorn "
+                "--timeout-graceful-shutdown 10, tasks 2-4 s", graceful_shutdown_s="10",
+                task_style="async"),
+        _config("fastapi", "fastapi-async-graceful-1", _AMO,
+                "BackgroundTasks (async def task, on the event loop), uvicorn "
+                "--timeout-graceful-shutdown 1 (shorter than the tasks in flight), tasks 2-4 s",
+                graceful_shutdown_s="1", task_style="async"),
     )),
 )
 CONFIGURATIONS: dict[str, Configuration] = {c.name: c for c in _CONFIGURATIONS}
@@ -174,7 +185,8 @@ DEFAULT_PAIRS: dict[str, tuple[str, ...]] = {
     "sigterm-worker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "acks-late-solo",
                        "rabbit-acks-early",
                        "rabbit-acks-late", "arq-defaults", "fastapi-graceful-10",
-                       "fastapi-graceful-1"),
+                       "fastapi-graceful-1", "fastapi-async-graceful-10",
+                       "fastapi-async-graceful-1"),
     "sigstop-worker": ("acks-early-prefetch-4", "acks-late-prefetch-1", "arq-defaults",
                        "arq-max-tries-1"),
     "broker-sigkill": ("acks-late-prefetch-1", "acks-late-aof-everysec", "acks-late-aof-always",

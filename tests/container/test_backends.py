@@ -51,6 +51,18 @@ def test_fastapi_background_tasks_die_with_the_app(run_small: SmallRun) -> None:
     assert result.verdict == "holds"  # at-most-once is all BackgroundTasks claims
 
 
+def test_graceful_timeout_cuts_async_background_tasks_but_not_sync_ones(
+        run_small: SmallRun) -> None:
+    """uvicorn cancels what is still running when --timeout-graceful-shutdown (1 s, tasks 2-4 s)
+    runs out: an ``async def`` task dies at its await; a sync task's threadpool thread runs on,
+    and the process exits only after it finishes."""
+    cut = run_small("fastapi-async-graceful-1", "sigterm-worker")
+    assert cut.counts["lost"] >= 1
+    kept = run_small("fastapi-graceful-1", "sigterm-worker")
+    assert kept.counts["lost"] == 0
+    assert kept.counts["completed"] >= 1
+
+
 def test_rabbitmq_requeues_a_killed_workers_tasks_at_once(run_small: SmallRun) -> None:
     """acks late on RabbitMQ: the killed worker's deliveries (running and prefetched) go back to
     the queue the moment its connection closes, and the other worker runs them while the killed

@@ -42,7 +42,7 @@ def test_broker_loss_despite_persistence_says_so() -> None:
 
 
 def test_fastapi_loss_says_the_tasks_lived_in_the_apps_memory() -> None:
-    for fault in ("sigkill-worker", "sigterm-worker", "crash-after-effect"):
+    for fault in ("sigkill-worker", "crash-after-effect"):
         (line,) = explain(result("fastapi-graceful-10", fault, target="fastapi-app", lost=4))
         assert line.startswith("4 lost: BackgroundTasks live only in the app process's memory")
         assert "A broker-backed queue keeps them." in line
@@ -140,6 +140,13 @@ def test_redelivered_before_first_start_names_prefetch() -> None:
     # arq flags every retry as a redelivery; prefetch is Celery's
     assert "redelivered before" not in " ".join(
         explain(result("arq-defaults", "sigkill-worker", re_executed=1, redelivered=3)))
+
+
+def test_fastapi_tasks_cut_by_the_graceful_timeout_name_it() -> None:
+    (line,) = explain(result("fastapi-async-graceful-1", "sigterm-worker", target="fastapi-app",
+                             lost=3))
+    assert line.startswith("3 lost: uvicorn waited out its graceful-shutdown timeout")
+    assert "`--timeout-graceful-shutdown`" in line
 
 
 def test_redelivered_at_warm_shutdown_is_not_blamed_on_the_visibility_timeout() -> None:

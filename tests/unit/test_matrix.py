@@ -329,6 +329,8 @@ def test_arq_and_fastapi_configurations_claim_what_they_document() -> None:
         "arq-idempotent": Guarantee.EFFECTIVELY_ONCE,
         "fastapi-graceful-10": Guarantee.AT_MOST_ONCE,  # in memory, fire and forget
         "fastapi-graceful-1": Guarantee.AT_MOST_ONCE,
+        "fastapi-async-graceful-10": Guarantee.AT_MOST_ONCE,
+        "fastapi-async-graceful-1": Guarantee.AT_MOST_ONCE,
     }
     for name, guarantee in claims.items():
         assert CONFIGURATIONS[name].guarantee is guarantee, name
@@ -337,15 +339,20 @@ def test_arq_and_fastapi_configurations_claim_what_they_document() -> None:
     for seconds in ("10", "1"):
         assert CONFIGURATIONS[f"fastapi-graceful-{seconds}"].env() == {
             "CHAOS_GRACEFUL_SHUTDOWN_S": seconds}
+        assert CONFIGURATIONS[f"fastapi-async-graceful-{seconds}"].env() == {
+            "CHAOS_GRACEFUL_SHUTDOWN_S": seconds, "CHAOS_TASK_STYLE": "async"}
+        for style in ("", "async-"):
+            assert f"fastapi-{style}graceful-{seconds}" in DEFAULT_PAIRS["sigterm-worker"]
 
 
 def test_the_short_graceful_timeout_is_shorter_than_the_tasks_it_should_cut() -> None:
     base = Settings()
-    short, long_ = (CONFIGURATIONS[f"fastapi-graceful-{s}"] for s in ("1", "10"))
-    assert short.settings(base) == long_.settings(base)  # they differ only in the knob
-    tasks = short.settings(base)
-    assert tasks.task_min_s > float(short.env()["CHAOS_GRACEFUL_SHUTDOWN_S"])
-    assert tasks.task_max_s < float(long_.env()["CHAOS_GRACEFUL_SHUTDOWN_S"])
+    for style in ("", "async-"):
+        short, long_ = (CONFIGURATIONS[f"fastapi-{style}graceful-{s}"] for s in ("1", "10"))
+        assert short.settings(base) == long_.settings(base)  # they differ only in the knob
+        tasks = short.settings(base)
+        assert tasks.task_min_s > float(short.env()["CHAOS_GRACEFUL_SHUTDOWN_S"])
+        assert tasks.task_max_s < float(long_.env()["CHAOS_GRACEFUL_SHUTDOWN_S"])
 
 
 def test_knob_configurations_set_the_knob_their_name_says() -> None:

@@ -1,7 +1,10 @@
 """FastAPI BackgroundTasks: the web app is its own queue, with no broker behind it.
 
 ``POST /tasks`` answers ``ok`` before the task has run, then Starlette runs the task in the same
-process after the response is sent (a sync function goes to the anyio threadpool). The only
+process after the response is sent. ``CHAOS_TASK_STYLE`` picks the task's kind, because uvicorn's
+graceful-shutdown timeout treats them differently: a sync function runs in an anyio worker thread,
+which cancelling its asyncio task cannot stop; an ``async def`` runs on the event loop, where the
+cancellation lands at its next ``await``. The only
 record of the accepted-but-unfinished task is this process's memory, so a killed or restarted app
 loses it: the harness measures exactly that. ``completed`` *is* the side effect whose count the
 harness checks (once = fine, twice = duplicated, never = lost).
@@ -11,6 +14,7 @@ harness checks (once = fine, twice = duplicated, never = lost).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -19,15 +23,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from chaos_knobs import flag
+from chaos_knobs import choice, flag
 from chaos_ledger import LedgerWriter
-from chaos_taskbody import perform
+from chaos_taskbody import Run, perform
 from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 LEDGER_DIR = os.environ.get("CHAOS_LEDGER_DIR", "/ledger")
 IDEMPOTENT = flag("CHAOS_IDEMPOTENT")
+TASK_STYLE = choice("CHAOS_TASK_STYLE", ("sync", "async"), "sync")
 
 ledger = LedgerWriter(LEDGER_DIR, "app")
 
@@ -63,6 +68,16 @@ def run_task(task_id: str, duration: float) -> None:
         pending.discard(task_id)
 
 
+async def run_task_async(task_id: str, duration: float) -> None:
+    """The same task as ``async def``: Starlette awaits it on the event loop."""
+    try:
+        run = Run(ledger, LEDGER_DIR, task_id)
+        await asyncio.sleep(duration)
+        run.finish(IDEMPOTENT)
+    finally:
+        pending.discard(task_id)
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """The harness waits for this record, not for a log line or a sleep."""
@@ -71,6 +86,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         worker=socket.gethostname(),
         main_pid=os.getpid(),
         idempotent=IDEMPOTENT,
+        task_style=TASK_STYLE,
         started_at=time.monotonic(),
     )
     yield
@@ -99,5 +115,6 @@ def pending_tasks() -> dict[str, list[str]]:
 def submit(body: Submit, background: BackgroundTasks) -> JSONResponse:
     """Accepted once it is in memory: the answer is ``ok`` though nothing durable holds it."""
     pending.add(body.task_id)
-    background.add_task(run_task, body.task_id, body.duration)
+    task = run_task_async if TASK_STYLE == "async" else run_task
+    background.add_task(task, body.task_id, body.duration)
     return JSONResponse(status_code=200, content={"outcome": "ok"})
