@@ -96,10 +96,10 @@ def world(request: pytest.FixtureRequest, chaos_run: Run) -> Iterator[World]:
         pytest.fail(str(exc), pytrace=False)
     engine = request.getfixturevalue("engine")
     started = time.monotonic()
-    variables, _ = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"))  # type: ignore[arg-type]
+    variables, _ = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"))
     chaos_run.timings["provisioning (images)"] = time.monotonic() - started
     started = time.monotonic()
-    the_world = World(engine, chaos_run.run_id, variables, ports,  # type: ignore[arg-type]
+    the_world = World(engine, chaos_run.run_id, variables, ports,
                       ready_s=chaos_run.settings.ready_s)
     try:
         the_world.up()

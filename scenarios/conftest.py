@@ -8,6 +8,7 @@ job gates on.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -33,11 +34,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run: Run = session.config.chaos_run  # type: ignore[attr-defined]
     if not run.results:
         return
-    run.timings["whole run"] = time.monotonic() - session.config.chaos_started  # type: ignore[attr-defined]
+    started: float = session.config.chaos_started  # type: ignore[attr-defined]
+    run.timings[f"whole run ({len(run.results)} scenarios)"] = time.monotonic() - started
     for result in run.results:
         run.timings[f"scenario {result.configuration} / {result.fault}"] = sum(
             result.phase_s.values())
-    meta = {"run_id": run.run_id, "date": run.started, "seed": run.seed, "replay": run.replay()}
+    meta: dict[str, Any] = {"run_id": run.run_id, "date": run.started, "seed": run.seed,
+                            "replay": run.replay()}
     path, proof = report.write(run.results, session.config.getoption("report_dir"),
                                timings=run.timings, **meta)
     report.write(run.results, run.directory, timings=run.timings, **meta)

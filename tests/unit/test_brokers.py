@@ -59,7 +59,7 @@ class FakeRabbit:
         if url.path.startswith(QUEUE) and self.queue is None:
             return 404, {"error": "Object Not Found"}
         if method == "DELETE" and url.path == QUEUE:
-            if query.get("if-unused") == ["true"] and self.queue.get("type") == "quorum":
+            if query.get("if-unused") == ["true"] and (self.queue or {}).get("type") == "quorum":
                 return 400, {"error": "bad_request", "reason": "not supported by quorum queues"}
             self.queue = None
             return 204, None
