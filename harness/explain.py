@@ -98,6 +98,10 @@ def _duplicated(r: Any) -> str:
             "repeat harmless.")
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def recovery_text(seconds: float) -> str:
     """Heal -> last redelivered completion, in words: negative when the backend had redelivered
     everything before the fault healed (RabbitMQ requeues at once; the heal waits for the
@@ -121,7 +125,7 @@ def explain(r: Any) -> list[str]:
                    f"effect: the first run died before its side effect (or an idempotency key "
                    f"stopped the second) and the backend {again}.")
     if c.get("deduplicated_runs"):
-        out.append(f"{c['deduplicated_runs']} runs found their idempotency key taken and skipped "
+        out.append(f"{_runs(c['deduplicated_runs'])} found the idempotency key taken and skipped "
                    "the side effect.")
     fresh = c["redelivered"] - c["re_executed"]
     if fresh > 0 and r.backend == "celery-rabbitmq":
@@ -162,7 +166,7 @@ def explain(r: Any) -> list[str]:
         out.append(f"{c['indeterminate']} indeterminate and {c['failed']} failed submissions; "
                    f"{c['recovered']} of them completed anyway (recovered).")
     if c.get("crashed_runs"):
-        out.append(f"{c['crashed_runs']} runs crashed right after their side effect (the "
+        out.append(f"{_runs(c['crashed_runs'])} crashed right after their side effect (the "
                    "injected fault).")
     if c["truncated_records"]:
         out.append(f"{c['truncated_records']} truncated ledger records (a writer killed "
