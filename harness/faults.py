@@ -159,7 +159,8 @@ class CutWorkerBroker(_WorkerLink):
 class BlackholeWorkerBroker(_WorkerLink):
     name = "blackhole-worker-broker"
     description = ("the worker's link to the broker silently blackholed in both directions "
-                   "(Toxiproxy timeout toxic, timeout=0: data held, nothing closed), then healed")
+                   "(Toxiproxy timeout toxic, timeout=0: bytes dropped, nothing closed); healing "
+                   "removes the toxic, and Toxiproxy then closes the connections it held")
 
     def inject(self, world: World, target: str) -> None:
         world.proxies.blackhole(world.proxy_of(target))

@@ -77,7 +77,10 @@ class ToxiproxyControl:
         self.proxy(name).enable()
 
     def blackhole(self, name: str) -> None:
-        """Hold every byte in both directions and close nothing (timeout toxic, timeout=0)."""
+        """Silence the link both ways (timeout toxic, timeout=0): Toxiproxy drops every byte
+        while it lasts and closes nothing; removing the toxic (``clear``) closes the
+        connections it held (the toxic's cleanup, toxics/timeout.go in Toxiproxy 2.12), so a
+        healed blackhole ends like a link reset after a silent stall."""
         proxy = self.proxy(name)
         for stream in ("upstream", "downstream"):
             proxy.add_toxic(name=f"blackhole_{stream}", type="timeout", stream=stream,
