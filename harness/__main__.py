@@ -1,5 +1,6 @@
 """Commands: ``images`` builds (or finds) every image; ``reap`` removes what dead runs left;
 ``stability N`` runs the main job N times with fresh seeds and writes reports/stability.md;
+``compare --reports A.json B.json ...`` writes the same table from reports of earlier runs;
 ``gate`` fails when chosen configurations break their claims in reports/durability.json."""
 
 from __future__ import annotations
@@ -19,17 +20,23 @@ from harness.topology import ROOT
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness")
-    parser.add_argument("command", choices=("images", "reap", "stability", "gate"))
+    parser.add_argument("command", choices=("images", "reap", "stability", "compare", "gate"))
     parser.add_argument("--report", type=Path, default=ROOT / "reports" / "durability.json",
                         help="with gate: the report to read")
     parser.add_argument("--configs", default="", help="with gate: configurations to hold")
     parser.add_argument("--faults", default="", help="with gate: faults to hold")
+    parser.add_argument("--reports", nargs="+", type=Path, default=[],
+                        help="with compare: durability.json files of earlier runs (2 or more)")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "stability.md",
+                        help="with compare: where to write the table")
     parser.add_argument("runs", nargs="?", type=int, default=3,
                         help="with stability: how many full runs (default 3)")
     parser.add_argument("pytest_args", nargs="*", help="with stability: passed to pytest")
     args = parser.parse_args(argv)
     if args.command == "stability":
         return _stability(args.runs, args.pytest_args)
+    if args.command == "compare":
+        return _compare(args.reports, args.out)
     if args.command == "gate":
         return gate.gate_file(args.report, _names(args.configs), _names(args.faults))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -51,6 +58,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _names(text: str) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] or None
+
+
+def _compare(reports: list[Path], out: Path) -> int:
+    """Stability over runs already made (e.g. full-matrix runs of different sessions)."""
+    missing = [str(p) for p in reports if not p.is_file()]
+    if len(reports) < 2 or missing:
+        print("error: compare needs 2 or more existing durability.json files"
+              + (f"; not found: {', '.join(missing)}" if missing else
+                 f"; given {len(reports)}"), file=sys.stderr)
+        return 2
+    runs = stability.load_runs(reports)
+    out.write_text(stability.render(runs))
+    print(f"written: {out}")
+    return 1 if any(not s.stable for s in stability.aggregate(runs)) else 0
 
 
 def _stability(runs: int, pytest_args: list[str]) -> int:

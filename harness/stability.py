@@ -50,13 +50,18 @@ def _range(values: list[int] | list[float]) -> str:
 
 
 def render(runs: list[dict[str, Any]]) -> str:
+    """The spread table. Runs of different matrices may be compared: a scenario that only some
+    of them held says in how many it ran, so no count hides a missing run."""
     spreads = aggregate(runs)
     changed = [s for s in spreads if not s.stable]
     seeds = ", ".join(str(r.get("seed")) for r in runs)
+    in_all = sum(len(s.verdicts) == len(runs) for s in spreads)
+    held = (f"{len(spreads)} scenarios each" if in_all == len(spreads) else
+            f"{len(spreads)} scenarios, {in_all} of them in every run")
     lines = [
         "# Stability of the durability verdicts",
         "",
-        f"{len(runs)} full runs of the matrix (seeds {seeds}); {len(spreads)} scenarios each. "
+        f"{len(runs)} full runs of the matrix (seeds {seeds}); {held}. "
         f"**{len(changed)} verdicts changed between runs.** Counts are shown as min–max over "
         "the runs.",
         "",
@@ -65,6 +70,8 @@ def render(runs: list[dict[str, Any]]) -> str:
     ]
     for s in spreads:
         verdicts = s.verdicts[0] if s.stable else "**changed**: " + ", ".join(s.verdicts)
+        if len(s.verdicts) < len(runs):
+            verdicts += f" ({len(s.verdicts)} of {len(runs)} runs)"
         cells = [_range(s.counts[k]) for k in SPREAD_KEYS]
         lines.append(f"| {s.scenario} | {verdicts} | " + " | ".join(cells)
                      + f" | {_range(s.recovery)} |")

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,13 @@ def test_images_command_without_engine() -> None:
     )
     assert result.returncode == 2
     assert "no Docker engine answers" in result.stderr
+
+
+def test_compare_names_the_missing_reports(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "compare", "--reports", str(tmp_path / "a.json"),
+         str(tmp_path / "b.json")], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "compare needs 2 or more existing durability.json files" in result.stderr
+    assert "a.json" in result.stderr and "b.json" in result.stderr

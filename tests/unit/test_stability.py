@@ -39,3 +39,12 @@ def test_changed_verdict_is_flagged() -> None:
 def test_an_invalid_run_counts_as_a_change() -> None:
     runs = [_run(1, "holds", 0), _run(2, "holds", 0, valid=False)]
     assert not {s.scenario: s for s in aggregate(runs)}["b"].stable
+
+
+def test_runs_of_different_matrices_say_where_a_scenario_is_missing() -> None:
+    shorter = _run(2, "holds", 0)
+    shorter["scenarios"] = shorter["scenarios"][:1]
+    text = render([_run(1, "holds", 0), shorter])
+    assert "2 scenarios, 1 of them in every run" in text
+    assert "| b | holds (1 of 2 runs) |" in text
+    assert "2 scenarios each" in render([_run(1, "holds", 0), _run(2, "holds", 0)])
