@@ -58,11 +58,12 @@ def render(runs: list[dict[str, Any]]) -> str:
     in_all = sum(len(s.verdicts) == len(runs) for s in spreads)
     held = (f"{len(spreads)} scenarios each" if in_all == len(spreads) else
             f"{len(spreads)} scenarios, {in_all} of them in every run")
+    noun = "verdict" if len(changed) == 1 else "verdicts"
     lines = [
         "# Stability of the durability verdicts",
         "",
         f"{len(runs)} full runs of the matrix (seeds {seeds}); {held}. "
-        f"**{len(changed)} verdicts changed between runs.** Counts are shown as min–max over "
+        f"**{len(changed)} {noun} changed between runs.** Counts are shown as min–max over "
         "the runs.",
         "",
         "| scenario | verdicts | " + " | ".join(SPREAD_KEYS) + " | recovery s |",

@@ -32,7 +32,7 @@ def test_changed_verdict_is_flagged() -> None:
     spreads = {s.scenario: s for s in aggregate(runs)}
     assert spreads["a"].stable and not spreads["b"].stable
     text = render(runs)
-    assert "1 verdicts changed" in text
+    assert "1 verdict changed" in text
     assert "**changed**: holds, VIOLATED" in text
 
 
