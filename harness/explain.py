@@ -166,7 +166,7 @@ def explain(r: Any) -> list[str]:
         out.append(f"{c['indeterminate']} indeterminate and {c['failed']} failed submissions; "
                    f"{c['recovered']} of them completed anyway (recovered).")
     if c.get("crashed_runs"):
-        out.append(f"{_runs(c['crashed_runs'])} crashed right after their side effect (the "
+        out.append(f"{_runs(c['crashed_runs'])} crashed right after the side effect (the "
                    "injected fault).")
     if c["truncated_records"]:
         out.append(f"{c['truncated_records']} truncated ledger records (a writer killed "

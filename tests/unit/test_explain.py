@@ -161,7 +161,7 @@ def test_deduplicated_and_crashed_runs_are_explained() -> None:
                re_executed=1, redelivered=1, deduplicated_runs=1, crashed_runs=1)
     lines = explain(r)
     assert "1 run found the idempotency key taken and skipped the side effect." in lines
-    assert ("1 run crashed right after their side effect (the injected fault).") in lines
+    assert ("1 run crashed right after the side effect (the injected fault).") in lines
     assert not any(" duplicated (" in line for line in lines)
 
 
