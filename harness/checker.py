@@ -65,6 +65,7 @@ class Counts:
     re_executed: int = 0
     redelivered: int = 0  # delivered again by the broker (flagged, or started more than once)
     lost: int = 0
+    lost_unstarted: int = 0  # lost without a single started execution anywhere
     stuck: int = 0
     recovered: int = 0
     unexpected: int = 0
@@ -147,6 +148,7 @@ def check(
             end = done[-1] - healed_t
             recovery_end = end if recovery_end is None else max(recovery_end, end)
         _tally(counts, submission, outcome, len(done), re_executed)
+        counts.lost_unstarted += outcome is Outcome.LOST and n_starts == 0
         results.append(
             TaskResult(task, submission, outcome, n_starts, len(done), first, re_executed, late,
                        in_broker.get(task), redelivered)

@@ -18,8 +18,29 @@ CELERY = ("celery-redis", "celery-rabbitmq")
 
 
 def _lost(r: Any) -> str:
-    c, b, f, cfg = r.counts, r.backend, r.fault, r.configuration
-    head = f"{c['lost']} lost"
+    """Loss of tasks a worker death caught before they started is told apart on Redis: there
+    the message leaves the queue with BRPOP and only afterwards does kombu, in the worker,
+    record it in the unacked hash (kombu/transport/redis.py ``_brpop_read`` then the virtual
+    transport's consume callback), so a kill in between loses it whatever acks early or late
+    says."""
+    c, b, f = r.counts, r.backend, r.fault
+    unstarted = int(c.get("lost_unstarted", 0))
+    if not (b == "celery-redis" and f in WORKER_DEATHS and unstarted):
+        return _lost_reason(r, c["lost"])
+    window = (f"lost before their first start: Redis had handed them to {r.fault_target} (BRPOP "
+              "takes a message off the queue) and the kill came before kombu recorded them in "
+              "the unacked hash, so no visibility timeout could bring them back; acks late does "
+              "not close this window (RabbitMQ, which tracks a delivery itself until it is "
+              "acknowledged, has none).")
+    started = c["lost"] - unstarted
+    if not started:
+        return f"{unstarted} {window}"
+    return f"{_lost_reason(r, started)} {unstarted} more {window}"
+
+
+def _lost_reason(r: Any, n: int) -> str:
+    b, f, cfg = r.backend, r.fault, r.configuration
+    head = f"{n} lost"
     if b == "fastapi" and f == "sigterm-worker":
         return (f"{head}: uvicorn waited out its graceful-shutdown timeout, then cancelled the "
                 "background tasks still running; an `async def` task stops at its next await "

@@ -468,3 +468,14 @@ def test_verdicts_from_checked_records() -> None:
     assert verdict(dup, Guarantee.EFFECTIVELY_ONCE)[0] is Verdict.VIOLATED
     assert verdict(stuck, Guarantee.AT_LEAST_ONCE)[0] is Verdict.INCONCLUSIVE
     assert verdict(stuck, Guarantee.AT_MOST_ONCE)[0] is Verdict.HOLDS
+
+
+def test_lost_tasks_that_never_started_are_counted_apart() -> None:
+    records = [
+        submission("ran"), started("ran", 1.0),  # started, then lost with its worker
+        submission("popped"),  # acknowledged to the producer, never started anywhere
+        *run("fine", 1.0, 2.0),
+    ]
+    c = check(records).counts
+    assert (c.lost, c.lost_unstarted) == (2, 1)
+    assert check([submission("held")], in_broker={"held": "queue"}).counts.lost_unstarted == 0

@@ -27,6 +27,22 @@ def test_acks_early_loss_names_the_target_and_the_setting() -> None:
         assert "`task_acks_late=True`" in line
 
 
+def test_redis_loss_before_the_first_start_is_the_brpop_window() -> None:
+    (line,) = explain(result("acks-early-prefetch-4", "sigkill-worker", target="worker2",
+                             completed=21, lost=3, lost_unstarted=1))
+    assert line.startswith("2 lost: they were running on worker2 when it died")
+    assert ("1 more lost before their first start: Redis had handed them to worker2 (BRPOP "
+            "takes a message off the queue)") in line
+    (line,) = explain(result(LATE, "sigkill-worker", target="worker1", completed=39, lost=1,
+                             lost_unstarted=1))
+    assert line.startswith("1 lost before their first start:")
+    assert "acks late does not close this window" in line
+    # elsewhere the same count changes nothing
+    (line,) = explain(result(LATE, "broker-sigkill", target="redis", completed=30, lost=10,
+                             lost_unstarted=10))
+    assert line.startswith("10 lost: Redis ran without persistence")
+
+
 def test_broker_loss_without_persistence_names_appendonly() -> None:
     for config, fault in ((LATE, "broker-sigkill"), (LATE, "broker-restart"),
                           ("arq-defaults", "broker-sigkill")):
