@@ -68,10 +68,18 @@ def _compare(reports: list[Path], out: Path) -> int:
               + (f"; not found: {', '.join(missing)}" if missing else
                  f"; given {len(reports)}"), file=sys.stderr)
         return 2
-    runs = stability.load_runs(reports)
-    out.write_text(stability.render(runs))
+    _, code = _write_table(reports, out)
     print(f"written: {out}")
-    return 1 if any(not s.stable for s in stability.aggregate(runs)) else 0
+    return code
+
+
+def _write_table(reports: list[Path], out: Path) -> tuple[str, int]:
+    """The stability table from reports, written to ``out``: its text, and exit code 1 when a
+    verdict changed between the runs (0 otherwise)."""
+    runs = stability.load_runs(reports)
+    text = stability.render(runs)
+    out.write_text(text)
+    return text, 1 if any(not s.stable for s in stability.aggregate(runs)) else 0
 
 
 def _stability(runs: int, pytest_args: list[str]) -> int:
@@ -91,13 +99,11 @@ def _stability(runs: int, pytest_args: list[str]) -> int:
             print(f"error: run {n} wrote no report", file=sys.stderr)
             return 1
         results.append(out / "durability.json")
-    text = stability.render(stability.load_runs(results))
     target = ROOT / "reports" / "stability.md"
-    target.write_text(text)
+    text, code = _write_table(results, target)
     print(text)
     print(f"written: {target}")
-    changed = sum(not s.stable for s in stability.aggregate(stability.load_runs(results)))
-    return 1 if changed else 0
+    return code
 
 
 if __name__ == "__main__":

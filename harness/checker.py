@@ -147,8 +147,7 @@ def check(
         if redelivered and done and healed_t is not None:
             end = done[-1] - healed_t
             recovery_end = end if recovery_end is None else max(recovery_end, end)
-        _tally(counts, submission, outcome, len(done), re_executed)
-        counts.lost_unstarted += outcome is Outcome.LOST and n_starts == 0
+        _tally(counts, submission, outcome, len(done), n_starts)
         results.append(
             TaskResult(task, submission, outcome, n_starts, len(done), first, re_executed, late,
                        in_broker.get(task), redelivered)
@@ -172,19 +171,21 @@ def _classify(submission: str | None, completions: int, held: bool) -> Outcome:
     return Outcome.STUCK if held else Outcome.LOST
 
 
-def _tally(counts: Counts, submission: str | None, outcome: Outcome, done: int, re: bool) -> None:
+def _tally(counts: Counts, submission: str | None, outcome: Outcome, done: int,
+           starts: int) -> None:
     if submission is not None:
         counts.submitted += 1
         counts.acknowledged += submission == "ok"
         counts.failed += submission == "failed"
         counts.indeterminate += submission == "indeterminate"
-    counts.re_executed += re
+    counts.re_executed += starts > 1
     counts.extra_executions += max(0, done - 1)
     # A recovered task that ran twice still did its side effect twice: count it duplicated too.
     twice = outcome is Outcome.DUPLICATED or (outcome is Outcome.RECOVERED and done > 1)
     counts.duplicated += twice
     counts.completed += outcome is Outcome.COMPLETED
     counts.lost += outcome is Outcome.LOST
+    counts.lost_unstarted += outcome is Outcome.LOST and starts == 0
     counts.stuck += outcome is Outcome.STUCK
     counts.recovered += outcome is Outcome.RECOVERED
     counts.unexpected += outcome is Outcome.UNEXPECTED
