@@ -171,8 +171,11 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
             fired_t = world.clock()
             ctx.touched |= fault.touches(world, trigger.target)
             fault.inject(world, trigger.target)
+            # Written once the fault is in place (its ``t``); ``fired`` is when injecting began,
+            # which matters when the backend reacts before ``inject`` returns (RabbitMQ requeues
+            # a killed worker's deliveries within milliseconds).
             harness_ledger.write("fault", fault=fault.name, target=trigger.target,
-                                 in_flight=trigger.in_flight, task=None)
+                                 in_flight=trigger.in_flight, task=None, fired=fired_t)
             sleep_window(fault_plan.window_s)
             fault.heal(world, trigger.target)
             revived = world.revive()  # a supervisor starts dead workers again
