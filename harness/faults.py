@@ -6,8 +6,9 @@ a task, the others when some worker does. ``inject`` and ``heal`` must each retu
 scenario's bounds; the time between them is the fault's window (a scenario setting), except where
 the fault ends by itself (a SIGTERMed worker exiting) and the harness waits for that instead.
 
-To add a fault: a subclass of ``Fault`` registered in ``FAULTS``; say which backends it applies
-to and what it targets.
+To add a fault: a subclass of ``Fault`` registered in ``FAULTS``; say what it targets, which
+capabilities it needs of a backend (never backend names: a new backend with those capabilities
+meets it at once) and its kind (which explanations and settings apply).
 """
 
 from __future__ import annotations
@@ -18,20 +19,34 @@ import time
 from typing import Any, ClassVar
 
 from harness import taskbody
+from harness.backend import Capability, Configuration
 from harness.world import World
 
-BROKERED = ("celery-redis", "celery-rabbitmq", "arq")  # backends with a broker and proxies
-CELERY = ("celery-redis", "celery-rabbitmq")  # backends whose workers have a prefork pool
+# What a fault is, for the explanations: a worker process dying (or shutting down), a worker
+# frozen, a worker's broker link broken or slowed, the broker down, the producer's link broken.
+KINDS = ("none", "worker-death", "stall", "link", "broker", "producer-link")
 
 
 class Fault:
     name: ClassVar[str]
     description: ClassVar[str]
+    kind: ClassVar[str] = "worker-death"
     target: ClassVar[str] = "worker"  # worker | broker | producer
-    backends: ClassVar[tuple[str, ...] | None] = None  # None: every backend
+    needs: ClassVar[frozenset[Capability]] = frozenset()  # of the configuration's backend
+    control: ClassVar[bool] = False  # the no-fault control: nothing is injected
 
-    def applies(self, backend: str, configuration: Any) -> bool:
-        return self.backends is None or backend in self.backends
+    def applies(self, configuration: Configuration) -> bool:
+        return self.needs <= configuration.capabilities
+
+    def unmet(self, configuration: Configuration) -> str:
+        """Why the fault does not apply, in words."""
+        missing = ", ".join(sorted(self.needs - configuration.capabilities))
+        return (f"fault {self.name} needs {missing}, which configuration {configuration.name} "
+                f"(backend {configuration.backend}) does not have")
+
+    def validity(self, counts: dict[str, int]) -> str | None:
+        """What makes a scenario of this fault invalid beyond firing at an idle target."""
+        return None
 
     def window(self, settings: Any) -> float:
         return float(settings.fault_window_s)
@@ -50,6 +65,8 @@ class Fault:
 class NoFault(Fault):
     name = "none"
     description = "no fault: the control run"
+    kind = "none"
+    control = True
 
     def inject(self, world: World, target: str) -> None:
         return None
@@ -71,11 +88,7 @@ class SigkillPoolChild(Fault):
     name = "sigkill-pool-child"
     description = ("SIGKILL of the one prefork pool child running a task, while the worker's "
                    "main process lives on")
-    backends = CELERY
-
-    def applies(self, backend: str, configuration: Any) -> bool:
-        return super().applies(backend, configuration) and configuration.env().get(
-            "CHAOS_POOL", "prefork") == "prefork"
+    needs = frozenset({Capability.POOL_CHILDREN})
 
     def inject(self, world: World, target: str) -> None:
         pid = world.pid_running(target)
@@ -103,6 +116,7 @@ class SigstopWorker(Fault):
     name = "sigstop-worker"
     description = ("SIGSTOP of every process of a worker for longer than the backend's "
                    "visibility timeout or lease, then SIGCONT")
+    kind = "stall"
 
     def window(self, settings: Any) -> float:
         return float(settings.stop_window_s)
@@ -117,8 +131,9 @@ class SigstopWorker(Fault):
 class BrokerKill(Fault):
     name = "broker-sigkill"
     description = "SIGKILL of the broker mid-task, restarted after the fault window"
+    kind = "broker"
     target = "broker"
-    backends = BROKERED
+    needs = frozenset({Capability.BROKERED})
 
     def inject(self, world: World, target: str) -> None:
         world.cluster.signal(target, "SIGKILL")
@@ -141,7 +156,8 @@ class BrokerRestart(BrokerKill):
 
 
 class _WorkerLink(Fault):
-    backends = BROKERED
+    kind = "link"
+    needs = frozenset({Capability.BROKERED})
 
     def heal(self, world: World, target: str) -> None:
         world.proxies.clear(world.proxy_of(target))
@@ -179,8 +195,9 @@ class CutProducerBroker(Fault):
     name = "cut-producer-broker"
     description = ("the producer's connection to the broker cut through Toxiproxy while it "
                    "enqueues, then healed: submissions become indeterminate or fail")
+    kind = "producer-link"
     target = "producer"
-    backends = BROKERED
+    needs = frozenset({Capability.BROKERED})
 
     def inject(self, world: World, target: str) -> None:
         world.proxies.cut(world.proxy_of(target))
@@ -205,6 +222,11 @@ class CrashAfterEffect(Fault):
 
     def touches(self, world: World, target: str) -> set[str]:
         return set(world.workers)
+
+    def validity(self, counts: dict[str, int]) -> str | None:
+        if not counts.get("crashed_runs"):
+            return "no task crashed after its side effect within the fault window"
+        return None
 
 
 FAULTS: dict[str, Fault] = {

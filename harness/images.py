@@ -34,6 +34,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from harness.backends import images as registry_images
 from harness.topology import ROOT
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,6 @@ RABBITMQ_CHANGES = (
     'CMD ["rabbitmq-server"]',
 )
 SOURCES_CANDIDATES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
-BACKENDS = ("celery", "arq", "fastapi")  # each backends/<name>/ builds one image
 SHARED_MODULES = ("ledger.py", "taskbody.py", "knobs.py")  # copied into every backend image
 IMAGE_MODES = ("local", "registry")
 STEP_TIMEOUT_S = 900
@@ -287,7 +287,7 @@ def provision(
         t = time.monotonic()
         toxiproxy = build_toxiproxy_image(engine, base)
         variables["CHAOS_TOXIPROXY_IMAGE"] = step("toxiproxy", toxiproxy, t)
-    for backend in BACKENDS:
+    for backend in registry_images():
         t = time.monotonic()
         variables[f"CHAOS_{backend.upper()}_IMAGE"] = step(
             backend, build_backend_image(engine, backend, base), t

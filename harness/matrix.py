@@ -1,4 +1,7 @@
-"""The matrix: backends, their configurations (each claiming a guarantee), faults, and settings.
+"""The matrix: which (configuration, fault) cases a run holds, and the scenario settings.
+
+The backends and their configurations live in the registry (harness/backends/); each
+configuration names the faults it meets in the default matrix.
 
 Everything a user can name on the command line is checked here, before anything starts: an
 unknown name or an impossible value gives one error naming what is wrong and what is valid.
@@ -9,205 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from harness.checker import Guarantee
+from harness.backend import Configuration
+from harness.backends import REGISTRY, configurations
 
-BACKENDS = ("celery-redis", "celery-rabbitmq", "arq", "fastapi")
-BACKEND_TITLES = {
-    "celery-redis": "Celery on Redis",
-    "celery-rabbitmq": "Celery on RabbitMQ",
-    "arq": "arq on Redis",
-    "fastapi": "FastAPI BackgroundTasks",
-}
+BACKENDS = tuple(REGISTRY)
 
 
 class MatrixError(ValueError):
     """A backend, configuration, fault or setting that does not exist or cannot be."""
 
 
-@dataclass(frozen=True)
-class Configuration:
-    """One way to configure a backend, and the delivery guarantee that way claims."""
-
-    backend: str
-    name: str
-    guarantee: Guarantee
-    environment: tuple[tuple[str, str], ...]
-    summary: str
-    # Scenario settings this configuration sets for itself (a Redis visibility timeout is a
-    # transport option a team chooses, so some configurations fix it): name -> value text.
-    overrides: tuple[tuple[str, str], ...] = ()
-
-    def env(self) -> dict[str, str]:
-        return dict(self.environment)
-
-    def settings(self, base: Settings) -> Settings:
-        """The run's settings with this configuration's own overrides applied."""
-        return base.with_overrides(dict(self.overrides)) if self.overrides else base
-
-
-def _config(backend: str, name: str, guarantee: Guarantee, summary: str,
-            **env: str) -> Configuration:
-    return Configuration(backend, name, guarantee,
-                         tuple((f"CHAOS_{k.upper()}", v) for k, v in env.items()), summary)
-
-
-def _overriding(configuration: Configuration, **settings: str) -> Configuration:
-    """A configuration that also fixes some scenario settings (checked when a run starts)."""
-    return replace(configuration, overrides=tuple(settings.items()))
-
-
-_AMO, _ALO, _EO = Guarantee.AT_MOST_ONCE, Guarantee.AT_LEAST_ONCE, Guarantee.EFFECTIVELY_ONCE
-_LATE = {"acks_late": "true", "reject_on_worker_lost": "true"}
-_FASTAPI_TASKS = {"task_min_s": "2", "task_max_s": "4"}
-
-# Claims follow each backend's documentation: Celery acks early = a task may be lost if the
-# worker dies mid-task (at most once); task_acks_late (+ task_reject_on_worker_lost) = it is
-# redelivered and may run again (at least once), on Redis and on RabbitMQ alike; arq's
-# "pessimistic execution" = at least once (max_tries=1 turns retries off); BackgroundTasks run in
-# the app's own process, fire and forget.
-_CONFIGURATIONS = (
-    _config("celery-redis", "acks-early-prefetch-1", _AMO,
-            "Celery defaults (acks early), worker_prefetch_multiplier=1", prefetch_multiplier="1"),
-    _config("celery-redis", "acks-early-prefetch-4", _AMO,
-            "Celery defaults (acks early), worker_prefetch_multiplier=4", prefetch_multiplier="4"),
-    _config("celery-redis", "acks-late-prefetch-1", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1",
-            prefetch_multiplier="1", **_LATE),
-    _config("celery-redis", "acks-late-prefetch-4", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=4",
-            prefetch_multiplier="4", **_LATE),
-    _config("celery-redis", "acks-late-prefetch-16", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=16",
-            prefetch_multiplier="16", **_LATE),
-    _config("celery-redis", "acks-late-no-reject", _ALO,
-            "task_acks_late=True alone (task_reject_on_worker_lost=False), prefetch 1",
-            prefetch_multiplier="1", acks_late="true", reject_on_worker_lost="false"),
-    _config("celery-redis", "acks-late-threads", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True, --pool threads, prefetch 1",
-            prefetch_multiplier="1", pool="threads", **_LATE),
-    _config("celery-redis", "acks-early-concurrency-4", _AMO,
-            "Celery defaults (acks early), prefork --concurrency 4, prefetch 1",
-            prefetch_multiplier="1", concurrency="4"),
-    _config("celery-redis", "acks-late-solo", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True, --pool solo (the task runs in "
-            "the worker's main process), prefetch 1", prefetch_multiplier="1", pool="solo",
-            concurrency="1", **_LATE),
-    _overriding(_config("celery-redis", "acks-late-vt-120", _ALO,
-                        "task_acks_late=True, task_reject_on_worker_lost=True, prefetch 1, Redis "
-                        "visibility_timeout=120s (longer than the drain deadline)",
-                        prefetch_multiplier="1", **_LATE),
-                visibility_timeout_s="120"),
-    _config("celery-redis", "acks-late-idempotent", _EO,
-            "task_acks_late=True, task_reject_on_worker_lost=True, prefetch 1, idempotency key "
-            "checked before the side effect", prefetch_multiplier="1", idempotent="true", **_LATE),
-    _config("celery-redis", "acks-late-aof-everysec", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True, prefetch 1, Redis appendonly "
-            "yes, appendfsync everysec", prefetch_multiplier="1", redis_appendonly="yes",
-            redis_appendfsync="everysec", **_LATE),
-    _config("celery-redis", "acks-late-aof-always", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True, prefetch 1, Redis appendonly "
-            "yes, appendfsync always", prefetch_multiplier="1", redis_appendonly="yes",
-            redis_appendfsync="always", **_LATE),
-    _config("celery-rabbitmq", "rabbit-acks-early", _AMO,
-            "Celery defaults (acks early) on RabbitMQ, durable classic queue, "
-            "worker_prefetch_multiplier=1", prefetch_multiplier="1"),
-    _config("celery-rabbitmq", "rabbit-acks-late", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, durable classic "
-            "queue, prefetch 1", prefetch_multiplier="1", **_LATE),
-    _config("celery-rabbitmq", "rabbit-acks-late-prefetch-16", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, durable classic "
-            "queue, worker_prefetch_multiplier=16", prefetch_multiplier="16", **_LATE),
-    _config("celery-rabbitmq", "rabbit-acks-late-quorum", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, quorum queue "
-            "(x-queue-type=quorum; global QoS off), prefetch 1", prefetch_multiplier="1",
-            queue_type="quorum", **_LATE),
-    _config("celery-rabbitmq", "rabbit-acks-late-confirms", _ALO,
-            "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, durable classic "
-            "queue, publisher confirms (confirm_publish=True), prefetch 1",
-            prefetch_multiplier="1", confirm_publish="true", **_LATE),
-    _config("celery-rabbitmq", "rabbit-acks-late-idempotent", _EO,
-            "task_acks_late=True, task_reject_on_worker_lost=True on RabbitMQ, durable classic "
-            "queue, prefetch 1, idempotency key checked before the side effect",
-            prefetch_multiplier="1", idempotent="true", **_LATE),
-    _config("arq", "arq-defaults", _ALO,
-            "arq defaults: max_tries=5; job_timeout=10s, max_jobs=2 (scenario sizes)"),
-    _config("arq", "arq-max-tries-1", _AMO, "arq with max_tries=1 (no retry)",
-            arq_max_tries="1"),
-    _config("arq", "arq-job-timeout-30", _ALO,
-            "arq defaults with job_timeout=30s (a dead worker's job waits 40 s for its lease)",
-            arq_job_timeout="30"),
-    _config("arq", "arq-max-jobs-8", _ALO,
-            "arq defaults with max_jobs=8 (eight jobs at once in one worker's event loop)",
-            arq_max_jobs="8"),
-    _config("arq", "arq-idempotent", _EO,
-            "arq defaults with an idempotency key checked before the side effect",
-            idempotent="true"),
-    # Every FastAPI configuration runs 2-4 s tasks: with the default 0.6-1.4 s every task in
-    # flight at SIGTERM ends within a second, and a 1 s graceful timeout never bites. The task
-    # style matters to that timeout: uvicorn cancels asyncio tasks, which stops an ``async def``
-    # task at its next await but cannot stop a sync task's threadpool thread.
-    *(_overriding(c, **_FASTAPI_TASKS) for c in (
-        _config("fastapi", "fastapi-graceful-10", _AMO,
-                "BackgroundTasks (sync task, run in the threadpool), uvicorn "
-                "--timeout-graceful-shutdown 10, tasks 2-4 s", graceful_shutdown_s="10"),
-        _config("fastapi", "fastapi-graceful-1", _AMO,
-                "BackgroundTasks (sync task, run in the threadpool), uvicorn "
-                "--timeout-graceful-shutdown 1 (shorter than the tasks in flight), tasks 2-4 s",
-                graceful_shutdown_s="1"),
-        _config("fastapi", "fastapi-async-graceful-10", _AMO,
-                "BackgroundTasks (async def task, on the event loop), uvicorn "
-                "--timeout-graceful-shutdown 10, tasks 2-4 s", graceful_shutdown_s="10",
-                task_style="async"),
-        _config("fastapi", "fastapi-async-graceful-1", _AMO,
-                "BackgroundTasks (async def task, on the event loop), uvicorn "
-                "--timeout-graceful-shutdown 1 (shorter than the tasks in flight), tasks 2-4 s",
-                graceful_shutdown_s="1", task_style="async"),
-    )),
-)
-CONFIGURATIONS: dict[str, Configuration] = {c.name: c for c in _CONFIGURATIONS}
-
-# The default matrix: which configurations meet which fault (every configuration also gets a
-# no-fault control). Chosen so each fault meets the settings that change its outcome, inside CI's
-# time budget; any other pair can be asked for with CONFIGS= and FAULTS=.
-DEFAULT_PAIRS: dict[str, tuple[str, ...]] = {
-    "sigkill-worker": ("acks-early-prefetch-1", "acks-early-prefetch-4",
-                       "acks-early-concurrency-4", "acks-late-prefetch-1",
-                       "acks-late-prefetch-4", "acks-late-prefetch-16", "acks-late-threads",
-                       "acks-late-solo", "acks-late-vt-120", "acks-late-idempotent",
-                       "rabbit-acks-early", "rabbit-acks-late", "rabbit-acks-late-prefetch-16",
-                       "rabbit-acks-late-quorum", "rabbit-acks-late-idempotent", "arq-defaults",
-                       "arq-max-tries-1",
-                       "arq-job-timeout-30", "arq-max-jobs-8", "arq-idempotent",
-                       "fastapi-graceful-10"),
-    "sigkill-pool-child": ("acks-early-prefetch-1", "acks-late-prefetch-1", "acks-late-no-reject",
-                           "acks-late-idempotent", "rabbit-acks-early", "rabbit-acks-late",
-                           "rabbit-acks-late-quorum"),
-    "sigterm-worker": ("acks-early-prefetch-4", "acks-late-prefetch-4", "acks-late-solo",
-                       "rabbit-acks-early",
-                       "rabbit-acks-late", "arq-defaults", "fastapi-graceful-10",
-                       "fastapi-graceful-1", "fastapi-async-graceful-10",
-                       "fastapi-async-graceful-1"),
-    "sigstop-worker": ("acks-early-prefetch-4", "acks-late-prefetch-1", "rabbit-acks-late",
-                       "arq-defaults", "arq-max-tries-1"),
-    "broker-sigkill": ("acks-late-prefetch-1", "acks-late-aof-everysec", "acks-late-aof-always",
-                       "rabbit-acks-late", "rabbit-acks-late-quorum", "rabbit-acks-late-confirms",
-                       "arq-defaults"),
-    "broker-restart": ("acks-late-prefetch-1", "acks-late-aof-everysec", "rabbit-acks-late",
-                       "arq-defaults"),
-    "cut-worker-broker": ("acks-early-prefetch-4", "acks-late-prefetch-1", "acks-late-prefetch-4",
-                          "rabbit-acks-early", "rabbit-acks-late", "rabbit-acks-late-prefetch-16",
-                          "rabbit-acks-late-idempotent", "arq-defaults"),
-    "blackhole-worker-broker": ("acks-early-prefetch-4", "acks-late-prefetch-4",
-                                "rabbit-acks-late", "arq-defaults"),
-    "latency-worker-broker": ("acks-late-prefetch-4", "rabbit-acks-late", "arq-defaults"),
-    "cut-producer-broker": ("acks-late-prefetch-1", "rabbit-acks-late",
-                            "rabbit-acks-late-confirms", "arq-defaults"),
-    "crash-after-effect": ("acks-early-prefetch-1", "acks-late-prefetch-1", "acks-late-solo",
-                           "acks-late-idempotent", "rabbit-acks-early", "rabbit-acks-late",
-                           "rabbit-acks-late-quorum", "rabbit-acks-late-idempotent",
-                           "arq-defaults", "arq-idempotent",
-                           "fastapi-graceful-10"),
-}
+# Every built-in configuration, from the backends' own modules (harness/backends/).
+CONFIGURATIONS: dict[str, Configuration] = configurations()
 
 
 @dataclass(frozen=True)
@@ -310,6 +126,14 @@ def select(names: str | None, valid: tuple[str, ...] | list[str], kind: str) -> 
 PROOF_LOSS = ("acks-early-prefetch-1", "sigkill-worker")  # known to lose work under a kill
 
 
+def must_lose(configuration: str, fault: str) -> bool:
+    """The configuration's backend makes loss certain under this fault (keyed on its knobs)."""
+    from harness.faults import FAULTS
+
+    config = CONFIGURATIONS[configuration]
+    return config.owner.must_lose(config.knobs, FAULTS[fault].kind, fault)
+
+
 def with_self_proof(cases: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The selected (configuration, fault) cases plus what every run needs to prove itself:
     a no-fault control for each selected configuration, and one case known to lose work."""
@@ -317,11 +141,16 @@ def with_self_proof(cases: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for configuration in dict.fromkeys(c for c, _ in cases):
         if (configuration, "none") not in chosen:
             chosen.insert(0, (configuration, "none"))
-    if not any(c.startswith("acks-early") and f == "sigkill-worker" for c, f in chosen):
+    if not any(must_lose(c, f) for c, f in chosen):
         chosen.append(PROOF_LOSS)
         if (PROOF_LOSS[0], "none") not in chosen:
             chosen.insert(0, (PROOF_LOSS[0], "none"))
     return chosen
+
+
+def default_pairs() -> list[tuple[str, str]]:
+    """The default matrix: each configuration with the faults it meets (its own ``meets``)."""
+    return [(c.name, f) for c in CONFIGURATIONS.values() for f in c.meets]
 
 
 def cases(
@@ -340,12 +169,11 @@ def cases(
         wanted = []
         for c in configs:
             for f in faults:
-                if not FAULTS[f].applies(CONFIGURATIONS[c].backend, CONFIGURATIONS[c]):
-                    raise MatrixError(f"fault {f} does not apply to configuration {c} "
-                                      f"(backend {CONFIGURATIONS[c].backend})")
+                if not FAULTS[f].applies(CONFIGURATIONS[c]):
+                    raise MatrixError(FAULTS[f].unmet(CONFIGURATIONS[c]))
                 wanted.append((c, f))
     else:
-        wanted = [(c, f) for f, names in DEFAULT_PAIRS.items() for c in names]
+        wanted = default_pairs()
         wanted = [(c, f) for c, f in wanted
                   if (not configs or c in configs) and (not faults or f in faults)]
         if configs and not faults:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from harness.backends import REGISTRY
 from harness.explain import explain
-from harness.matrix import BACKEND_TITLES
-from harness.scenario import ScenarioResult
+from harness.result import SCHEMA, ScenarioResult
 
 
 @dataclass
@@ -35,7 +35,7 @@ def self_proof(results: Iterable[ScenarioResult]) -> Proof:
     lines: list[str] = []
     ok = True
     controls = [r for r in results if r.fault == "none"]
-    lossy = [r for r in results if r.fault == "sigkill-worker" and "acks-early" in r.configuration]
+    lossy = [r for r in results if r.must_lose]
     if not controls:
         ok = False
         lines.append("no no-fault control ran: the run cannot show it measures without bias")
@@ -48,12 +48,13 @@ def self_proof(results: Iterable[ScenarioResult]) -> Proof:
         )
     if not lossy:
         ok = False
-        lines.append("no acks-early + SIGKILL scenario ran: the run cannot show it sees loss")
+        lines.append("no scenario known to lose work ran (such as Celery acks early + SIGKILL): "
+                     "the run cannot show it sees loss")
     for r in lossy:
         seen = r.counts["lost"] > 0
         ok &= seen
         lines.append(
-            f"acks early + SIGKILL, {r.configuration}: {r.counts['lost']} lost — "
+            f"known to lose, {r.configuration} under {r.fault}: {r.counts['lost']} lost — "
             f"{'loss seen, as required' if seen else 'NO LOSS SEEN'}"
         )
     invalid = [r for r in results if not r.valid]
@@ -70,16 +71,14 @@ def _cell(counts: dict[str, int], key: str) -> str:
     return str(value)
 
 
-BACKEND_NOTES = {
-    "celery-redis": " Redis visibility timeout {visibility_timeout_s}s, swept every "
-                    "{restore_interval_s}s (production defaults: 3600s, ~100s).",
-    "celery-rabbitmq": " RabbitMQ requeues a delivery the moment the channel or connection "
-                       "it went out on closes (no visibility timeout); durable queue, persistent "
-                       "messages.",
-    "arq": " arq job_timeout 10s: a dead worker's job is retried once its in-progress key "
-           "expires.",
-    "fastapi": " No broker: the app runs its tasks in its own process after responding.",
-}
+def _title(backend: str) -> str:
+    return REGISTRY[backend].title if backend in REGISTRY else backend
+
+
+def _note(backend: str, settings: dict[str, Any]) -> str:
+    note = REGISTRY[backend].note(settings) if backend in REGISTRY else ""
+    return f" {note}" if note else ""
+
 
 COLUMNS = (
     ("submitted", "submitted"),
@@ -109,8 +108,8 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         "## Is this a measurement?",
         "",
         f"**{'VALID' if proof.valid else 'INVALID: do not trust the numbers below'}**: the "
-        "no-fault controls must show no loss and no duplicate, and acks early + SIGKILL must "
-        "show loss.",
+        "no-fault controls must show no loss and no duplicate, and a configuration known to "
+        "lose work under a fault (Celery acks early + SIGKILL) must show loss.",
         "",
         *[f"- {line}" for line in proof.lines],
         "",
@@ -123,7 +122,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         lines += ["", *_summary(backend, [r for r in results if r.backend == backend])]
     for backend in dict.fromkeys(r.backend for r in results):
         chosen = [r for r in results if r.backend == backend]
-        lines += ["", f"## {BACKEND_TITLES.get(backend, backend)}", ""]
+        lines += ["", f"## {_title(backend)}", ""]
         settings = _common_settings(chosen)
         lines.append(
             f"{settings['tasks']} tasks per scenario at {settings['submit_rate']}/s, each "
@@ -132,7 +131,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
             f"in flight, and heal {settings['fault_window_s']}s later "
             f"({settings['stop_window_s']}s for SIGSTOP); late = completed over "
             f"{settings['late_after_s']}s after healing; drain deadline {settings['drain_s']}s."
-            + BACKEND_NOTES.get(backend, "").format(**settings)
+            + _note(backend, settings)
         )
         for fault in dict.fromkeys(r.fault for r in chosen):
             rows = [r for r in chosen if r.fault == fault]
@@ -169,7 +168,7 @@ def _recovery(seconds: float | None) -> str:
 
 def _summary(backend: str, results: list[ScenarioResult]) -> list[str]:
     faults = list(dict.fromkeys(r.fault for r in results))
-    lines = [f"**{BACKEND_TITLES.get(backend, backend)}**", "",
+    lines = [f"**{_title(backend)}**", "",
              "| configuration | claims | " + " | ".join(faults) + " |",
              "|---|---|" + "---|" * len(faults)]
     for configuration in dict.fromkeys(r.configuration for r in results):
@@ -202,10 +201,11 @@ def write(results: list[ScenarioResult], directory: Path, *, name: str = "durabi
     markdown.write_text(render(results, **meta))  # type: ignore[arg-type]
     proof = self_proof(results)
     (directory / f"{name}.json").write_text(json.dumps({
+        "schema": SCHEMA,
         "measurement_valid": proof.valid,
         "self_proof": proof.lines,
-        "violations": [r.scenario for r in results if r.verdict in ("VIOLATED", "INVALID")],
+        "violations": [r.scenario for r in results if r.violated],
         **{k: v for k, v in meta.items() if isinstance(v, str | int | float)},
-        "scenarios": [asdict(r) for r in results],
+        "scenarios": [r.as_dict() for r in results],
     }, indent=2, sort_keys=True) + "\n")
     return markdown, proof

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.matrix import Settings
-from harness.scenario import ScenarioResult
+from harness.result import ScenarioResult
 from harness.topology import ROOT
 
 RUNS = ROOT / "runs"

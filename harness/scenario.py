@@ -9,19 +9,18 @@ back to ledger records.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-from harness.brokers import attribute_unacked
+from harness.backend import Configuration
 from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
 from harness.ledger import LedgerWriter, read_ledger
-from harness.matrix import Configuration, Settings
+from harness.matrix import Settings
 from harness.observe import in_flight_at, of_scenario, snapshot
+from harness.result import ScenarioResult
 from harness.schedule import FaultPlan, Trigger, plan_fault, seeded, wait_for_trigger
 from harness.waits import WaitTimeout, until
 from harness.workload import Workload, plan_tasks
@@ -30,47 +29,6 @@ from harness.world import World
 
 class ScenarioError(RuntimeError):
     """A scenario could not be run to its end; the message carries the containers' logs."""
-
-
-@dataclass
-class ScenarioResult:
-    scenario: str
-    backend: str
-    configuration: str
-    configuration_summary: str
-    guarantee: str
-    fault: str
-    fault_description: str
-    seed: int
-    valid: bool
-    validity: str
-    verdict: str
-    reason: str
-    counts: dict[str, int]
-    recovery_s: float | None
-    stuck_locations: dict[str, int]
-    fault_target: str | None = None
-    in_flight_at_fault: list[str] = field(default_factory=list)
-    fault_at_s: float | None = None  # seconds after the workload started
-    healed_at_s: float | None = None
-    drained: bool = True
-    phase_s: dict[str, float] = field(default_factory=dict)
-    anomalies: dict[str, list[str]] = field(default_factory=dict)
-    ledger_dir: str = ""
-    replay: str = ""
-    settings: dict[str, Any] = field(default_factory=dict)
-    attempt: int = 1  # the first valid attempt (invalid ones are re-run, never reported)
-    revived: list[str] = field(default_factory=list)  # workers started again after the fault
-    # Messages the broker held at the deadline without saying which task (RabbitMQ's unacked
-    # deliveries): their tasks cannot be told stuck, and count as lost.
-    unmapped_in_broker: int = 0
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> ScenarioResult:
-        return cls(**json.loads(path.read_text()))
 
 
 def scenario_id(configuration: Configuration, fault: str) -> str:
@@ -122,11 +80,7 @@ def run_scenario(
     try:
         ctx.ledger_dir = world.begin_scenario(
             configuration.backend,
-            {
-                **configuration.env(),
-                "CHAOS_VISIBILITY_TIMEOUT": str(settings.visibility_timeout_s),
-                "CHAOS_RESTORE_INTERVAL": str(settings.restore_interval_s),
-            },
+            {**configuration.env(), **configuration.owner.scenario_env(settings)},
             run_dir,
         )
         ctx.phase("services_up")
@@ -135,7 +89,7 @@ def run_scenario(
     except Exception as exc:
         # Whatever broke (a stuck broker, proxy or worker; a Docker call), say it with the
         # containers' own last words, never as a bare timeout.
-        ctx.touched |= set(world.topology.services) - {"toxiproxy"}
+        ctx.touched |= {s.name for s in world.topology.of_backend(configuration.backend)}
         raise ScenarioError(
             f"scenario {name} failed: {exc!r}\nreplay: {replay}\n{world.cluster.all_logs()}"
         ) from exc
@@ -166,7 +120,7 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
     fired_t = healed_t = None
     revived: list[str] = []
     try:
-        if fault.name != "none":
+        if not fault.control:
             trigger = wait_for_trigger(fault_plan, ctx.ledger_dir, settings.ready_s, ctx.prefix)
             fired_t = world.clock()
             ctx.touched |= fault.touches(world, trigger.target)
@@ -203,19 +157,17 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
                      in_broker=in_broker, truncated=contents.truncated, corrupt=contents.corrupt)
 
     result = checked(held)
-    unmapped = int(getattr(world.broker, "unmapped_unacked", 0))
-    inferred = attribute_unacked(
-        [t.task for t in result.tasks if t.outcome is Outcome.LOST], unmapped)
+    inferred, unmapped = world.broker.account(
+        [t.task for t in result.tasks if t.outcome is Outcome.LOST])
     if inferred:
         result = checked({**held, **inferred})
-        unmapped = 0
     ctx.phase("check")
     judged, reason = verdict(result.counts, ctx.configuration.guarantee)
     in_flight: list[str] = []
     if trigger is not None and fired_t is not None:
         in_flight = in_flight_at(records, None if fault_plan.fixed else trigger.target, fired_t)
-    valid, validity = _validity(fault.name, trigger, in_flight, result.counts.submitted,
-                                settings.tasks, result.counts.crashed_runs)
+    valid, validity = _validity(fault, trigger, in_flight, result.counts.as_dict(),
+                                settings.tasks)
     anomalies: dict[str, list[str]] = {}
     for task in result.tasks:
         if task.outcome not in (Outcome.COMPLETED, Outcome.NOT_ENQUEUED):
@@ -252,6 +204,9 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         settings=asdict(settings),
         revived=revived,
         unmapped_in_broker=unmapped,
+        knobs=configuration.knobs.as_dict(),
+        fault_kind=fault.kind,
+        must_lose=configuration.owner.must_lose(configuration.knobs, fault.kind, fault.name),
     )
 
 
@@ -286,18 +241,19 @@ def _drain(ctx: _Context) -> bool:
 
 
 def _validity(
-    fault: str, trigger: Trigger | None, in_flight: list[str], submitted: int, planned: int,
-    crashed: int,
+    fault: Fault, trigger: Trigger | None, in_flight: list[str], counts: dict[str, int],
+    planned: int,
 ) -> tuple[bool, str]:
     """A scenario whose fault hit no running task measured nothing: it is invalid, re-run."""
-    if submitted != planned:
-        return False, f"{submitted} of {planned} planned submissions have an outcome"
-    if fault == "none":
+    if counts["submitted"] != planned:
+        return False, f"{counts['submitted']} of {planned} planned submissions have an outcome"
+    if fault.control:
         return True, "control run"
     if trigger is None or not in_flight:
         return False, "the fault fired while its target ran no task"
-    if fault == "crash-after-effect" and not crashed:
-        return False, "no task crashed after its side effect within the fault window"
+    problem = fault.validity(counts)
+    if problem:
+        return False, problem
     return True, f"fired at {trigger.target} with {len(in_flight)} tasks in flight"
 
 

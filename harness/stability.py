@@ -6,11 +6,11 @@ moment a kill lands decides how many tasks were in flight), and their spread is 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from harness.result import RunReport
 
 SPREAD_KEYS = ("lost", "duplicated", "re_executed", "redelivered", "stuck", "late")
 
@@ -27,18 +27,17 @@ class Spread:
         return len(set(self.verdicts)) == 1
 
 
-def aggregate(runs: list[dict[str, Any]]) -> list[Spread]:
+def aggregate(runs: list[RunReport]) -> list[Spread]:
     """Per scenario, every run's verdict and counts (from each run's durability.json)."""
     spreads: dict[str, Spread] = {}
     for run in runs:
-        for scenario in run["scenarios"]:
-            spread = spreads.setdefault(scenario["scenario"], Spread(scenario["scenario"]))
-            verdict = scenario["verdict"] if scenario["valid"] else "invalid"
-            spread.verdicts.append(verdict)
+        for scenario in run.scenarios:
+            spread = spreads.setdefault(scenario.scenario, Spread(scenario.scenario))
+            spread.verdicts.append(scenario.verdict if scenario.valid else "invalid")
             for key in SPREAD_KEYS:
-                spread.counts[key].append(int(scenario["counts"].get(key, 0)))
-            if scenario.get("recovery_s") is not None:
-                spread.recovery.append(float(scenario["recovery_s"]))
+                spread.counts[key].append(int(scenario.counts.get(key, 0)))
+            if scenario.recovery_s is not None:
+                spread.recovery.append(float(scenario.recovery_s))
     return list(spreads.values())
 
 
@@ -49,12 +48,12 @@ def _range(values: list[int] | list[float]) -> str:
     return f"{low}" if low == high else f"{low}–{high}"
 
 
-def render(runs: list[dict[str, Any]]) -> str:
+def render(runs: list[RunReport]) -> str:
     """The spread table. Runs of different matrices may be compared: a scenario that only some
     of them held says in how many it ran, so no count hides a missing run."""
     spreads = aggregate(runs)
     changed = [s for s in spreads if not s.stable]
-    seeds = ", ".join(str(r.get("seed")) for r in runs)
+    seeds = ", ".join(str(r.seed) for r in runs)
     in_all = sum(len(s.verdicts) == len(runs) for s in spreads)
     held = (f"{len(spreads)} scenarios each" if in_all == len(spreads) else
             f"{len(spreads)} scenarios, {in_all} of them in every run")
@@ -80,5 +79,5 @@ def render(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def load_runs(paths: list[Path]) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in paths]
+def load_runs(paths: list[Path]) -> list[RunReport]:
+    return [RunReport.load(p) for p in paths]

@@ -20,7 +20,8 @@ import docker
 import requests
 
 from harness import topology
-from harness.brokers import BROKERS, Broker
+from harness.backends import REGISTRY
+from harness.brokers import Broker
 from harness.containers import Cluster, reap_orphans
 from harness.ledger import LedgerWriter
 from harness.observe import snapshot
@@ -150,8 +151,8 @@ class World:
     def begin_scenario(self, backend: str, variables: Mapping[str, str], run_dir: Path) -> Path:
         """The backend's services running with the scenario's variables, its broker empty, every
         proxy healed. Returns the ledger directory the workers write to."""
-        if backend not in BROKERS:
-            raise ValueError(f"no broker forensics for backend {backend!r}")
+        if backend not in REGISTRY:
+            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(REGISTRY)}")
         if self.backend != backend:
             self._switch_to(backend)
         self.proxies.reset()
@@ -230,7 +231,7 @@ class World:
         self.backend = backend
         self._generation += 1
         probe = self.topology.broker(backend) or self.topology.submission_endpoint(backend)
-        self.broker = BROKERS[backend](probe.ports[0].host_port)
+        self.broker = REGISTRY[backend].forensics(probe.ports[0].host_port)
 
     def end_scenario(self, logs_dir: Path, touched: set[str]) -> None:
         """Keep the logs; services a fault touched start afresh next time. Best effort on the

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.matrix import Configuration
+from harness.backend import Configuration
 from harness.run import Run
 from harness.scenario import run_valid_scenario
 from harness.world import World

@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from harness.matrix import CONFIGURATIONS, Settings
+from harness.result import ScenarioResult
 from harness.run import Run
-from harness.scenario import ScenarioResult, run_valid_scenario
+from harness.scenario import run_valid_scenario
 from harness.world import World
 
 SMALL = Settings(tasks=24, submit_rate=12.0, fault_after_started=6, fault_window_s=3.0)

@@ -14,17 +14,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from harness.brokers import BROKERS, CeleryRabbit, CeleryRedis, attribute_unacked
-from harness.matrix import BACKENDS, Settings
+from harness.backends import REGISTRY
+from harness.backends.celery_rabbitmq import CeleryRabbitForensics as CeleryRabbit
+from harness.backends.celery_rabbitmq import attribute_unacked
+from harness.backends.celery_redis import CeleryRedisForensics as CeleryRedis
+from harness.matrix import Settings
 from harness.topology import load
 
 QUEUE = "/api/queues/%2F/chaos"
 
 
 def test_every_backend_has_forensics_reading_its_published_port() -> None:
-    assert set(BROKERS) == set(BACKENDS)
-    assert BROKERS["celery-rabbitmq"] is CeleryRabbit
-    assert BROKERS["celery-redis"] is CeleryRedis
+    assert isinstance(REGISTRY["celery-rabbitmq"].forensics(15672), CeleryRabbit)
+    assert isinstance(REGISTRY["celery-redis"].forensics(16379), CeleryRedis)
     topology = load({})
     rabbitmq = topology.broker("celery-rabbitmq")
     assert rabbitmq is not None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.faults import BROKERED, FAULTS, Fault
-from harness.matrix import BACKENDS, CONFIGURATIONS, Settings
+from harness.backend import Capability
+from harness.backends import REGISTRY
+from harness.faults import FAULTS, KINDS, Fault
+from harness.matrix import CONFIGURATIONS, Settings
 
 BROKER_OR_LINK = ("broker-sigkill", "broker-restart", "cut-worker-broker",
                   "blackhole-worker-broker", "latency-worker-broker", "cut-producer-broker")
@@ -13,7 +15,7 @@ BROKER_OR_LINK = ("broker-sigkill", "broker-restart", "cut-worker-broker",
 
 def applies(fault: str, configuration: str) -> bool:
     config = CONFIGURATIONS[configuration]
-    return FAULTS[fault].applies(config.backend, config)
+    return FAULTS[fault].applies(config)
 
 
 def test_registry_names_match() -> None:
@@ -38,12 +40,30 @@ def test_targets() -> None:
 
 
 def test_brokered_backends_are_those_with_a_broker() -> None:
-    assert set(BROKERED) == set(BACKENDS) - {"fastapi"}
+    brokered = {n for n, b in REGISTRY.items() if Capability.BROKERED in b.capabilities}
+    assert brokered == set(REGISTRY) - {"fastapi"}
+
+
+def test_faults_ask_for_capabilities_and_say_what_is_missing() -> None:
+    for fault in FAULTS.values():
+        assert fault.kind in KINDS, fault.name
+        assert fault.control is (fault.name == "none")
+    message = FAULTS["sigkill-pool-child"].unmet(CONFIGURATIONS["arq-defaults"])
+    assert message == ("fault sigkill-pool-child needs pool-children, which configuration "
+                       "arq-defaults (backend arq) does not have")
+
+
+def test_crash_after_effect_is_valid_only_when_a_task_crashed() -> None:
+    fault = FAULTS["crash-after-effect"]
+    assert fault.validity({"crashed_runs": 0}) == (
+        "no task crashed after its side effect within the fault window")
+    assert fault.validity({"crashed_runs": 1}) is None
+    assert FAULTS["sigkill-worker"].validity({}) is None
 
 
 def test_sigkill_pool_child_applies_only_to_celery_with_prefork() -> None:
     for name, config in CONFIGURATIONS.items():
-        prefork = config.env().get("CHAOS_POOL", "prefork") == "prefork"
+        prefork = getattr(config.knobs, "pool", None) == "prefork"
         expected = config.backend in ("celery-redis", "celery-rabbitmq") and prefork
         assert applies("sigkill-pool-child", name) is expected, name
     assert applies("sigkill-pool-child", "acks-late-prefetch-1")

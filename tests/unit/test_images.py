@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from harness import images
+from harness.backends import images as registry_images
 
 
 def test_hooks_write_the_plugin_and_config_files(tmp_path: Path) -> None:
@@ -31,4 +32,4 @@ def test_the_image_runs_rabbitmq_as_its_own_user_with_its_own_scripts_first() ->
 
 def test_the_base_image_is_untouched() -> None:
     assert images.BASE_PACKAGES == ("python3", "python3-venv", "redis-server", "procps")
-    assert images.BACKENDS == ("celery", "arq", "fastapi")  # Celery on RabbitMQ reuses celery
+    assert registry_images() == ("celery", "arq", "fastapi")  # Celery on RabbitMQ reuses celery

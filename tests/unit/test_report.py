@@ -12,9 +12,9 @@ from typing import Any
 
 from harness.checker import Counts
 from harness.faults import FAULTS
-from harness.matrix import Settings, configuration
+from harness.matrix import Settings, configuration, must_lose
 from harness.report import COLUMNS, Proof, render, self_proof, write
-from harness.scenario import ScenarioResult
+from harness.result import ScenarioResult
 
 EARLY = "acks-early-prefetch-1"
 EARLY4 = "acks-early-prefetch-4"
@@ -56,6 +56,9 @@ def result(
         fault_target=target,
         in_flight_at_fault=["t1", "t2"] if target else [],
         settings=asdict(Settings()),
+        knobs=conf.knobs.as_dict(),
+        fault_kind=FAULTS[fault].kind,
+        must_lose=must_lose(config, fault),
     )
 
 
@@ -87,7 +90,7 @@ def test_proof_valid_when_controls_clean_and_acks_early_kill_loses() -> None:
     text = "\n".join(proof.lines)
     assert f"control {EARLY}: 0 lost, 0 duplicated, 0 stuck — as required" in text
     assert f"control {LATE}: 0 lost, 0 duplicated, 0 stuck — as required" in text
-    assert f"acks early + SIGKILL, {EARLY}: 3 lost — loss seen, as required" in text
+    assert f"known to lose, {EARLY} under sigkill-worker: 3 lost — loss seen, as required" in text
 
 
 def test_proof_accepts_a_generator() -> None:
@@ -119,7 +122,7 @@ def test_proof_invalid_when_acks_early_kill_shows_no_loss() -> None:
                         completed=40)
     proof = self_proof(results)
     assert not proof.valid
-    assert f"acks early + SIGKILL, {EARLY}: 0 lost — NO LOSS SEEN" in proof.lines
+    assert f"known to lose, {EARLY} under sigkill-worker: 0 lost — NO LOSS SEEN" in proof.lines
 
 
 def test_proof_needs_every_acks_early_kill_to_lose() -> None:
@@ -133,7 +136,8 @@ def test_proof_invalid_when_no_acks_early_kill_ran() -> None:
     results.append(result(LATE, "cut-worker-broker", lost=5))
     proof = self_proof(results)
     assert not proof.valid
-    assert "no acks-early + SIGKILL scenario ran: the run cannot show it sees loss" in proof.lines
+    assert ("no scenario known to lose work ran (such as Celery acks early + SIGKILL): "
+            "the run cannot show it sees loss") in proof.lines
 
 
 def test_proof_invalid_when_a_scenario_is_invalid() -> None:
@@ -158,7 +162,8 @@ def test_proof_invalid_when_no_control_ran() -> None:
 def test_proof_of_nothing_is_invalid() -> None:
     assert self_proof([]) == Proof(False, [
         "no no-fault control ran: the run cannot show it measures without bias",
-        "no acks-early + SIGKILL scenario ran: the run cannot show it sees loss",
+        "no scenario known to lose work ran (such as Celery acks early + SIGKILL): "
+        "the run cannot show it sees loss",
     ])
 
 
@@ -214,7 +219,7 @@ def test_render_a_section_per_backend_with_its_notes() -> None:
                         "## arq on Redis", "## FastAPI BackgroundTasks", "## Configurations"]
     for title in ("**Celery on Redis**", "**arq on Redis**", "**FastAPI BackgroundTasks**"):
         assert title in lines
-    assert "arq job_timeout 10s" in text
+    assert "in-progress key expires (job_timeout plus 10s)" in text
     assert "No broker: the app runs its tasks in its own process after responding." in text
     # the Redis visibility timeout is Celery's note, not arq's or FastAPI's
     at_arq = text.index("## arq on Redis")

@@ -9,7 +9,8 @@ import pytest
 
 from harness import scenario
 from harness.matrix import CONFIGURATIONS, Settings
-from harness.scenario import ScenarioResult, run_valid_scenario
+from harness.result import ScenarioResult
+from harness.scenario import run_valid_scenario
 
 
 def _result(valid: bool, attempt: int) -> ScenarioResult:

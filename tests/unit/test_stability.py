@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from harness.result import RunReport
 from harness.stability import aggregate, render
+from tests.unit.build import run_report, scenario_result
 
 
-def _run(seed: int, verdict: str, lost: int, valid: bool = True) -> dict[str, Any]:
+def _run(seed: int, verdict: str, lost: int, valid: bool = True) -> RunReport:
     counts = {"lost": lost, "duplicated": 0, "re_executed": 0, "redelivered": 1, "stuck": 0,
               "late": 2}
-    return {"seed": seed, "scenarios": [
-        {"scenario": "a", "verdict": "holds", "valid": True, "counts": counts, "recovery_s": 1.5},
-        {"scenario": "b", "verdict": verdict, "valid": valid, "counts": counts,
-         "recovery_s": None},
-    ]}
+    return run_report(
+        scenario_result(scenario="a", verdict="holds", counts=counts, recovery_s=1.5),
+        scenario_result(scenario="b", verdict=verdict, valid=valid, counts=counts),
+        seed=seed)
 
 
 def test_stable_verdicts_and_spread() -> None:
@@ -43,7 +42,7 @@ def test_an_invalid_run_counts_as_a_change() -> None:
 
 def test_runs_of_different_matrices_say_where_a_scenario_is_missing() -> None:
     shorter = _run(2, "holds", 0)
-    shorter["scenarios"] = shorter["scenarios"][:1]
+    shorter.scenarios = shorter.scenarios[:1]
     text = render([_run(1, "holds", 0), shorter])
     assert "2 scenarios, 1 of them in every run" in text
     assert "| b | holds (1 of 2 runs) |" in text

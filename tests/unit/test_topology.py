@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from harness import images, world
+from harness import world
+from harness.backends import REGISTRY
+from harness.backends import images as registry_images
 from harness.matrix import BACKENDS, CONFIGURATIONS
 from harness.topology import (
     COMPOSE_FILE,
@@ -73,10 +75,9 @@ def test_substitute_missing_variable_without_default_is_an_error() -> None:
 
 # -- the real compose file --------------------------------------------------------------------
 
-# Which image each backend's own services run (images.BACKENDS names the backends/<dir>): one
+# Which image each backend's own services run (the registry names the backends/<dir>): one
 # Celery image for both of Celery's brokers.
-IMAGE_OF = {"celery-redis": "celery", "celery-rabbitmq": "celery", "arq": "arq",
-            "fastapi": "fastapi"}
+IMAGE_OF = {name: b.image for name, b in REGISTRY.items()}
 # Which image variable each backend's broker runs (the local Redis image is the Debian base).
 BROKER_IMAGE_OF = {"celery-redis": "CHAOS_REDIS_IMAGE", "celery-rabbitmq": "CHAOS_RABBITMQ_IMAGE",
                    "arq": "CHAOS_REDIS_IMAGE"}
@@ -110,7 +111,7 @@ def scenario_variables(tmp_path: Path) -> dict[str, str]:
         "CHAOS_REDIS_IMAGE": "test/redis:1",
         "CHAOS_RABBITMQ_IMAGE": "test/rabbitmq:1",
         "CHAOS_TOXIPROXY_IMAGE": "test/toxiproxy:1",
-        **{f"CHAOS_{b.upper()}_IMAGE": f"test/{b}:1" for b in images.BACKENDS},
+        **{f"CHAOS_{b.upper()}_IMAGE": f"test/{b}:1" for b in registry_images()},
         **ports.variables(),
         **CONFIGURATIONS["acks-late-prefetch-1"].env(),
         "CHAOS_VISIBILITY_TIMEOUT": "7",
@@ -144,7 +145,8 @@ def test_every_compose_variable_has_a_default() -> None:
 def test_backends_are_the_matrix_backends(topology: Topology) -> None:
     assert sorted(topology.backends) == sorted(BACKENDS)
     assert set(IMAGE_OF) == set(BACKENDS)
-    assert sorted(set(IMAGE_OF.values())) == sorted(images.BACKENDS)
+    assert sorted(set(IMAGE_OF.values())) == sorted(registry_images())
+    assert IMAGE_OF["celery-rabbitmq"] == IMAGE_OF["celery-redis"] == "celery"
 
 
 def test_every_service_but_toxiproxy_belongs_to_exactly_one_backend() -> None:

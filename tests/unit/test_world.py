@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import brokers as brokers_module
+from harness.backends import REGISTRY
 from harness.ledger import LedgerWriter
 from harness.matrix import CONFIGURATIONS
 from harness.topology import Service
@@ -60,7 +60,7 @@ class FakeBroker:
 @pytest.fixture
 def fake_world(monkeypatch: pytest.MonkeyPatch) -> tuple[World, list[tuple[str, ...]]]:
     log: list[tuple[str, ...]] = []
-    monkeypatch.setitem(brokers_module.BROKERS, "celery-rabbitmq", lambda port: FakeBroker(log))
+    monkeypatch.setattr(REGISTRY["celery-rabbitmq"], "forensics", lambda port: FakeBroker(log))
     the_world = World(object(), "unit", {}, Ports.from_env({}))
     the_world.cluster = FakeCluster(log, the_world)  # type: ignore[assignment]
     the_world.proxies = type("P", (), {"reset": lambda self: None})()

@@ -1,0 +1,173 @@
+"""What the harness knows of a backend, in one object, and the configurations it runs.
+
+A ``Backend`` holds everything about one kind of target: its title, the image that runs it, its
+compose profile, its capabilities (what faults can do to it), its broker forensics, the note the
+report prints under its tables, the explanations of what its mechanisms did, and its built-in
+configurations. Each backend lives in a module of its own under ``harness/backends/`` and is
+registered once in ``harness/backends/__init__.py``; nothing else lists backends by name.
+
+A ``Configuration`` is a target kept as data: a backend plus typed knobs (``acks_late``,
+``prefetch_multiplier``, ``max_tries`` ...). Its claimed guarantee and its summary are derived
+from the knobs by the backend, so the self-proof and the explanations key on fields, never on
+the configuration's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from harness.checker import Guarantee
+
+if TYPE_CHECKING:
+    from harness.brokers import Broker
+    from harness.result import ScenarioResult
+
+
+class Capability(StrEnum):
+    """What a backend (under a configuration) has that a fault can act on."""
+
+    BROKERED = "brokered"  # a broker process, reached by every client through Toxiproxy
+    POOL_CHILDREN = "pool-children"  # tasks run in child processes of the worker (prefork)
+    REDELIVERS = "redelivers"  # an unfinished delivery can come back (acks late, a lease)
+    VISIBILITY_TIMEOUT = "visibility-timeout"  # unacked messages return after a timeout
+    LEASE = "lease"  # a claimed job returns once its lease key expires (arq)
+    IN_PROCESS = "in-process"  # the app runs its own tasks: no broker at all
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """A backend's settings as typed fields; a subclass per backend.
+
+    ``env`` renders them as the ``CHAOS_*`` variables the compose file hands the containers, so
+    every field must have a variable there (a unit test checks it).
+    """
+
+    def env(self) -> dict[str, str]:
+        return {f"CHAOS_{name.upper()}": _text(value) for name, value in asdict(self).items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def changed(self) -> dict[str, Any]:
+        """The fields that differ from the defaults (what makes this configuration itself)."""
+        default = type(self)()
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One way to configure a backend: a built-in target.
+
+    ``meets`` names the faults it meets in the default matrix (it always gets a no-fault control
+    too); ``overrides`` are scenario settings it fixes for itself (a Redis visibility timeout is
+    a transport option a team chooses); ``note`` adds words the fields cannot say.
+    """
+
+    backend: str
+    name: str
+    knobs: Knobs
+    meets: tuple[str, ...] = ()
+    overrides: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+
+    @property
+    def owner(self) -> Backend:
+        from harness.backends import backend  # the registry imports this module
+
+        return backend(self.backend)
+
+    @property
+    def guarantee(self) -> Guarantee:
+        return self.owner.guarantee(self.knobs)
+
+    @property
+    def summary(self) -> str:
+        text = self.owner.describe(self.knobs)
+        settings = ", ".join(f"{k.removesuffix('_s')}={v}s" if k.endswith("_s") else f"{k}={v}"
+                             for k, v in self.overrides)
+        extra = "; ".join(x for x in (settings and f"scenario {settings}", self.note) if x)
+        return f"{text} ({extra})" if extra else text
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.owner.capabilities_of(self.knobs)
+
+    def env(self) -> dict[str, str]:
+        return self.knobs.env()
+
+    def settings(self, base: Any) -> Any:
+        """The run's settings with this configuration's own overrides applied."""
+        return base.with_overrides(dict(self.overrides)) if self.overrides else base
+
+
+class Backend:
+    """The base every backend module subclasses (one instance each, in the registry)."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    image: ClassVar[str]  # backends/<image>/ builds it; several backends may share one
+    capabilities: ClassVar[frozenset[Capability]]
+    configurations: ClassVar[tuple[Configuration, ...]] = ()
+
+    def forensics(self, port: int) -> Broker:
+        """The broker's forensics on its first published port (the app's, without a broker)."""
+        raise NotImplementedError
+
+    @property
+    def profile(self) -> str:
+        """The compose profile holding its services."""
+        return self.name
+
+    def guarantee(self, knobs: Any) -> Guarantee:
+        """The delivery guarantee these settings claim, by the backend's own documentation."""
+        raise NotImplementedError
+
+    def describe(self, knobs: Any) -> str:
+        """A summary of the settings, generated from the fields, in the library's own names."""
+        raise NotImplementedError
+
+    def capabilities_of(self, knobs: Any) -> frozenset[Capability]:
+        return self.capabilities
+
+    def scenario_env(self, settings: Any) -> dict[str, str]:
+        """Variables a scenario's settings give its containers (beyond the knobs)."""
+        return {}
+
+    def note(self, settings: Mapping[str, Any]) -> str:
+        """The sentence under the backend's tables: the timescales and mechanisms at play."""
+        return ""
+
+    def must_lose(self, knobs: Any, fault_kind: str, fault: str) -> bool:
+        """Whether this backend's mechanism makes loss certain under the fault (self-proof)."""
+        return False
+
+    # -- explanations: backend-specific lines; None falls back to the generic ones --------------
+
+    def lost(self, r: ScenarioResult, n: int) -> str | None:
+        return None
+
+    def lost_unstarted(self, r: ScenarioResult, count: str) -> str | None:
+        """Lost tasks that never started anywhere, where the backend can say why; ``count`` is
+        how many in words ("3", or "3 more" after a line on those that did start)."""
+        return None
+
+    def duplicate_cause(self, r: ScenarioResult) -> str | None:
+        return None
+
+    def fresh_redeliveries(self, r: ScenarioResult, n: int) -> str | None:
+        """Tasks redelivered before their first start."""
+        return None
+
+    def retried(self) -> str:
+        """How the backend runs a task again, in a few words."""
+        return "delivered it again"

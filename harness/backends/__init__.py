@@ -1,0 +1,42 @@
+"""The backend registry: every backend the harness can measure, once, in run order.
+
+Adding a backend is one module here (its ``Backend`` subclass: knobs, claims, forensics,
+explanations, configurations), one folder ``backends/<image>/`` for what runs inside its image,
+its services under a compose profile of its name, and one line below.
+"""
+
+from __future__ import annotations
+
+from harness.backend import Backend, Configuration
+from harness.backends import arq, celery_rabbitmq, celery_redis, fastapi
+
+REGISTRY: dict[str, Backend] = {
+    b.name: b
+    for b in (celery_redis.BACKEND, celery_rabbitmq.BACKEND, arq.BACKEND, fastapi.BACKEND)
+}
+
+
+class UnknownBackend(ValueError):
+    """A backend name the registry does not hold."""
+
+
+def backend(name: str) -> Backend:
+    if name not in REGISTRY:
+        raise UnknownBackend(f"unknown backend {name!r}; valid: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def configurations() -> dict[str, Configuration]:
+    """Every built-in configuration by name, backends in registry order."""
+    found: dict[str, Configuration] = {}
+    for b in REGISTRY.values():
+        for c in b.configurations:
+            if c.name in found:
+                raise ValueError(f"configuration {c.name} is defined twice")
+            found[c.name] = c
+    return found
+
+
+def images() -> tuple[str, ...]:
+    """The backend images to build (backends/<image>/), each once."""
+    return tuple(dict.fromkeys(b.image for b in REGISTRY.values()))

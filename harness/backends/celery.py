@@ -1,0 +1,99 @@
+"""What Celery does under faults, whatever its broker: knobs, claims and explanations shared by
+Celery on Redis and Celery on RabbitMQ (one image, one adapter; an ``amqp://`` URL switches the
+transport).
+
+Claims follow Celery's documentation: acks early (the default) acknowledges a task when it
+starts, so a worker that dies mid-task loses it (at most once); ``task_acks_late`` keeps it in
+the broker until it finishes, so it is redelivered and may run again (at least once); an
+idempotency key checked before the side effect makes the repeat harmless (effectively once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.backend import Backend, Capability, Knobs
+from harness.checker import Guarantee
+
+if TYPE_CHECKING:
+    from harness.result import ScenarioResult
+
+POOLS = ("prefork", "threads", "solo")
+WORKER_DEATH = "worker-death"
+
+
+@dataclass(frozen=True)
+class CeleryKnobs(Knobs):
+    """Celery's durability settings, as the sample app reads them (``CHAOS_*``); the defaults
+    are the compose file's."""
+
+    acks_late: bool = False
+    reject_on_worker_lost: bool = False
+    prefetch_multiplier: int = 4
+    pool: str = "prefork"
+    concurrency: int = 2
+    idempotent: bool = False
+
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise ValueError(f"pool={self.pool!r}; valid: {', '.join(POOLS)}")
+
+
+class Celery(Backend):
+    """The parts of Celery's behaviour that do not depend on the broker."""
+
+    image = "celery"
+
+    def guarantee(self, knobs: Any) -> Guarantee:
+        if knobs.acks_late and knobs.idempotent:
+            return Guarantee.EFFECTIVELY_ONCE
+        return Guarantee.AT_LEAST_ONCE if knobs.acks_late else Guarantee.AT_MOST_ONCE
+
+    def describe(self, knobs: Any) -> str:
+        parts = ([f"task_acks_late=True, task_reject_on_worker_lost={knobs.reject_on_worker_lost}"]
+                 if knobs.acks_late else ["Celery defaults (acks early)"])
+        parts.append(f"worker_prefetch_multiplier={knobs.prefetch_multiplier}")
+        if knobs.pool == "solo":
+            parts.append("--pool solo (the task runs in the worker's main process)")
+        else:
+            parts.append(f"--pool {knobs.pool} --concurrency {knobs.concurrency}")
+        parts += self.broker_parts(knobs)
+        if knobs.idempotent:
+            parts.append("idempotency key checked before the side effect")
+        return ", ".join(parts)
+
+    def broker_parts(self, knobs: Any) -> list[str]:
+        return []
+
+    def capabilities_of(self, knobs: Any) -> frozenset[Capability]:
+        if knobs.pool == "prefork":
+            return self.capabilities | {Capability.POOL_CHILDREN}
+        return self.capabilities
+
+    def scenario_env(self, settings: Any) -> dict[str, str]:
+        # The Redis transport's timeouts are scenario settings (the AMQP transport ignores them).
+        return {"CHAOS_VISIBILITY_TIMEOUT": str(settings.visibility_timeout_s),
+                "CHAOS_RESTORE_INTERVAL": str(settings.restore_interval_s)}
+
+    def must_lose(self, knobs: Any, fault_kind: str, fault: str) -> bool:
+        return not knobs.acks_late and fault == "sigkill-worker"
+
+    def lost(self, r: ScenarioResult, n: int) -> str | None:
+        head = f"{n} lost"
+        if not r.knobs.get("acks_late") and r.fault_kind == WORKER_DEATH:
+            return (f"{head}: they were running on {r.fault_target} when it died, and Celery had "
+                    "acknowledged them when they started (acks early), so nothing redelivered "
+                    "them. `task_acks_late=True` keeps them in the broker until they finish.")
+        if not r.knobs.get("reject_on_worker_lost") and r.fault == "sigkill-pool-child":
+            return (f"{head}: the pool child died mid-task and, without "
+                    "`task_reject_on_worker_lost`, Celery acknowledged the message as failed "
+                    "(WorkerLostError) instead of requeueing it. "
+                    "`task_reject_on_worker_lost=True` requeues it.")
+        return None
+
+    def duplicate_cause(self, r: ScenarioResult) -> str | None:
+        if r.fault == "crash-after-effect":
+            return ("the process died after the side effect but before Celery acknowledged the "
+                    "task (acks late), so the task was delivered and run again")
+        return None

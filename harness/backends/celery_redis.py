@@ -1,0 +1,181 @@
+"""Celery on Redis: kombu's Redis transport, its forensics, what it does under faults, and the
+built-in configurations that measure it.
+
+kombu's Redis transport emulates acknowledgements: a worker takes a message off the queue's list
+with BRPOP, then records it in the ``unacked`` hash; a live worker's sweep restores entries older
+than the visibility timeout (kombu/transport/redis.py). Both facts explain what the runs show.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from harness.backend import Capability, Configuration
+from harness.backends.celery import WORKER_DEATH, Celery, CeleryKnobs
+from harness.backends.redisbroker import RedisForensics, lost_to_broker_kill
+
+if TYPE_CHECKING:
+    from harness.brokers import Broker
+    from harness.result import ScenarioResult
+
+NAME = "celery-redis"
+LINK_KINDS = ("link", "stall")
+
+
+@dataclass(frozen=True)
+class CeleryRedisKnobs(CeleryKnobs):
+    """Celery's settings plus the Redis broker's persistence."""
+
+    redis_appendonly: str = "no"
+    redis_appendfsync: str = "everysec"
+
+
+def _celery_task_id(message: Any) -> str | None:
+    if isinstance(message, dict):
+        headers = message.get("headers") or {}
+        task = headers.get("id") or (message.get("properties") or {}).get("correlation_id")
+        return str(task) if task else None
+    return None
+
+
+
+class CeleryRedisForensics(RedisForensics):
+    """kombu's Redis transport: the queue's list (waiting) and the ``unacked`` hash (delivered,
+    not acknowledged; restored once older than the visibility timeout by a live worker's sweep)."""
+
+    QUEUE = "chaos"
+    UNACKED = "unacked"
+
+    def empty(self) -> bool:
+        return (cast(int, self.client.llen(self.QUEUE)) == 0
+                and cast(int, self.client.hlen(self.UNACKED)) == 0)
+
+    def holdings(self, settings: Any) -> dict[str, str]:
+        held: dict[str, str] = {}
+        for raw in cast(list[bytes], self.client.lrange(self.QUEUE, 0, -1)):
+            task = _celery_task_id(json.loads(raw))
+            if task:
+                held[task] = f"queued in list {self.QUEUE!r}"
+        for raw in cast(list[bytes], self.client.hvals(self.UNACKED)):
+            message, _exchange, _routing_key = json.loads(raw)
+            task = _celery_task_id(message)
+            if task:
+                held[task] = (f"unacked (hash {self.UNACKED!r}): restored after "
+                              f"visibility_timeout={settings.visibility_timeout_s}s by a live "
+                              "worker's sweep")
+        return held
+
+
+
+class CeleryRedis(Celery):
+    name = NAME
+    title = "Celery on Redis"
+    capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS,
+                              Capability.VISIBILITY_TIMEOUT})
+
+    def forensics(self, port: int) -> Broker:
+        return CeleryRedisForensics(port)
+
+    def broker_parts(self, knobs: Any) -> list[str]:
+        if knobs.redis_appendonly == "yes":
+            return [f"Redis appendonly yes, appendfsync {knobs.redis_appendfsync}"]
+        return []
+
+    def note(self, settings: Any) -> str:
+        return (f"Redis visibility timeout {settings['visibility_timeout_s']}s, swept every "
+                f"{settings['restore_interval_s']}s (production defaults: 3600s, ~100s).")
+
+    def lost(self, r: ScenarioResult, n: int) -> str | None:
+        said = lost_to_broker_kill(r, n) or super().lost(r, n)
+        if said:
+            return said
+        if r.fault_kind in LINK_KINDS:
+            return (f"{n} lost: Redis had handed them to the stopped or cut-off worker (popped "
+                    "from the queue) without their ever reaching the unacked hash, so no "
+                    "visibility timeout could bring them back.")
+        return None
+
+    def lost_unstarted(self, r: ScenarioResult, count: str) -> str | None:
+        """The BRPOP window: the message leaves the queue with BRPOP and only afterwards does
+        kombu, in the worker, record it in the unacked hash (kombu/transport/redis.py
+        ``_brpop_read``, then the virtual transport's consume callback), so a kill in between
+        loses it whatever acks early or late says."""
+        if r.fault_kind != WORKER_DEATH:
+            return None
+        return (f"{count} lost before their first start: Redis had handed them to "
+                f"{r.fault_target} "
+                "(BRPOP takes a message off the queue) and the kill came before kombu recorded "
+                "them in the unacked hash, so no visibility timeout could bring them back; acks "
+                "late does not close this window (RabbitMQ, which tracks a delivery itself until "
+                "it is acknowledged, has none).")
+
+    def duplicate_cause(self, r: ScenarioResult) -> str | None:
+        vt = r.settings.get("visibility_timeout_s")
+        if r.fault_kind == "stall":
+            return (f"while the worker was stopped, a live worker's sweep restored the messages "
+                    f"it held unacknowledged (older than the visibility timeout, {vt}s) and ran "
+                    "them; after SIGCONT the stopped worker ran its own copies too")
+        said = super().duplicate_cause(r)
+        if said:
+            return said
+        if r.fault_kind == "link":
+            return ("the worker finished tasks while cut off from the broker, so their "
+                    "acknowledgements were lost; Redis restored them after the visibility "
+                    f"timeout ({vt}s) and another worker ran them again")
+        return (f"a redelivery after the visibility timeout ({vt}s) ran a task whose first run "
+                "had already done its side effect")
+
+    def fresh_redeliveries(self, r: ScenarioResult, n: int) -> str | None:
+        if r.fault == "sigterm-worker":
+            return (f"{n} redelivered before their first start: the worker had prefetched them "
+                    "(reserved, unacknowledged) and gave them back to Redis at warm shutdown "
+                    "(kombu restores a channel's unacknowledged messages when it closes), so "
+                    "another worker ran them without waiting for the visibility timeout.")
+        return (f"{n} redelivered before their first start: the worker had prefetched them "
+                "(reserved, unacknowledged) when it lost them; Redis restored them only after "
+                f"the visibility timeout ({r.settings.get('visibility_timeout_s')}s). A lower "
+                "`worker_prefetch_multiplier` holds fewer such tasks.")
+
+
+def _late(prefetch: int = 1, **knobs: Any) -> CeleryRedisKnobs:
+    return CeleryRedisKnobs(acks_late=True, reject_on_worker_lost=True,
+                                prefetch_multiplier=prefetch, **knobs)
+
+
+def _c(name: str, knobs: CeleryRedisKnobs, meets: tuple[str, ...], **kw: Any) -> Configuration:
+    return Configuration(NAME, name, knobs, meets, **kw)
+
+
+CeleryRedis.configurations = (
+    _c("acks-early-prefetch-1", CeleryRedisKnobs(prefetch_multiplier=1),
+       ("sigkill-worker", "sigkill-pool-child", "crash-after-effect")),
+    _c("acks-early-prefetch-4", CeleryRedisKnobs(prefetch_multiplier=4),
+       ("sigkill-worker", "sigterm-worker", "sigstop-worker", "cut-worker-broker",
+        "blackhole-worker-broker")),
+    _c("acks-late-prefetch-1", _late(1),
+       ("sigkill-worker", "sigkill-pool-child", "sigstop-worker", "broker-sigkill",
+        "broker-restart", "cut-worker-broker", "cut-producer-broker", "crash-after-effect")),
+    _c("acks-late-prefetch-4", _late(4),
+       ("sigkill-worker", "sigterm-worker", "cut-worker-broker", "blackhole-worker-broker",
+        "latency-worker-broker")),
+    _c("acks-late-prefetch-16", _late(16), ("sigkill-worker",)),
+    _c("acks-late-no-reject", CeleryRedisKnobs(acks_late=True, prefetch_multiplier=1),
+       ("sigkill-pool-child",)),
+    _c("acks-late-threads", _late(1, pool="threads"), ("sigkill-worker",)),
+    _c("acks-early-concurrency-4", CeleryRedisKnobs(prefetch_multiplier=1, concurrency=4),
+       ("sigkill-worker",)),
+    _c("acks-late-solo", _late(1, pool="solo", concurrency=1),
+       ("sigkill-worker", "sigterm-worker", "crash-after-effect")),
+    _c("acks-late-vt-120", _late(1), ("sigkill-worker",),
+       overrides=(("visibility_timeout_s", "120"),),
+       note="a visibility timeout longer than the drain deadline"),
+    _c("acks-late-idempotent", _late(1, idempotent=True),
+       ("sigkill-worker", "sigkill-pool-child", "crash-after-effect")),
+    _c("acks-late-aof-everysec", _late(1, redis_appendonly="yes", redis_appendfsync="everysec"),
+       ("broker-sigkill", "broker-restart")),
+    _c("acks-late-aof-always", _late(1, redis_appendonly="yes", redis_appendfsync="always"),
+       ("broker-sigkill",)),
+)
+BACKEND = CeleryRedis()

@@ -1,0 +1,92 @@
+"""harness/backend.py and harness/backends/: one object per backend, configurations as data."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.backend import Capability
+from harness.backends import REGISTRY, UnknownBackend, backend, configurations
+from harness.backends.arq import ArqKnobs
+from harness.backends.celery_redis import CeleryRedisKnobs
+from harness.backends.fastapi import FastAPIKnobs
+from harness.checker import Guarantee
+from harness.faults import FAULTS
+from harness.matrix import CONFIGURATIONS
+
+AMO, ALO, EO = Guarantee.AT_MOST_ONCE, Guarantee.AT_LEAST_ONCE, Guarantee.EFFECTIVELY_ONCE
+
+
+def test_the_registry_holds_each_backend_once_under_its_name() -> None:
+    assert list(REGISTRY) == ["celery-redis", "celery-rabbitmq", "arq", "fastapi"]
+    for name, b in REGISTRY.items():
+        assert b.name == name and b.profile == name and b.title and b.image
+    with pytest.raises(UnknownBackend, match="unknown backend 'rq'; valid: celery-redis"):
+        backend("rq")
+
+
+@pytest.mark.parametrize(("knobs", "expected"), [
+    (CeleryRedisKnobs(), AMO),
+    (CeleryRedisKnobs(acks_late=True), ALO),
+    (CeleryRedisKnobs(acks_late=True, reject_on_worker_lost=True), ALO),
+    (CeleryRedisKnobs(acks_late=True, idempotent=True), EO),
+    (CeleryRedisKnobs(idempotent=True), AMO),  # acks early loses whatever the key says
+])
+def test_celery_claims_follow_from_its_settings(knobs: CeleryRedisKnobs,
+                                                expected: Guarantee) -> None:
+    assert REGISTRY["celery-redis"].guarantee(knobs) is expected
+    assert REGISTRY["celery-rabbitmq"].guarantee(knobs) is expected
+
+
+@pytest.mark.parametrize(("knobs", "expected"), [
+    (ArqKnobs(), ALO), (ArqKnobs(arq_max_tries=1), AMO), (ArqKnobs(idempotent=True), EO),
+])
+def test_arq_claims_follow_from_its_settings(knobs: ArqKnobs, expected: Guarantee) -> None:
+    assert REGISTRY["arq"].guarantee(knobs) is expected
+
+
+def test_background_tasks_claim_at_most_once() -> None:
+    assert REGISTRY["fastapi"].guarantee(FastAPIKnobs()) is AMO
+
+
+def test_knobs_refuse_impossible_values_naming_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="pool='gevent'; valid: prefork, threads, solo"):
+        CeleryRedisKnobs(pool="gevent")
+    with pytest.raises(ValueError, match="task_style='x'; valid: sync, async"):
+        FastAPIKnobs(task_style="x")
+
+
+def test_summaries_are_generated_from_the_fields() -> None:
+    c = CONFIGURATIONS
+    assert c["acks-early-prefetch-4"].summary == (
+        "Celery defaults (acks early), worker_prefetch_multiplier=4, --pool prefork "
+        "--concurrency 2")
+    assert "task_reject_on_worker_lost=False" in c["acks-late-no-reject"].summary
+    assert "--pool solo" in c["acks-late-solo"].summary
+    assert "appendfsync always" in c["acks-late-aof-always"].summary
+    assert "visibility_timeout=120s" in c["acks-late-vt-120"].summary
+    assert "quorum queue" in c["rabbit-acks-late-quorum"].summary
+    assert c["arq-max-tries-1"].summary.startswith("arq max_tries=1")
+    assert "async def task" in c["fastapi-async-graceful-1"].summary
+
+
+def test_pool_children_exist_only_with_the_prefork_pool() -> None:
+    for config in CONFIGURATIONS.values():
+        has = Capability.POOL_CHILDREN in config.capabilities
+        assert has is (getattr(config.knobs, "pool", None) == "prefork"), config.name
+
+
+def test_every_configuration_meets_only_faults_that_exist_and_apply() -> None:
+    assert configurations() == CONFIGURATIONS
+    for config in CONFIGURATIONS.values():
+        assert config.meets, config.name
+        for fault in config.meets:
+            assert fault in FAULTS and fault != "none", (config.name, fault)
+            assert FAULTS[fault].applies(config), (config.name, fault)
+
+
+def test_must_lose_is_keyed_on_the_knobs_not_the_name() -> None:
+    lossy = {c.name for c in CONFIGURATIONS.values()
+             if c.owner.must_lose(c.knobs, "worker-death", "sigkill-worker")}
+    assert lossy == {"acks-early-prefetch-1", "acks-early-prefetch-4",
+                     "acks-early-concurrency-4", "rabbit-acks-early"}
+    assert not any(c.owner.must_lose(c.knobs, "none", "none") for c in CONFIGURATIONS.values())
