@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from harness import taskbody
 from harness.backend import Capability, Configuration
+from harness.observe import in_flight_at, killed_mid_task
 from harness.world import World
 
 # What a fault is, for the explanations: a worker process dying (or shutting down), a worker
@@ -47,6 +48,12 @@ class Fault:
     def validity(self, counts: dict[str, int]) -> str | None:
         """What makes a scenario of this fault invalid beyond firing at an idle target."""
         return None
+
+    def interrupted(self, records: list[dict[str, Any]], target: str | None,
+                    fired_t: float) -> list[str]:
+        """The tasks the fault caught mid-task (``target`` None: on any worker); none means the
+        scenario measured nothing and is run again."""
+        return in_flight_at(records, target, fired_t)
 
     def window(self, settings: Any) -> float:
         return float(settings.fault_window_s)
@@ -83,6 +90,11 @@ class SigkillWorker(Fault):
     def inject(self, world: World, target: str) -> None:
         world.cluster.signal(target, "SIGKILL")
 
+    def interrupted(self, records: list[dict[str, Any]], target: str | None,
+                    fired_t: float) -> list[str]:
+        # Only what never ended: a task that finished before the signal landed was not caught.
+        return killed_mid_task(records, target, fired_t) if target else []
+
 
 class SigkillPoolChild(Fault):
     name = "sigkill-pool-child"
@@ -95,6 +107,15 @@ class SigkillPoolChild(Fault):
         world.cluster.kill_process(target, pid, signal.SIGKILL)
         # Its execution will never end: say so, or the drain would wait for it.
         world.note("process_killed", worker=target, killed_pid=pid)
+
+    def interrupted(self, records: list[dict[str, Any]], target: str | None,
+                    fired_t: float) -> list[str]:
+        # Only the killed child's own unfinished execution: the main process and the other
+        # children live on, and the child may have finished its task just before the signal.
+        kills = [r for r in records if r.get("kind") == "process_killed"
+                 and r.get("worker") == target]
+        return sorted({task for kill in kills for task in killed_mid_task(
+            records, kill["worker"], kill["t"], kill["killed_pid"])})
 
 
 class SigtermWorker(Fault):

@@ -66,6 +66,28 @@ def snapshot(ledger_dir: Path, prefix: str = "") -> Snapshot:
     return snap
 
 
+def killed_mid_task(records: list[dict[str, Any]], worker: str, t: float,
+                    pid: int | None = None) -> list[str]:
+    """Tasks whose execution on ``worker`` (on its process ``pid`` only, if given) had started
+    before ``t`` and never ended at all: a SIGKILL at ``t`` cut them.
+
+    Stricter than ``in_flight_at`` for a kill: a task that was running when the trigger was read
+    but wrote its ``completed`` record before the signal landed was not interrupted, and a kill
+    that interrupted nothing measured nothing. A killed process writes nothing afterwards, so an
+    execution of its with no end record anywhere is one the kill cut.
+    """
+    started: dict[str, str] = {}
+    ended: set[str] = set()
+    for record in records:
+        kind = record.get("kind")
+        if kind == "started" and record.get("worker") == worker and record.get("t", t) <= t \
+                and (pid is None or record.get("pid") == pid):
+            started[record["execution"]] = record["task"]
+        elif kind in ("completed", "deduplicated", "crashing"):
+            ended.add(record["execution"])
+    return sorted(task for execution, task in started.items() if execution not in ended)
+
+
 def in_flight_at(records: list[dict[str, Any]], worker: str | None, t: float) -> list[str]:
     """Tasks whose execution on ``worker`` (any worker: None) had started before ``t`` and not
     ended by then.

@@ -19,7 +19,7 @@ from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
 from harness.ledger import LedgerWriter, read_ledger
 from harness.matrix import Settings
-from harness.observe import in_flight_at, of_scenario, snapshot
+from harness.observe import of_scenario, snapshot
 from harness.result import ScenarioResult
 from harness.schedule import FaultPlan, Trigger, plan_fault, seeded, wait_for_trigger
 from harness.waits import WaitTimeout, until
@@ -165,7 +165,8 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
     judged, reason = verdict(result.counts, ctx.configuration.guarantee)
     in_flight: list[str] = []
     if trigger is not None and fired_t is not None:
-        in_flight = in_flight_at(records, None if fault_plan.fixed else trigger.target, fired_t)
+        in_flight = fault.interrupted(records, None if fault_plan.fixed else trigger.target,
+                                      fired_t)
     valid, validity = _validity(fault, trigger, in_flight, result.counts.as_dict(),
                                 settings.tasks)
     anomalies: dict[str, list[str]] = {}

@@ -99,3 +99,18 @@ def test_sigstop_lasts_the_stop_window_and_sigterm_waits_for_the_exit() -> None:
     assert FAULTS["sigterm-worker"].window(settings) == 0.0
     # by default the stop outlasts the visibility timeout, so a redelivery can happen
     assert Settings().stop_window_s > Settings().visibility_timeout_s
+
+
+def test_a_kill_counts_only_the_executions_it_cut() -> None:
+    records = [
+        {"kind": "started", "task": "a", "execution": "ea", "worker": "w1", "pid": 8, "t": 1.0},
+        {"kind": "started", "task": "b", "execution": "eb", "worker": "w1", "pid": 7, "t": 1.5},
+        {"kind": "completed", "task": "a", "execution": "ea", "worker": "w1", "pid": 8,
+         "t": 2.9},
+        {"kind": "process_killed", "worker": "w1", "killed_pid": 8, "t": 3.0},
+    ]
+    # The child the pool-child kill hit had just finished a: it cut nothing (invalid, re-run).
+    assert FAULTS["sigkill-pool-child"].interrupted(records, "w1", 2.8) == []
+    assert FAULTS["sigkill-worker"].interrupted(records, "w1", 3.0) == ["b"]
+    # A warm shutdown lets tasks finish: what ran when it fired counts.
+    assert FAULTS["sigterm-worker"].interrupted(records, "w1", 2.8) == ["a", "b"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness.ledger import LedgerWriter, encode
-from harness.observe import Snapshot, in_flight_at, of_scenario, snapshot
+from harness.observe import Snapshot, in_flight_at, killed_mid_task, of_scenario, snapshot
 
 
 def test_empty_or_missing_ledger(tmp_path: Path) -> None:
@@ -240,3 +240,23 @@ def test_a_killed_process_ends_its_execution(tmp_path: Path) -> None:
     assert sorted(snapshot(tmp_path, "s.").running["w1"]) == ["s.1", "s.2"]
     LedgerWriter(tmp_path, "harness").write("process_killed", worker="w1", killed_pid=8)
     assert snapshot(tmp_path, "s.").running["w1"] == ["s.2"]
+
+
+# -- killed_mid_task: what a SIGKILL actually cut ---------------------------------------------
+
+KILLS = [
+    {"kind": "started", "task": "a", "execution": "ea", "worker": "w1", "pid": 8, "t": 1.0},
+    {"kind": "started", "task": "b", "execution": "eb", "worker": "w1", "pid": 7, "t": 1.5},
+    {"kind": "completed", "task": "a", "execution": "ea", "worker": "w1", "pid": 8, "t": 2.9},
+    {"kind": "started", "task": "c", "execution": "ec", "worker": "w1", "pid": 8, "t": 3.5},
+    {"kind": "started", "task": "d", "execution": "ed", "worker": "w2", "pid": 8, "t": 1.0},
+]
+
+
+def test_a_task_that_finished_before_the_kill_landed_was_not_cut() -> None:
+    # The trigger read a running at t=2.8; it completed at 2.9, the kill landed at 3.0.
+    assert in_flight_at(KILLS, "w1", 2.8) == ["a", "b"]
+    assert killed_mid_task(KILLS, "w1", 3.0, pid=8) == []  # the killed child ran nothing
+    assert killed_mid_task(KILLS, "w1", 3.0) == ["b"]  # the whole worker: b never ended
+    assert killed_mid_task(KILLS, "w1", 4.0, pid=8) == ["c"]
+    assert killed_mid_task(KILLS, "w2", 4.0) == ["d"]
