@@ -26,10 +26,10 @@ images: setup
 	$(PY) -m harness images
 
 durability: setup
-	$(PY) -m pytest scenarios -p no:cacheprovider -v -s $(if $(SEED),--seed $(SEED)) \
+	$(PY) -m harness run $(if $(SEED),--seed $(SEED)) \
 	  $(if $(BACKENDS),--backends $(BACKENDS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
 	  $(if $(FAULTS),--faults $(FAULTS)) \
-	  $(if $(SET),--set '$(SET)') $(PYTEST_ARGS)
+	  $(if $(SET),--set '$(SET)') $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 # CI gate on the last report: fails when the chosen configurations break their claims.
 gate:

@@ -1,7 +1,11 @@
-"""Commands: ``images`` builds (or finds) every image; ``reap`` removes what dead runs left;
-``stability N`` runs the main job N times with fresh seeds and writes reports/stability.md;
-``compare --reports A.json B.json ...`` writes the same table from reports of earlier runs;
-``gate`` fails when chosen configurations break their claims in reports/durability.json."""
+"""The ``queue-chaos`` command (also ``python -m harness``); the Makefile's targets call it.
+
+    queue-chaos run [--backends B] [--configs C] [--faults F] [--seed N] [--set k=v,...]
+    queue-chaos gate [--report reports/durability.json] [--configs C] [--faults F]
+    queue-chaos compare --reports A.json B.json ... [--out reports/stability.md]
+    queue-chaos stability [N]
+    queue-chaos images | reap
+"""
 
 from __future__ import annotations
 
@@ -11,28 +15,66 @@ import os
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 from harness import containers, gate, images, stability
 from harness.run import new_run_id
 from harness.topology import ROOT
 
+SCENARIOS = ROOT / "scenarios"
+
+
+def version() -> str:
+    try:
+        return metadata.version("queue-chaos")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="queue-chaos",
+        description="Durability fault-injection harness for Python task queues: how much work "
+                    "is lost or run twice under faults, held against what each configuration "
+                    "claims.")
+    top.add_argument("--version", action="version", version=f"queue-chaos {version()}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the scenarios and write the durability report")
+    run.add_argument("--backends", default="", help="comma-separated backends (default: all)")
+    run.add_argument("--configs", default="", help="comma-separated configurations")
+    run.add_argument("--faults", default="", help="comma-separated faults")
+    run.add_argument("--seed", type=int, default=None, help="fault-schedule seed")
+    run.add_argument("--set", dest="overrides", default="",
+                     help="scenario settings, name=value,name=value")
+    run.add_argument("--report-dir", type=Path, default=Path("reports"),
+                     help="where durability.md/.json go (default: reports)")
+    run.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+
+    g = commands.add_parser("gate", help="exit 1 when chosen configurations broke their claims")
+    g.add_argument("--report", type=Path, default=Path("reports") / "durability.json")
+    g.add_argument("--configs", default="", help="configurations to hold")
+    g.add_argument("--faults", default="", help="faults to hold")
+
+    c = commands.add_parser("compare", help="verdict stability over reports of earlier runs")
+    c.add_argument("--reports", nargs="+", type=Path, default=[],
+                   help="durability.json files of earlier runs (2 or more)")
+    c.add_argument("--out", type=Path, default=Path("reports") / "stability.md")
+
+    s = commands.add_parser("stability", help="run the matrix N times with fresh seeds")
+    s.add_argument("runs", nargs="?", type=int, default=3, help="how many runs (default 3)")
+    s.add_argument("pytest_args", nargs="*", help="passed to pytest")
+
+    commands.add_parser("images", help="build (or find) every image, offline")
+    commands.add_parser("reap", help="remove what dead harness runs left behind")
+    return top
+
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness")
-    parser.add_argument("command", choices=("images", "reap", "stability", "compare", "gate"))
-    parser.add_argument("--report", type=Path, default=ROOT / "reports" / "durability.json",
-                        help="with gate: the report to read")
-    parser.add_argument("--configs", default="", help="with gate: configurations to hold")
-    parser.add_argument("--faults", default="", help="with gate: faults to hold")
-    parser.add_argument("--reports", nargs="+", type=Path, default=[],
-                        help="with compare: durability.json files of earlier runs (2 or more)")
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "stability.md",
-                        help="with compare: where to write the table")
-    parser.add_argument("runs", nargs="?", type=int, default=3,
-                        help="with stability: how many full runs (default 3)")
-    parser.add_argument("pytest_args", nargs="*", help="with stability: passed to pytest")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
     if args.command == "stability":
         return _stability(args.runs, args.pytest_args)
     if args.command == "compare":
@@ -54,6 +96,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The main job: pytest over the scenarios with the plugin's options."""
+    options = [f"--report-dir={args.report_dir.resolve()}"]
+    for flag, value in (("--backends", args.backends), ("--configs", args.configs),
+                        ("--faults", args.faults), ("--set", args.overrides)):
+        if value:
+            options.append(f"{flag}={value}")
+    if args.seed is not None:
+        options.append(f"--seed={args.seed}")
+    return subprocess.call([sys.executable, "-m", "pytest", str(SCENARIOS), "-p",
+                            "no:cacheprovider", "-v", "-s", *options, *args.pytest_args],
+                           cwd=ROOT)
 
 
 def _names(text: str) -> list[str] | None:
@@ -91,7 +147,7 @@ def _stability(runs: int, pytest_args: list[str]) -> int:
     for n in range(1, runs + 1):
         out = base / f"run-{n}"
         started = time.monotonic()
-        code = subprocess.call([sys.executable, "-m", "pytest", "scenarios", "-q",
+        code = subprocess.call([sys.executable, "-m", "pytest", str(SCENARIOS), "-q",
                                 "-p", "no:cacheprovider", "--report-dir", str(out), *pytest_args],
                                cwd=ROOT)
         print(f"stability run {n}/{runs}: exit {code} in {time.monotonic() - started:.0f}s")

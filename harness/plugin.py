@@ -1,0 +1,198 @@
+"""The pytest plugin (entry point ``pytest11: queue_chaos``): options, fixtures and the report.
+
+Every part is an overridable fixture, as in pytest-celery: a team's own durability tests use
+``chaos_world`` (the services up and ready for the session), ``chaos_run`` (seed, settings,
+results) and ``chaos_scenario`` (run one configuration under one fault and get its result), and
+may override any of them in their conftest.py. The main job (``scenarios/``, or
+``queue-chaos run``) is a test that asks for ``configuration`` and ``fault``, which this plugin
+parametrizes from the matrix.
+
+Options are checked in ``pytest_configure``, before any container starts, so bad input ends in
+one clear error naming what is valid. Plugin state lives in ``config.stash``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from harness import containers, images, matrix, report
+from harness.backend import Configuration
+from harness.result import ScenarioResult
+from harness.run import Run, new_run_id, new_seed
+from harness.world import Ports, PortTaken, World
+
+RUN = pytest.StashKey[Run]()
+CASES = pytest.StashKey[list[tuple[str, str]]]()
+STARTED = pytest.StashKey[float]()
+
+ScenarioRunner = Callable[[str, str], ScenarioResult]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("queue-chaos")
+    group.addoption("--seed", type=int, default=None, help="fault-schedule seed (default: random)")
+    group.addoption("--backends", default="", help="comma-separated backends (default: all)")
+    group.addoption("--configs", default="",
+                    help="comma-separated configurations (default: the default matrix)")
+    group.addoption("--faults", default="",
+                    help="comma-separated faults (default: the default matrix)")
+    group.addoption("--set", dest="overrides", default="",
+                    help="scenario settings as name=value,name=value (e.g. tasks=20)")
+    group.addoption("--report-dir", default="reports", type=Path,
+                    help="where the main job writes durability.md/.json (default: reports)")
+
+
+def overrides(text: str) -> dict[str, str]:
+    """``name=value,name=value`` as a dict, each pair checked for its ``=``."""
+    pairs = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise matrix.MatrixError(f"setting {item!r}: expected name=value")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        settings = matrix.Settings().with_overrides(overrides(config.getoption("overrides")))
+        backends = matrix.select(config.getoption("backends"), matrix.BACKENDS, "backend")
+        configs = config.getoption("configs")
+        faults = config.getoption("faults")
+        cases = matrix.cases(
+            backends,
+            matrix.select(configs, list(matrix.CONFIGURATIONS), "configuration") if configs
+            else None,
+            matrix.select(faults, matrix.fault_names(), "fault") if faults else None,
+        )
+        for name in dict.fromkeys(c for c, _ in cases):
+            matrix.CONFIGURATIONS[name].settings(settings)  # its own overrides hold with SET's
+        Ports.from_env()
+    except (matrix.MatrixError, ValueError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[CASES] = cases
+    seed = config.getoption("seed")
+    config.stash[RUN] = Run(run_id=new_run_id(), seed=new_seed() if seed is None else seed,
+                            settings=settings)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The main job's parametrization: one test per (configuration, fault) case, grouped by
+    backend so each backend's containers start once."""
+    if {"configuration", "fault"} <= set(metafunc.fixturenames):
+        cases = [
+            pytest.param(matrix.CONFIGURATIONS[c], f,
+                         id=f"{matrix.CONFIGURATIONS[c].backend}:{c}:{f}")
+            for c, f in metafunc.config.stash[CASES]
+        ]
+        metafunc.parametrize(("configuration", "fault"), cases)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session")
+def chaos_run(request: pytest.FixtureRequest) -> Run:
+    """The run: id, seed, settings, and the results its scenarios add."""
+    return request.config.stash[RUN]
+
+
+@pytest.fixture(scope="session")
+def engine() -> object:
+    try:
+        return containers.client()
+    except containers.EngineUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def chaos_world(request: pytest.FixtureRequest, chaos_run: Run) -> Iterator[World]:
+    """The shared services up and ready for the whole session; everything removed after."""
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so fixtures remove what they started.
+    signal.signal(signal.SIGTERM, _interrupt)
+    ports = Ports.from_env()
+    try:
+        ports.check_free()
+    except PortTaken as exc:
+        pytest.fail(str(exc), pytrace=False)
+    engine = request.getfixturevalue("engine")
+    started = time.monotonic()
+    variables, _ = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"))
+    chaos_run.timings["provisioning (images)"] = time.monotonic() - started
+    started = time.monotonic()
+    the_world = World(engine, chaos_run.run_id, variables, ports,
+                      ready_s=chaos_run.settings.ready_s)
+    try:
+        the_world.up()
+        chaos_run.timings["shared services up"] = time.monotonic() - started
+        yield the_world
+    finally:
+        the_world.down()
+
+
+@pytest.fixture(scope="session")
+def world(chaos_world: World) -> World:
+    """The same world under its short name."""
+    return chaos_world
+
+
+@pytest.fixture
+def chaos_scenario(chaos_world: World, chaos_run: Run) -> ScenarioRunner:
+    """Run (configuration, fault) with the run's settings until valid; the result joins the
+    run's report. A team's test holds the result to what it expects."""
+    from harness.scenario import run_valid_scenario
+
+    def run(configuration: str, fault: str) -> ScenarioResult:
+        config: Configuration = matrix.configuration(configuration)
+        matrix.fault(fault)
+        result = run_valid_scenario(chaos_world, config, fault, chaos_run.settings,
+                                    chaos_run.seed, chaos_run.directory,
+                                    chaos_run.replay(configuration, fault))
+        chaos_run.results.append(result)
+        return result
+
+    return run
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[STARTED] = time.monotonic()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The report of whatever scenarios ran; an invalid measurement fails the session."""
+    config = session.config
+    if RUN not in config.stash:
+        return
+    run = config.stash[RUN]
+    if not run.results:
+        return
+    run.timings[f"whole run ({len(run.results)} scenarios)"] = (
+        time.monotonic() - config.stash[STARTED])
+    for result in run.results:
+        run.timings[f"scenario {result.configuration} / {result.fault}"] = sum(
+            result.phase_s.values())
+    meta: dict[str, Any] = {"run_id": run.run_id, "date": run.started, "seed": run.seed,
+                            "replay": run.replay()}
+    path, proof = report.write(run.results, config.getoption("report_dir"),
+                               timings=run.timings, **meta)
+    report.write(run.results, run.directory, timings=run.timings, **meta)
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is not None:
+        terminal.write_sep("=", f"durability report: {path}")
+        for line in proof.lines:
+            terminal.write_line(line)
+        for key, seconds in run.timings.items():
+            terminal.write_line(f"{key}: {seconds:.1f}s")
+    if not proof.valid:
+        if terminal is not None:
+            terminal.write_line("MEASUREMENT INVALID: the self-proof does not hold", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
