@@ -17,7 +17,7 @@ import signal
 import time
 from typing import Any, ClassVar
 
-from harness import taskbody
+from queue_chaos_agent import taskbody
 from harness.world import World
 
 BROKERED = ("celery-redis", "celery-rabbitmq", "arq")  # backends with a broker and proxies

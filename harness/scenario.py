@@ -19,7 +19,7 @@ from typing import Any
 from harness.brokers import attribute_unacked
 from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
-from harness.ledger import LedgerWriter, read_ledger
+from queue_chaos_agent.ledger import LedgerWriter, read_ledger
 from harness.matrix import Configuration, Settings
 from harness.observe import in_flight_at, of_scenario, snapshot
 from harness.schedule import FaultPlan, Trigger, plan_fault, seeded, wait_for_trigger

@@ -22,7 +22,7 @@ import requests
 from harness import topology
 from harness.brokers import BROKERS, Broker
 from harness.containers import Cluster, reap_orphans
-from harness.ledger import LedgerWriter
+from queue_chaos_agent.ledger import LedgerWriter
 from harness.observe import snapshot
 from harness.proxies import ToxiproxyControl
 from harness.topology import Service

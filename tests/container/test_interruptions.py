@@ -21,7 +21,7 @@ import pytest
 
 from harness import containers
 from harness.faults import FAULTS, Fault
-from harness.ledger import read_ledger
+from queue_chaos_agent.ledger import read_ledger
 from harness.matrix import CONFIGURATIONS, Settings
 from harness.scenario import ScenarioError, run_scenario
 from harness.topology import ROOT, port_variables

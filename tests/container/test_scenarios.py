@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from harness import report
-from harness.ledger import read_ledger
+from queue_chaos_agent.ledger import read_ledger
 from harness.run import Run
 from harness.world import World
 from tests.container.conftest import SMALL, SmallRun

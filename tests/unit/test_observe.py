@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.ledger import LedgerWriter, encode
+from queue_chaos_agent.ledger import LedgerWriter, encode
 from harness.observe import Snapshot, in_flight_at, of_scenario, snapshot
 
 

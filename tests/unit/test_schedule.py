@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.ledger import LedgerWriter
+from queue_chaos_agent.ledger import LedgerWriter
 from harness.observe import Snapshot
 from harness.schedule import (
     FaultPlan,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import brokers as brokers_module
-from harness.ledger import LedgerWriter
+from queue_chaos_agent.ledger import LedgerWriter
 from harness.matrix import CONFIGURATIONS
 from harness.topology import Service
 from harness.world import Ports, World

@@ -1,6 +1,6 @@
 """Environment knobs, checked when an adapter starts so a bad value fails loudly and early.
 
-Standard library only: copied into every backend image (as ``chaos_knobs``) beside the ledger.
+Standard library only: part of the agent wheel installed in every backend image.
 """
 
 from __future__ import annotations
