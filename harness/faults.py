@@ -17,8 +17,8 @@ import signal
 import time
 from typing import Any, ClassVar
 
-from queue_chaos_agent import taskbody
 from harness.world import World
+from queue_chaos_agent import taskbody
 
 BROKERED = ("celery-redis", "celery-rabbitmq", "arq")  # backends with a broker and proxies
 CELERY = ("celery-redis", "celery-rabbitmq")  # backends whose workers have a prefork pool

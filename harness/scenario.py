@@ -19,13 +19,13 @@ from typing import Any
 from harness.brokers import attribute_unacked
 from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
-from queue_chaos_agent.ledger import LedgerWriter, read_ledger
 from harness.matrix import Configuration, Settings
 from harness.observe import in_flight_at, of_scenario, snapshot
 from harness.schedule import FaultPlan, Trigger, plan_fault, seeded, wait_for_trigger
 from harness.waits import WaitTimeout, until
 from harness.workload import Workload, plan_tasks
 from harness.world import World
+from queue_chaos_agent.ledger import LedgerWriter, read_ledger
 
 
 class ScenarioError(RuntimeError):

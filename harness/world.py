@@ -22,11 +22,11 @@ import requests
 from harness import topology
 from harness.brokers import BROKERS, Broker
 from harness.containers import Cluster, reap_orphans
-from queue_chaos_agent.ledger import LedgerWriter
 from harness.observe import snapshot
 from harness.proxies import ToxiproxyControl
 from harness.topology import Service
 from harness.waits import WaitTimeout, until
+from queue_chaos_agent.ledger import LedgerWriter
 
 
 class PortTaken(RuntimeError):

@@ -6,10 +6,11 @@ Standard library only: part of the agent wheel installed in every backend image.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 
-def flag(name: str, default: str = "false") -> bool:
-    value = os.environ.get(name, default).strip().lower()
+def flag(name: str, default: str = "false", env: Mapping[str, str] | None = None) -> bool:
+    value = (os.environ if env is None else env).get(name, default).strip().lower()
     if value not in ("true", "false"):
         raise ValueError(f"{name}={value!r}: expected true or false")
     return value == "true"

@@ -78,6 +78,12 @@ class Run:
         self.ledger.write(kind, task=self.task_id, execution=self.execution, worker=self.worker,
                           **fields)
 
+    def end(self, kind: str, **fields: Any) -> None:
+        """A run of a team's own task that ended without its side effect (``failed``,
+        ``retried``, ``revoked``, ``cancelled``): recorded with the same task, execution and
+        worker fields as ``started``, so the harness can pair them."""
+        self._write(kind, **fields)
+
     def finish(self, idempotent: bool = False) -> None:
         """The side effect (guarded by an idempotency key when asked), then a crash if armed."""
         if idempotent and not _claim(self.ledger_dir, self.task_id):
