@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
 from queue_chaos_agent.knobs import choice, flag
 from queue_chaos_agent.ledger import LedgerWriter
 from queue_chaos_agent.taskbody import Run, perform
