@@ -18,10 +18,10 @@ import signal
 import time
 from typing import Any, ClassVar
 
-from harness import taskbody
 from harness.backend import Capability, Configuration
 from harness.observe import in_flight_at, killed_mid_task
 from harness.world import World
+from queue_chaos_agent import taskbody
 
 # What a fault is, for the explanations: a worker process dying (or shutting down), a worker
 # frozen, a worker's broker link broken or slowed, the broker down, the producer's link broken.

@@ -9,7 +9,8 @@ No container registry answers on the machines this project runs on, so nothing i
   management plugin enabled: the local RabbitMQ image (it runs as the ``rabbitmq`` user);
 * the Toxiproxy server is built with ``go install`` from the Go module proxy and copied in;
 * backend images are ``docker build``-s on that base, their Python packages installed only from
-  wheels the host built (``pip wheel``) into ``build/wheels/<backend>``.
+  wheels the host built (``pip wheel``) into ``build/wheels/<backend>``: the backend's
+  requirements and the agent (``agent/``, the ``queue-chaos-agent`` wheel every image holds).
 
 Every tag is a hash of the inputs, so a second run finds each image present and builds nothing.
 With ``CHAOS_IMAGES=registry`` (a machine that reaches a registry) the official images named in
@@ -69,7 +70,9 @@ RABBITMQ_CHANGES = (
     'CMD ["rabbitmq-server"]',
 )
 SOURCES_CANDIDATES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
-SHARED_MODULES = ("ledger.py", "taskbody.py", "knobs.py")  # copied into every backend image
+AGENT = ROOT / "agent"
+# What the agent wheel is built from (and what its image tags hash); not agent/'s other files.
+AGENT_SOURCES = (AGENT / "pyproject.toml", AGENT / "queue_chaos_agent")
 IMAGE_MODES = ("local", "registry")
 STEP_TIMEOUT_S = 900
 
@@ -218,19 +221,45 @@ def build_toxiproxy_image(engine: docker.DockerClient, base: str) -> tuple[str, 
 
 
 def build_wheels(backend: str) -> tuple[Path, bool]:
-    """Wheels for a backend's requirements, built on the host with the host's Python 3.11."""
+    """Wheels for a backend's requirements and the agent, built on the host with the host's
+    Python 3.11."""
     requirements = ROOT / "backends" / backend / "requirements.txt"
     out = BUILD / "wheels" / backend
     stamp = out / ".requirements-digest"
     want = files_digest(requirements)
+    cached = stamp.is_file() and stamp.read_text() == want
+    if not cached:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+              "-r", str(requirements), "-w", str(out)], f"{backend} wheels (pip wheel)")
+        stamp.write_text(want)
+    agent_cached = build_agent_wheel(out)
+    return out, cached and agent_cached
+
+
+def build_agent_wheel(out: Path) -> bool:
+    """The agent's wheel into ``out`` (an older one replaced), unless its sources are unchanged.
+
+    Built from a copy of its sources: pip builds a local directory in place, and the build/ and
+    .egg-info it leaves would land in agent/. Standard library only, so no dependency wheels.
+    """
+    stamp = out / ".agent-digest"
+    want = files_digest(*AGENT_SOURCES)
     if stamp.is_file() and stamp.read_text() == want:
-        return out, True
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-          "-r", str(requirements), "-w", str(out)], f"{backend} wheels (pip wheel)")
+        return True
+    for old in out.glob("queue_chaos_agent-*.whl"):
+        old.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "agent"
+        source.mkdir()
+        shutil.copy2(AGENT / "pyproject.toml", source / "pyproject.toml")
+        shutil.copytree(AGENT / "queue_chaos_agent", source / "queue_chaos_agent",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+              "--no-deps", str(source), "-w", str(out)], "agent wheel (pip wheel agent/)")
     stamp.write_text(want)
-    return out, False
+    return False
 
 
 def build_backend_image(
@@ -238,7 +267,7 @@ def build_backend_image(
 ) -> tuple[str, bool]:
     wheels, _ = build_wheels(backend)
     source = ROOT / "backends" / backend
-    shared = [ROOT / "backends" / "Dockerfile", *(ROOT / "harness" / m for m in SHARED_MODULES)]
+    shared = [ROOT / "backends" / "Dockerfile", *AGENT_SOURCES]
     inputs = digest(base or "registry", files_digest(source, *shared), files_digest(wheels))
     tag = f"queue-chaos/{backend}:{inputs}"
     if _has_image(engine, tag):

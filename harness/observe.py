@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.ledger import read_ledger
+from queue_chaos_agent.ledger import read_ledger
 
 
 @dataclass

@@ -17,7 +17,6 @@ from pathlib import Path
 from harness.backend import Configuration
 from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
-from harness.ledger import LedgerWriter, read_ledger
 from harness.matrix import Settings
 from harness.observe import of_scenario, snapshot
 from harness.result import ScenarioResult
@@ -25,6 +24,7 @@ from harness.schedule import FaultPlan, Trigger, plan_fault, seeded, wait_for_tr
 from harness.waits import WaitTimeout, until
 from harness.workload import Workload, plan_tasks
 from harness.world import World
+from queue_chaos_agent.ledger import LedgerWriter, read_ledger
 
 
 class ScenarioError(RuntimeError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import requests
 
-from harness.ledger import LedgerWriter
+from queue_chaos_agent.ledger import LedgerWriter
 
 CONNECT_TIMEOUT_S = 2.0
 RESPONSE_TIMEOUT_S = 15.0

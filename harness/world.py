@@ -23,11 +23,11 @@ from harness import topology
 from harness.backends import REGISTRY
 from harness.brokers import Broker
 from harness.containers import Cluster, reap_orphans
-from harness.ledger import LedgerWriter
 from harness.observe import snapshot
 from harness.proxies import ToxiproxyControl
 from harness.topology import Service
 from harness.waits import WaitTimeout, until
+from queue_chaos_agent.ledger import LedgerWriter
 
 
 class PortTaken(RuntimeError):

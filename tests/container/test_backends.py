@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.ledger import read_ledger
 from harness.observe import of_scenario
 from harness.world import World
+from queue_chaos_agent.ledger import read_ledger
 from tests.container.conftest import SMALL, SmallRun
 
 pytestmark = pytest.mark.container

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from harness import report
-from harness.ledger import read_ledger
 from harness.run import Run
 from harness.world import World
+from queue_chaos_agent.ledger import read_ledger
 from tests.container.conftest import SMALL, SmallRun
 
 pytestmark = pytest.mark.container

@@ -1,5 +1,5 @@
-"""harness/ledger.py: the record format, one file per writer process, damage counted not dropped,
-and survival of SIGKILL mid-write (real processes, real signals)."""
+"""queue_chaos_agent/ledger.py: the record format, one file per writer process, damage counted
+not dropped, and survival of SIGKILL mid-write (real processes, real signals)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness.ledger import (
+from queue_chaos_agent.ledger import (
     SUFFIX,
     LedgerContents,
     LedgerWriter,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness.ledger import LedgerWriter, encode
 from harness.observe import Snapshot, in_flight_at, killed_mid_task, of_scenario, snapshot
+from queue_chaos_agent.ledger import LedgerWriter, encode
 
 
 def test_empty_or_missing_ledger(tmp_path: Path) -> None:

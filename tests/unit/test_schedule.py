@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.ledger import LedgerWriter
 from harness.observe import Snapshot
 from harness.schedule import (
     FaultPlan,
@@ -17,6 +16,7 @@ from harness.schedule import (
     wait_for_trigger,
 )
 from harness.waits import WaitTimeout
+from queue_chaos_agent.ledger import LedgerWriter
 
 WORKERS = ["worker1", "worker2", "worker3"]
 

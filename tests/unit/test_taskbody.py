@@ -1,4 +1,4 @@
-"""harness/taskbody.py: the one task body every backend runs, against a real ledger."""
+"""queue_chaos_agent/taskbody.py: the one task body every backend runs, against a real ledger."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from harness import taskbody
-from harness.ledger import LedgerWriter, read_ledger
+from queue_chaos_agent import taskbody
+from queue_chaos_agent.ledger import LedgerWriter, read_ledger
 
 
 def records(ledger_dir: Path) -> list[dict[str, Any]]:

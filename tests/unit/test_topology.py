@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -358,6 +359,12 @@ def test_clients_reach_their_broker_only_through_their_own_proxy(
         assert not upstreams & {s.name for s in topology.of_backend(backend)}
 
 
+def worker_args(service: Any) -> list[str]:
+    """A Celery worker's arguments: the agent runs it with QUEUE_CHAOS_WORKER_ARGS, one string
+    it splits as a shell would (compose cannot split a string into argv)."""
+    return shlex.split(service.environment.get("QUEUE_CHAOS_WORKER_ARGS", ""))
+
+
 def _mentions(raw: dict[str, Any], variable: str) -> bool:
     return "${" + variable + ":" in json.dumps(raw) or "${" + variable + "}" in json.dumps(raw)
 
@@ -376,7 +383,8 @@ def test_scenario_knobs_reach_the_backends_services(scenario_variables: dict[str
             users = [s for s in own if _mentions(raw_services[s], name)]
             assert users, (config.name, name, "used by none of the backend's services")
             for service in (own[s] for s in users):
-                values = [*service.environment.values(), *(service.command or [])]
+                values = [*service.environment.values(), *(service.command or []),
+                          *worker_args(service)]
                 assert value in values, (config.name, service.name, name)
         for worker in topology.workers(config.backend):
             assert worker.environment.get("CHAOS_IDEMPOTENT") == knobs.get(
@@ -430,8 +438,8 @@ def test_other_variables_are_substituted(scenario_variables: dict[str, str]) -> 
         assert broker.command[broker.command.index("--appendonly") + 1] == "yes"
     for backend in ("celery-redis", "celery-rabbitmq"):
         for worker in topology.workers(backend):
-            assert worker.command is not None
-            assert worker.command[worker.command.index("--concurrency") + 1] == "3"
+            args = worker_args(worker)
+            assert args[args.index("--concurrency") + 1] == "3"
     for service in topology.services.values():
         texts = [service.image, *(service.command or []), *service.environment.values(),
                  *service.labels.values()]

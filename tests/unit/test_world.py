@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from harness.backends import REGISTRY
-from harness.ledger import LedgerWriter
 from harness.matrix import CONFIGURATIONS
 from harness.topology import Service
 from harness.world import Ports, World
+from queue_chaos_agent.ledger import LedgerWriter
 
 RABBIT = ("rabbitmq", "rabbit-producer", "rabbit-worker1", "rabbit-worker2")
 

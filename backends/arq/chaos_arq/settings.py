@@ -1,7 +1,8 @@
 """Configuration from the environment, checked at import so a bad knob fails loudly and early.
 
-The worker and the producer both import this module; the producer only needs the broker URL, so
-every other knob has a default that the compose file overrides for the workers.
+The agent's worker and producer both import it (through chaos_arq.worker); the producer only
+needs the broker URL, so every other knob has a default that the compose file overrides for the
+workers.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
-from chaos_knobs import flag, number
+from queue_chaos_agent.knobs import number
 
 BROKER_SCHEMES = ("redis", "rediss")
 
@@ -28,7 +29,6 @@ def broker_url(name: str, default: str) -> str:
 
 
 BROKER_URL = broker_url("CHAOS_BROKER_URL", "redis://toxiproxy:26383/0")
-LEDGER_DIR = os.environ.get("CHAOS_LEDGER_DIR", "/ledger")
 # arq cancels a job that runs longer than this and fails it for good (no retry). It also sets the
 # in-progress key's lifetime (job_timeout + 10 s): how long a job of a SIGKILLed worker stays
 # invisible before another worker may take it. At least 1: 0 would time every job out at once.
@@ -37,7 +37,6 @@ JOB_TIMEOUT = number("CHAOS_ARQ_JOB_TIMEOUT", "10", minimum=1)
 MAX_TRIES = number("CHAOS_ARQ_MAX_TRIES", "5", minimum=1)
 # How many jobs one worker process runs at a time (asyncio tasks in one event loop).
 MAX_JOBS = number("CHAOS_ARQ_MAX_JOBS", "2", minimum=1)
-IDEMPOTENT = flag("CHAOS_IDEMPOTENT")
 # Results are not what the harness checks (the ledger is); keep them briefly so Redis holds
 # little, and so a resubmitted id is still refused as a duplicate for a short while after it ran.
 KEEP_RESULT_S = 60

@@ -1,7 +1,8 @@
-"""The arq worker settings and its one instrumented job (the shared body in chaos_taskbody).
+"""The built-in arq worker settings: configuration only, from the CHAOS_ARQ_* knobs.
 
-Run as ``arq chaos_arq.worker.WorkerSettings``. ``completed`` *is* the side effect whose count the
-harness checks (once = fine, twice = duplicated, never = lost).
+Its one job comes from the agent (``queue-chaos-agent worker`` with
+``QUEUE_CHAOS_APP=chaos_arq.worker:WorkerSettings``), which builds a new settings class around
+this one with its probe function and ready record, as it does for a team's own WorkerSettings.
 
 What arq does that matters under faults (arq 0.28, read from its worker.py):
 
@@ -17,20 +18,12 @@ What arq does that matters under faults (arq 0.28, read from its worker.py):
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import os
-import socket
-import time
 from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
-from chaos_ledger import LedgerWriter
-from chaos_taskbody import Run
 
 from chaos_arq import settings
-
-ledger = LedgerWriter(settings.LEDGER_DIR, "worker")
 
 
 def redis_settings() -> RedisSettings:
@@ -43,38 +36,14 @@ def redis_settings() -> RedisSettings:
     )
 
 
-async def work(ctx: dict[str, Any], task_id: str, duration: float) -> None:
-    """One execution; ``await asyncio.sleep`` so the event loop (and arq's polling) runs on."""
-    job_try: int = ctx["job_try"]
-    run = Run(ledger, settings.LEDGER_DIR, task_id, redelivered=job_try > 1, job_try=job_try)
-    await asyncio.sleep(duration)
-    run.finish(settings.IDEMPOTENT)
-
-
-async def announce_ready(ctx: dict[str, Any]) -> None:
-    """The harness waits for this record, not for a log line or a sleep.
-
-    arq calls on_startup after its pool has answered a ping, so the worker can reach Redis.
-    """
-    ledger.write(
-        "worker_ready",
-        worker=socket.gethostname(),
-        main_pid=os.getpid(),
-        job_timeout=settings.JOB_TIMEOUT,
-        max_tries=settings.MAX_TRIES,
-        max_jobs=settings.MAX_JOBS,
-        keep_result=settings.KEEP_RESULT_S,
-        idempotent=settings.IDEMPOTENT,
-        started_at=time.monotonic(),
-    )
-
-
 class WorkerSettings:
-    """Read by arq's CLI: each class attribute named like a ``Worker`` argument is passed to it."""
+    """Read by arq: each class attribute named like a ``Worker`` argument is passed to it.
 
-    functions: ClassVar[list[Any]] = [work]
+    No functions of its own: the agent adds its probe.
+    """
+
+    functions: ClassVar[list[Any]] = []
     redis_settings: ClassVar[RedisSettings] = redis_settings()
-    on_startup: ClassVar[Any] = announce_ready
     job_timeout: ClassVar[int] = settings.JOB_TIMEOUT
     max_tries: ClassVar[int] = settings.MAX_TRIES
     max_jobs: ClassVar[int] = settings.MAX_JOBS

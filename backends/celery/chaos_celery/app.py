@@ -1,20 +1,14 @@
-"""The Celery app and its one instrumented task (the shared body in chaos_taskbody).
+"""The built-in Celery app: configuration only, from the CHAOS_* knobs.
 
-``completed`` *is* the side effect whose count the harness checks (once = fine, twice =
-duplicated, never = lost).
+It defines no task and no producer: the agent (``queue-chaos-agent worker`` / ``producer`` with
+``QUEUE_CHAOS_APP=chaos_celery.app:app``) registers its probe task on this app and serves the
+producer endpoint, exactly as it does for a team's own app. Pool and concurrency are worker
+arguments (QUEUE_CHAOS_WORKER_ARGS in the compose file), as they would be for a team.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import time
-from typing import Any
-
-from celery import Celery, Task
-from celery.signals import worker_ready
-from chaos_ledger import LedgerWriter
-from chaos_taskbody import perform
+from celery import Celery
 from kombu import Exchange, Queue
 
 from chaos_celery import settings
@@ -60,30 +54,3 @@ else:
               else None),
     ]
     app.conf.worker_detect_quorum_queues = True
-
-ledger = LedgerWriter(settings.LEDGER_DIR, "worker")
-
-
-@app.task(name="chaos.work", bind=True)
-def work(self: Task, task_id: str, duration: float) -> None:
-    delivery = self.request.delivery_info or {}
-    perform(ledger, settings.LEDGER_DIR, task_id, duration, settings.IDEMPOTENT,
-            redelivered=delivery.get("redelivered"))
-
-
-@worker_ready.connect
-def announce_ready(**_: Any) -> None:
-    """The harness waits for this record, not for a log line or a sleep."""
-    ledger.write(
-        "worker_ready",
-        worker=socket.gethostname(),
-        main_pid=os.getpid(),
-        acks_late=settings.ACKS_LATE,
-        reject_on_worker_lost=settings.REJECT_ON_WORKER_LOST,
-        prefetch_multiplier=settings.PREFETCH_MULTIPLIER,
-        visibility_timeout=settings.VISIBILITY_TIMEOUT,
-        idempotent=settings.IDEMPOTENT,
-        started_at=time.monotonic(),
-        **({} if settings.REDIS else {"queue_type": settings.QUEUE_TYPE,
-                                      "confirm_publish": settings.CONFIRM_PUBLISH}),
-    )

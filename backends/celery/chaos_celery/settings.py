@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
-from chaos_knobs import flag, number
+from queue_chaos_agent.knobs import flag, number
 
 BROKER_URL = os.environ.get("CHAOS_BROKER_URL", "redis://toxiproxy:26380/0")
-LEDGER_DIR = os.environ.get("CHAOS_LEDGER_DIR", "/ledger")
 ACKS_LATE = flag("CHAOS_ACKS_LATE")
 REJECT_ON_WORKER_LOST = flag("CHAOS_REJECT_ON_WORKER_LOST")
 PREFETCH_MULTIPLIER = number("CHAOS_PREFETCH_MULTIPLIER", "4")
@@ -19,6 +18,6 @@ QUEUE_TYPE = os.environ.get("CHAOS_QUEUE_TYPE", "classic").strip().lower()
 if QUEUE_TYPE not in ("classic", "quorum"):
     raise ValueError(f"CHAOS_QUEUE_TYPE={QUEUE_TYPE!r}: expected classic or quorum")
 CONFIRM_PUBLISH = flag("CHAOS_CONFIRM_PUBLISH")
-IDEMPOTENT = flag("CHAOS_IDEMPOTENT")
+# The task queue the harness's forensics read (QUEUE_CHAOS_QUEUE in the compose file).
 QUEUE = "chaos"
 REDIS = BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://"))

@@ -23,12 +23,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from chaos_knobs import choice, flag
-from chaos_ledger import LedgerWriter
-from chaos_taskbody import Run, perform
 from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+from queue_chaos_agent.knobs import choice, flag
+from queue_chaos_agent.ledger import LedgerWriter
+from queue_chaos_agent.taskbody import Run, perform
 
 LEDGER_DIR = os.environ.get("CHAOS_LEDGER_DIR", "/ledger")
 IDEMPOTENT = flag("CHAOS_IDEMPOTENT")

@@ -1,15 +1,16 @@
 """Environment knobs, checked when an adapter starts so a bad value fails loudly and early.
 
-Standard library only: copied into every backend image (as ``chaos_knobs``) beside the ledger.
+Standard library only: part of the agent wheel installed in every backend image.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 
-def flag(name: str, default: str = "false") -> bool:
-    value = os.environ.get(name, default).strip().lower()
+def flag(name: str, default: str = "false", env: Mapping[str, str] | None = None) -> bool:
+    value = (os.environ if env is None else env).get(name, default).strip().lower()
     if value not in ("true", "false"):
         raise ValueError(f"{name}={value!r}: expected true or false")
     return value == "true"

@@ -1,7 +1,8 @@
 """The instrumented task body every backend runs: one definition, so backends differ only in how
 they deliver the task, never in what the task does.
 
-Standard library only: copied into every backend image (as ``chaos_taskbody``) beside the ledger.
+Standard library only: part of the agent wheel installed in every backend image (and in the
+harness's environment, which arms the crash marker).
 
 A run writes ``started``, sleeps for the task's duration, then performs its side effect: the
 ``completed`` record. The side effect's count is what the checker judges (once = fine, twice =
@@ -64,7 +65,7 @@ class Run:
     ``asyncio.sleep``, as the backend runs tasks), then ``finish`` it."""
 
     def __init__(self, ledger: Any, ledger_dir: str, task_id: str, **delivery: Any) -> None:
-        # ledger: a chaos_ledger.LedgerWriter (typed loosely: images import it by another name).
+        # ledger: a LedgerWriter, or anything with its write(kind, **fields) (tests pass fakes).
         # delivery: what the backend says of this delivery (redelivered flag, try number).
         self.ledger = ledger
         self.ledger_dir = ledger_dir
@@ -76,6 +77,12 @@ class Run:
     def _write(self, kind: str, **fields: Any) -> None:
         self.ledger.write(kind, task=self.task_id, execution=self.execution, worker=self.worker,
                           **fields)
+
+    def end(self, kind: str, **fields: Any) -> None:
+        """A run of a team's own task that ended without its side effect (``failed``,
+        ``retried``, ``revoked``, ``cancelled``): recorded with the same task, execution and
+        worker fields as ``started``, so the harness can pair them."""
+        self._write(kind, **fields)
 
     def finish(self, idempotent: bool = False) -> None:
         """The side effect (guarded by an idempotency key when asked), then a crash if armed."""

@@ -12,8 +12,9 @@ Why it looks like this:
   CRC32 of its JSON body; a final line without its newline is *truncated*, any line whose checksum
   does not match is *corrupt*. The reader reports both.
 
-This module is standard library only: the same file is copied into every backend image
-(as ``chaos_ledger``), so the workers write exactly the format the harness reads.
+This module is standard library only and lives in the agent package (``queue_chaos_agent``),
+installed both in the harness's environment and, as one wheel, in every backend image: the
+writer and the reader are one module, so the workers write exactly the format the harness reads.
 """
 
 from __future__ import annotations

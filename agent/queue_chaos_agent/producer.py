@@ -1,0 +1,129 @@
+"""The producer: a FastAPI endpoint that enqueues, the way a real web app hands work to its queue.
+
+The HTTP contract the harness's workload speaks, for every kind: ``POST /tasks {task_id,
+duration}`` answers ``{outcome: ok | indeterminate | failed}``; ``GET /health`` answers 200 once
+the broker answers through this producer's proxy. What the outcome means:
+
+* Celery: ``ok`` when the publish returned, ``indeterminate`` when it raised (the message may or
+  may not have reached the broker).
+* arq: ``ok`` when arq returned a Job (its MULTI/EXEC wrote the job and queued it), ``failed``
+  when arq refused the id because a job or result with it exists (nothing was written),
+  ``indeterminate`` when the call raised or timed out.
+
+The message's id is the harness's task id (Celery's ``id`` header, arq's job id); the probe gets
+``(task_id, duration)``, a team's task its own configured args and kwargs. FastAPI, pydantic and
+uvicorn are imported here only: images install them beside the team's requirements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from queue_chaos_agent.config import Config
+
+# Bounds one enqueue or ping: a cut connection is refused at once, but a slow or half-open one
+# must not hold the harness's request past its own timeout.
+CALL_TIMEOUT_S = 5.0
+# Celery's publish retries on a connection error (kombu's ensure), bounded.
+RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
+
+
+class Submit(BaseModel):
+    task_id: str = Field(min_length=1, max_length=200)
+    duration: float = Field(ge=0, le=600)
+
+
+def _indeterminate(exc: BaseException) -> JSONResponse:
+    return JSONResponse(status_code=503,
+                        content={"outcome": "indeterminate", "error": repr(exc)[:500]})
+
+
+def message(config: Config, probe: str, body: Submit) -> tuple[str, list[Any], dict[str, Any]]:
+    """(task name, args, kwargs) of the message for one submission."""
+    if config.task is None:
+        return probe, [body.task_id, body.duration], {}
+    return config.task, list(config.task_args), dict(config.task_kwargs)
+
+
+def celery_api(app: Any, config: Config, queue: str) -> FastAPI:
+    from queue_chaos_agent.celery import PROBE
+
+    api = FastAPI(title="queue-chaos producer (celery)")
+
+    @api.get("/health", response_model=None)
+    def health() -> dict[str, Any] | JSONResponse:
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+        except Exception as exc:
+            return JSONResponse(status_code=503, content={"ok": False, "error": repr(exc)[:500]})
+        return {"ok": True}
+
+    @api.post("/tasks")
+    def submit(body: Submit) -> JSONResponse:
+        name, args, kwargs = message(config, PROBE, body)
+        try:
+            app.send_task(name, args=args, kwargs=kwargs, task_id=body.task_id, queue=queue,
+                          retry=True, retry_policy=RETRY_POLICY)
+        except Exception as exc:  # any failure mid-publish leaves the outcome unknown
+            return _indeterminate(exc)
+        return JSONResponse(status_code=200, content={"outcome": "ok"})
+
+    return api
+
+
+def arq_api(redis_settings: Any, config: Config, queue: str) -> FastAPI:
+    from arq.connections import ArqRedis, create_pool
+
+    from queue_chaos_agent.arq import PROBE
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        """One pool per process, as arq's docs have web apps do; it reconnects by itself."""
+        pool: ArqRedis = await create_pool(redis_settings, default_queue_name=queue)
+        api.state.arq = pool
+        try:
+            yield
+        finally:
+            await pool.aclose()
+
+    api = FastAPI(title="queue-chaos producer (arq)", lifespan=lifespan)
+
+    @api.get("/health", response_model=None)
+    async def health(request: Request) -> dict[str, Any] | JSONResponse:
+        try:
+            await asyncio.wait_for(request.app.state.arq.ping(), CALL_TIMEOUT_S)
+        except Exception as exc:
+            return JSONResponse(status_code=503, content={"ok": False, "error": repr(exc)[:500]})
+        return {"ok": True}
+
+    @api.post("/tasks")
+    async def submit(body: Submit, request: Request) -> JSONResponse:
+        name, args, kwargs = message(config, PROBE, body)
+        try:
+            job = await asyncio.wait_for(
+                request.app.state.arq.enqueue_job(name, *args, _job_id=body.task_id,
+                                                  _queue_name=queue, **kwargs),
+                CALL_TIMEOUT_S,
+            )
+        except Exception as exc:  # any failure mid-enqueue leaves the outcome unknown
+            return _indeterminate(exc)
+        if job is None:  # arq checked the job and result keys under WATCH and wrote nothing
+            return JSONResponse(status_code=409,
+                                content={"outcome": "failed", "error": "duplicate job id"})
+        return JSONResponse(status_code=200, content={"outcome": "ok"})
+
+    return api
+
+
+def serve(api: FastAPI, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(api, host=host, port=port, access_log=False)
