@@ -32,6 +32,7 @@ from harness.world import Ports, PortTaken, World
 RUN = pytest.StashKey[Run]()
 CASES = pytest.StashKey[list[tuple[str, str]]]()
 STARTED = pytest.StashKey[float]()
+MAIN_JOB = pytest.StashKey[bool]()  # the session runs the matrix: its report is the report
 
 ScenarioRunner = Callable[[str, str], ScenarioResult]
 
@@ -94,6 +95,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             for c, f in metafunc.config.stash[CASES]
         ]
         metafunc.parametrize(("configuration", "fault"), cases)
+        metafunc.config.stash[MAIN_JOB] = True
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -182,9 +184,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             result.phase_s.values())
     meta: dict[str, Any] = {"run_id": run.run_id, "date": run.started, "seed": run.seed,
                             "replay": run.replay()}
-    path, proof = report.write(run.results, config.getoption("report_dir"),
-                               timings=run.timings, **meta)
-    report.write(run.results, run.directory, timings=run.timings, **meta)
+    # Every session leaves its report beside its ledgers; only the main job's replaces the one
+    # in the report directory (a team's or the harness's own tests must not overwrite it).
+    path, proof = report.write(run.results, run.directory, timings=run.timings, **meta)
+    if config.stash.get(MAIN_JOB, False):
+        path, proof = report.write(run.results, config.getoption("report_dir"),
+                                   timings=run.timings, **meta)
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None:
         terminal.write_sep("=", f"durability report: {path}")

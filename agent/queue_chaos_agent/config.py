@@ -120,7 +120,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
         kind=kind,
         app=app_path("QUEUE_CHAOS_APP", _get(env, "QUEUE_CHAOS_APP")),
         worker_args=worker_args,
-        broker_url=broker_url("QUEUE_CHAOS_BROKER_URL", _get(env, "QUEUE_CHAOS_BROKER_URL"), kind),
+        # The compose file hands each client its own proxy's URL as CHAOS_BROKER_URL (what the
+        # built-in apps read): a team's app is redirected to it unless told otherwise.
+        broker_url=broker_url(
+            "QUEUE_CHAOS_BROKER_URL",
+            _get(env, "QUEUE_CHAOS_BROKER_URL") or _get(env, "CHAOS_BROKER_URL"), kind),
         queue=_get(env, "QUEUE_CHAOS_QUEUE"),
         task=_get(env, "QUEUE_CHAOS_TASK"),
         task_args=json_value("QUEUE_CHAOS_TASK_ARGS", _get(env, "QUEUE_CHAOS_TASK_ARGS"), list),

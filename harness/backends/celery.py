@@ -39,6 +39,13 @@ class CeleryKnobs(Knobs):
         if self.pool not in POOLS:
             raise ValueError(f"pool={self.pool!r}; valid: {', '.join(POOLS)}")
 
+    def env(self) -> dict[str, str]:
+        """Pool and concurrency are worker arguments, as a team passes them: one
+        ``CHAOS_WORKER_ARGS`` (what follows ``celery -A app worker``) instead of two knobs."""
+        env = super().env()
+        pool, concurrency = env.pop("CHAOS_POOL"), env.pop("CHAOS_CONCURRENCY")
+        return {**env, "CHAOS_WORKER_ARGS": f"--pool {pool} --concurrency {concurrency}"}
+
 
 class Celery(Backend):
     """The parts of Celery's behaviour that do not depend on the broker."""

@@ -366,9 +366,10 @@ def test_the_short_graceful_timeout_is_shorter_than_the_tasks_it_should_cut() ->
 
 
 def test_knob_configurations_set_the_knob_their_name_says() -> None:
-    assert CONFIGURATIONS["acks-early-concurrency-4"].env()["CHAOS_CONCURRENCY"] == "4"
-    solo = CONFIGURATIONS["acks-late-solo"].env()
-    assert (solo["CHAOS_POOL"], solo["CHAOS_CONCURRENCY"]) == ("solo", "1")
+    assert CONFIGURATIONS["acks-early-concurrency-4"].env()["CHAOS_WORKER_ARGS"] == (
+        "--pool prefork --concurrency 4")
+    assert CONFIGURATIONS["acks-late-solo"].env()["CHAOS_WORKER_ARGS"] == (
+        "--pool solo --concurrency 1")
     assert CONFIGURATIONS["arq-job-timeout-30"].knobs.changed() == {"arq_job_timeout": 30}
     assert CONFIGURATIONS["arq-max-jobs-8"].env()["CHAOS_ARQ_MAX_JOBS"] == "8"
     # No pool child to kill where the task runs in the worker's own process.

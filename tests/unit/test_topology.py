@@ -118,7 +118,7 @@ def scenario_variables(tmp_path: Path) -> dict[str, str]:
         "CHAOS_VISIBILITY_TIMEOUT": "7",
         "CHAOS_RESTORE_INTERVAL": "3",
         "CHAOS_LEDGER_HOST_DIR": str(tmp_path / "ledger"),
-        "CHAOS_CONCURRENCY": "3",
+        "CHAOS_WORKER_ARGS": "--pool prefork --concurrency 3",
         "CHAOS_REDIS_APPENDONLY": "yes",
     }
 
@@ -385,7 +385,9 @@ def test_scenario_knobs_reach_the_backends_services(scenario_variables: dict[str
             for service in (own[s] for s in users):
                 values = [*service.environment.values(), *(service.command or []),
                           *worker_args(service)]
-                assert value in values, (config.name, service.name, name)
+                # A multi-word value (worker arguments) arrives as consecutive arguments.
+                joined = " ".join(worker_args(service))
+                assert value in values or value in joined, (config.name, service.name, name)
         for worker in topology.workers(config.backend):
             assert worker.environment.get("CHAOS_IDEMPOTENT") == knobs.get(
                 "CHAOS_IDEMPOTENT", "false"), (config.name, worker.name)
