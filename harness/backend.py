@@ -15,7 +15,7 @@ the configuration's name.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -105,6 +105,20 @@ class Configuration:
     def env(self) -> dict[str, str]:
         return self.knobs.env()
 
+    def running(self, effective: Mapping[str, Any], idempotent: bool) -> Knobs:
+        """The knobs the workers actually run with: these, with every field the backend can
+        read from the running app's ``effective`` settings replaced by what it read."""
+        read = self.owner.read_knobs(effective, idempotent) if effective else {}
+        return replace(self.knobs, **read)
+
+    def mismatch(self, running: Knobs) -> str | None:
+        """For a built-in configuration: the fields whose running value differs from the
+        declared one (the configuration did not take effect: the run measured something else)."""
+        wrong = [f"{name} declared {getattr(self.knobs, name)!r}, running "
+                 f"{getattr(running, name)!r}" for name in running.as_dict()
+                 if getattr(running, name) != getattr(self.knobs, name)]
+        return "; ".join(wrong) or None
+
     def settings(self, base: Any) -> Any:
         """The run's settings with this configuration's own overrides applied."""
         return base.with_overrides(dict(self.overrides)) if self.overrides else base
@@ -146,6 +160,11 @@ class Backend:
     def note(self, settings: Mapping[str, Any]) -> str:
         """The sentence under the backend's tables: the timescales and mechanisms at play."""
         return ""
+
+    def read_knobs(self, effective: Mapping[str, Any], idempotent: bool) -> dict[str, Any]:
+        """Knob fields read from a worker's ``effective`` settings (its ``worker_ready``
+        record): what the running app really uses, whatever its configuration asked for."""
+        return {}
 
     def must_lose(self, knobs: Any, fault_kind: str, fault: str) -> bool:
         """Whether this backend's mechanism makes loss certain under the fault (self-proof)."""

@@ -66,6 +66,35 @@ def snapshot(ledger_dir: Path, prefix: str = "") -> Snapshot:
     return snap
 
 
+@dataclass
+class Running:
+    """What the workers say they run, from their latest ``worker_ready`` records: the
+    durability-relevant settings read from the running app (``effective``), library versions,
+    and whether the task body checks an idempotency key."""
+
+    effective: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    idempotent: bool = False
+    agree: bool = True  # every worker reported the same settings
+
+
+def running(records: list[dict[str, Any]], workers: list[str]) -> Running:
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if (record.get("kind") == "worker_ready" and record.get("worker") in workers
+                and record["t"] >= latest.get(record["worker"], {}).get("t", float("-inf"))):
+            latest[record["worker"]] = record
+    if not latest:
+        return Running()
+    reports = [latest[w] for w in workers if w in latest]
+    first = reports[0]
+    settings = [(r.get("effective") or {}, bool(r.get("idempotent"))) for r in reports]
+    return Running(effective=dict(first.get("effective") or {}),
+                   versions=dict(first.get("versions") or {}),
+                   idempotent=bool(first.get("idempotent")),
+                   agree=all(s == settings[0] for s in settings))
+
+
 def killed_mid_task(records: list[dict[str, Any]], worker: str, t: float,
                     pid: int | None = None) -> list[str]:
     """Tasks whose execution on ``worker`` (on its process ``pid`` only, if given) had started

@@ -17,7 +17,8 @@ from harness.checker import Counts, Guarantee, Verdict
 
 __all__ = ["Counts", "Guarantee", "ReportError", "RunReport", "ScenarioResult", "Verdict"]
 
-SCHEMA = 2  # the JSON report's schema version: 2 adds knobs, fault_kind and must_lose
+SCHEMA = 2  # the JSON report's schema version: 2 adds knobs, fault_kind, must_lose, effective
+# and versions
 
 
 class ReportError(ValueError):
@@ -64,6 +65,10 @@ class ScenarioResult:
     # The backend's own mechanism makes loss certain here (Celery acks early under a worker
     # kill with tasks in flight): the self-proof requires the run to see it.
     must_lose: bool = False
+    # What the workers reported running (their worker_ready records): the durability-relevant
+    # settings read from the running app, and the library versions installed.
+    effective: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
 
     @property
     def violated(self) -> bool:

@@ -14,11 +14,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness.backend import Configuration
+from harness.backend import Configuration, Knobs
 from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
 from harness.matrix import Settings
-from harness.observe import of_scenario, snapshot
+from harness.observe import Running, of_scenario, running, snapshot
 from harness.result import ScenarioResult
 from harness.schedule import FaultPlan, Trigger, plan_fault, seeded, wait_for_trigger
 from harness.waits import WaitTimeout, until
@@ -162,13 +162,21 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
     if inferred:
         result = checked({**held, **inferred})
     ctx.phase("check")
-    judged, reason = verdict(result.counts, ctx.configuration.guarantee)
+    # The claim is what the workers run, not what was asked for: their effective settings.
+    configuration, owner = ctx.configuration, ctx.configuration.owner
+    reported = running(records, world.workers)
+    knobs = configuration.running(reported.effective, reported.idempotent)
+    claim = owner.guarantee(knobs)
+    judged, reason = verdict(result.counts, claim)
     in_flight: list[str] = []
     if trigger is not None and fired_t is not None:
         in_flight = fault.interrupted(records, None if fault_plan.fixed else trigger.target,
                                       fired_t)
     valid, validity = _validity(fault, trigger, in_flight, result.counts.as_dict(),
                                 settings.tasks)
+    problem = _settings_problem(configuration, knobs, reported)
+    if problem:
+        valid, validity = False, problem
     anomalies: dict[str, list[str]] = {}
     for task in result.tasks:
         if task.outcome not in (Outcome.COMPLETED, Outcome.NOT_ENQUEUED):
@@ -176,13 +184,12 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         for flag in ("late", "re_executed", "redelivered"):
             if getattr(task, flag):
                 anomalies.setdefault(flag.replace("_", "-"), []).append(task.task)
-    configuration = ctx.configuration
     return ScenarioResult(
         scenario=ctx.name,
         backend=configuration.backend,
         configuration=configuration.name,
         configuration_summary=configuration.summary,
-        guarantee=configuration.guarantee.value,
+        guarantee=claim.value,
         fault=fault.name,
         fault_description=fault.description,
         seed=ctx.seed,
@@ -205,9 +212,11 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         settings=asdict(settings),
         revived=revived,
         unmapped_in_broker=unmapped,
-        knobs=configuration.knobs.as_dict(),
+        knobs=knobs.as_dict(),
         fault_kind=fault.kind,
-        must_lose=configuration.owner.must_lose(configuration.knobs, fault.kind, fault.name),
+        must_lose=owner.must_lose(knobs, fault.kind, fault.name),
+        effective=reported.effective,
+        versions=reported.versions,
     )
 
 
@@ -239,6 +248,16 @@ def _drain(ctx: _Context) -> bool:
     except WaitTimeout:
         return False
     return True
+
+
+def _settings_problem(configuration: Configuration, knobs: Knobs,
+                      reported: Running) -> str | None:
+    """A run whose workers disagree, or run other settings than the configuration declares,
+    measured something else: it is invalid."""
+    if not reported.agree:
+        return "the workers reported different effective settings"
+    mismatch = configuration.mismatch(knobs)
+    return f"the workers do not run the configuration: {mismatch}" if mismatch else None
 
 
 def _validity(

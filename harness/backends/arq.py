@@ -7,6 +7,7 @@ plus a margin) lets another worker retry it: at least once, unless max_tries=1 t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -72,6 +73,11 @@ class Arq(Backend):
         if knobs.arq_max_tries == 1:
             return Guarantee.AT_MOST_ONCE
         return Guarantee.EFFECTIVELY_ONCE if knobs.idempotent else Guarantee.AT_LEAST_ONCE
+
+    def read_knobs(self, effective: Mapping[str, Any], idempotent: bool) -> dict[str, Any]:
+        return {"arq_max_tries": int(effective["max_tries"]),
+                "arq_job_timeout": int(effective["job_timeout"]),
+                "arq_max_jobs": int(effective["max_jobs"]), "idempotent": idempotent}
 
     def describe(self, knobs: Any) -> str:
         text = (f"arq max_tries={knobs.arq_max_tries}, job_timeout={knobs.arq_job_timeout}s, "

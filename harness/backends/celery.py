@@ -10,6 +10,7 @@ idempotency key checked before the side effect makes the repeat harmless (effect
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from harness.result import ScenarioResult
 
 POOLS = ("prefork", "threads", "solo")
+# The pool's module name (celery.concurrency.<name>), as the agent reports it -> the pool option.
+POOL_NAMES = {"thread": "threads"}
 WORKER_DEATH = "worker-death"
 
 
@@ -77,6 +80,17 @@ class Celery(Backend):
         if knobs.pool == "prefork":
             return self.capabilities | {Capability.POOL_CHILDREN}
         return self.capabilities
+
+    def read_knobs(self, effective: Mapping[str, Any], idempotent: bool) -> dict[str, Any]:
+        pool = str(effective["pool"])
+        return {
+            "acks_late": bool(effective["task_acks_late"]),
+            "reject_on_worker_lost": bool(effective["task_reject_on_worker_lost"]),
+            "prefetch_multiplier": int(effective["worker_prefetch_multiplier"]),
+            "pool": POOL_NAMES.get(pool, pool),
+            "concurrency": int(effective["concurrency"]),
+            "idempotent": idempotent,
+        }
 
     def scenario_env(self, settings: Any) -> dict[str, str]:
         # The Redis transport's timeouts are scenario settings (the AMQP transport ignores them).

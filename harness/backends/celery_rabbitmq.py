@@ -7,6 +7,7 @@ channel or connection it went out on closes: there is no visibility timeout to w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
@@ -187,6 +188,12 @@ class CeleryRabbit(Celery):
 
     def forensics(self, port: int) -> Broker:
         return CeleryRabbitForensics(port)
+
+    def read_knobs(self, effective: Mapping[str, Any], idempotent: bool) -> dict[str, Any]:
+        types = effective.get("queue_types") or {}
+        return {**super().read_knobs(effective, idempotent),
+                "queue_type": str(types.get(effective.get("queue"), "classic")),
+                "confirm_publish": bool(effective.get("confirm_publish"))}
 
     def broker_parts(self, knobs: Any) -> list[str]:
         parts = [("on RabbitMQ, quorum queue (x-queue-type=quorum; global QoS off)"

@@ -90,3 +90,48 @@ def test_must_lose_is_keyed_on_the_knobs_not_the_name() -> None:
     assert lossy == {"acks-early-prefetch-1", "acks-early-prefetch-4",
                      "acks-early-concurrency-4", "rabbit-acks-early"}
     assert not any(c.owner.must_lose(c.knobs, "none", "none") for c in CONFIGURATIONS.values())
+
+
+# -- what the workers run: read from their worker_ready records --------------------------------
+
+CELERY_READY = {  # as the agent reported it in a real run (Celery 5.7, Redis)
+    "broker_transport": "redis", "concurrency": 2, "confirm_publish": None, "pool": "prefork",
+    "queue": "chaos", "queue_types": {"chaos": "classic"}, "queues_consumed": ["chaos"],
+    "task": "queue_chaos.probe", "task_acks_late": True, "task_reject_on_worker_lost": True,
+    "visibility_timeout": 15, "worker_prefetch_multiplier": 1,
+}
+ARQ_READY = {"allow_abort_jobs": False, "job_timeout": 10, "keep_result": 60, "max_jobs": 2,
+             "max_tries": 5, "queue_name": "arq:queue", "task": "queue_chaos_probe"}
+
+
+def test_a_built_in_configuration_running_as_declared_has_no_mismatch() -> None:
+    late = CONFIGURATIONS["acks-late-prefetch-1"]
+    assert late.mismatch(late.running(CELERY_READY, idempotent=False)) is None
+    arq = CONFIGURATIONS["arq-defaults"]
+    assert arq.mismatch(arq.running(ARQ_READY, idempotent=False)) is None
+    threads = CONFIGURATIONS["acks-late-threads"]
+    assert threads.mismatch(threads.running({**CELERY_READY, "pool": "thread"}, False)) is None
+
+
+def test_settings_that_did_not_take_effect_are_named() -> None:
+    early = CONFIGURATIONS["acks-early-prefetch-4"]
+    running = early.running(CELERY_READY, idempotent=False)
+    assert early.mismatch(running) == (
+        "acks_late declared False, running True; reject_on_worker_lost declared False, "
+        "running True; prefetch_multiplier declared 4, running 1")
+    # The claim follows what runs, not what was declared.
+    assert early.owner.guarantee(running) is ALO
+
+
+def test_rabbitmq_reads_the_queue_type_and_confirms() -> None:
+    quorum = CONFIGURATIONS["rabbit-acks-late-quorum"]
+    ready = {**CELERY_READY, "broker_transport": "amqp", "confirm_publish": False,
+             "queue_types": {"chaos": "quorum"}}
+    assert quorum.mismatch(quorum.running(ready, idempotent=False)) is None
+    assert "queue_type declared 'quorum', running 'classic'" in str(quorum.mismatch(
+        quorum.running({**ready, "queue_types": {"chaos": "classic"}}, idempotent=False)))
+
+
+def test_no_report_leaves_the_declared_knobs() -> None:
+    config = CONFIGURATIONS["fastapi-graceful-1"]
+    assert config.running({}, idempotent=False) == config.knobs

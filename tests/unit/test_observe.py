@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from harness.observe import Snapshot, in_flight_at, killed_mid_task, of_scenario, snapshot
+from harness.observe import (
+    Running,
+    Snapshot,
+    in_flight_at,
+    killed_mid_task,
+    of_scenario,
+    running,
+    snapshot,
+)
 from queue_chaos_agent.ledger import LedgerWriter, encode
 
 
@@ -260,3 +268,21 @@ def test_a_task_that_finished_before_the_kill_landed_was_not_cut() -> None:
     assert killed_mid_task(KILLS, "w1", 3.0) == ["b"]  # the whole worker: b never ended
     assert killed_mid_task(KILLS, "w1", 4.0, pid=8) == ["c"]
     assert killed_mid_task(KILLS, "w2", 4.0) == ["d"]
+
+
+def test_running_is_what_the_current_workers_last_reported() -> None:
+    ready = [
+        {"kind": "worker_ready", "worker": "w1", "t": 1.0, "effective": {"a": 1},
+         "versions": {"celery": "5.7.0"}, "idempotent": False},
+        {"kind": "worker_ready", "worker": "w1", "t": 5.0, "effective": {"a": 2},
+         "versions": {"celery": "5.7.0"}, "idempotent": True},
+        {"kind": "worker_ready", "worker": "w2", "t": 2.0, "effective": {"a": 2},
+         "versions": {"celery": "5.7.0"}, "idempotent": True},
+        {"kind": "worker_ready", "worker": "old", "t": 9.0, "effective": {"a": 3}},
+    ]
+    seen = running(ready, ["w1", "w2"])
+    assert seen.effective == {"a": 2} and seen.idempotent and seen.agree
+    assert seen.versions == {"celery": "5.7.0"}
+    assert not running([*ready, {**ready[2], "t": 6.0, "effective": {"a": 4}}],
+                       ["w1", "w2"]).agree
+    assert running([], ["w1"]) == Running()
