@@ -9,6 +9,7 @@ cannot stop a sync task's threadpool thread.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,11 @@ class FastAPI(Backend):
 
     def guarantee(self, knobs: Any) -> Guarantee:
         return Guarantee.AT_MOST_ONCE  # fire and forget, in the app's own memory
+
+    def read_knobs(self, effective: Mapping[str, Any], idempotent: bool) -> dict[str, Any]:
+        timeout = effective.get("timeout_graceful_shutdown")
+        return {"task_style": str(effective["task_style"]), "idempotent": idempotent,
+                **({} if timeout is None else {"graceful_shutdown_s": int(timeout)})}
 
     def describe(self, knobs: Any) -> str:
         style = ("async def task, on the event loop" if knobs.task_style == "async"

@@ -135,3 +135,11 @@ def test_rabbitmq_reads_the_queue_type_and_confirms() -> None:
 def test_no_report_leaves_the_declared_knobs() -> None:
     config = CONFIGURATIONS["fastapi-graceful-1"]
     assert config.running({}, idempotent=False) == config.knobs
+
+
+def test_background_tasks_read_the_style_and_uvicorn_timeout() -> None:
+    cut = CONFIGURATIONS["fastapi-async-graceful-1"]
+    ready = {"task_style": "async", "timeout_graceful_shutdown": 1.0}
+    assert cut.mismatch(cut.running(ready, idempotent=False)) is None
+    assert "graceful_shutdown_s declared 1, running 10" in str(
+        cut.mismatch(cut.running({**ready, "timeout_graceful_shutdown": 10.0}, False)))

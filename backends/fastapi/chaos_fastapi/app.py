@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
+import sys
 import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,6 +26,7 @@ from fastapi import BackgroundTasks, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from queue_chaos_agent import ready
 from queue_chaos_agent.knobs import choice, flag
 from queue_chaos_agent.ledger import LedgerWriter
 from queue_chaos_agent.taskbody import Run, perform
@@ -79,17 +79,24 @@ async def run_task_async(task_id: str, duration: float) -> None:
         pending.discard(task_id)
 
 
+def graceful_timeout(argv: list[str]) -> float | None:
+    """uvicorn's ``--timeout-graceful-shutdown`` as this process was started with (uvicorn runs
+    the app in its own process, so its command line is ours); None when not given."""
+    for i, arg in enumerate(argv):
+        if arg == "--timeout-graceful-shutdown" and i + 1 < len(argv):
+            return float(argv[i + 1])
+        if arg.startswith("--timeout-graceful-shutdown="):
+            return float(arg.split("=", 1)[1])
+    return None
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    """The harness waits for this record, not for a log line or a sleep."""
-    ledger.write(
-        "worker_ready",
-        worker=socket.gethostname(),
-        main_pid=os.getpid(),
-        idempotent=IDEMPOTENT,
-        task_style=TASK_STYLE,
-        started_at=time.monotonic(),
-    )
+    """The harness waits for this record, not for a log line or a sleep. It says what this
+    process runs: the task style and uvicorn's graceful-shutdown timeout, read from here."""
+    effective = {"task_style": TASK_STYLE,
+                 "timeout_graceful_shutdown": graceful_timeout(sys.argv)}
+    ready.write(ledger, "fastapi", effective, IDEMPOTENT)
     yield
 
 
