@@ -24,6 +24,7 @@ from harness.checker import Guarantee
 if TYPE_CHECKING:
     from harness.brokers import Broker
     from harness.result import ScenarioResult
+    from harness.target import Target
 
 
 class Capability(StrEnum):
@@ -79,6 +80,9 @@ class Configuration:
     meets: tuple[str, ...] = ()
     overrides: tuple[tuple[str, str], ...] = ()
     note: str = ""
+    # A team's app (queue-chaos.toml) instead of a built-in one: its image, app, queue, worker
+    # arguments and task replace the built-in's; its knobs are what its workers report.
+    target: Target | None = None
 
     @property
     def owner(self) -> Backend:
@@ -105,6 +109,15 @@ class Configuration:
     def env(self) -> dict[str, str]:
         return self.knobs.env()
 
+    def variables(self, settings: Any, images: Mapping[str, str]) -> dict[str, str]:
+        """Everything a scenario of this configuration hands the compose file: the knobs, the
+        backend's scenario settings and, for a team's target, its app and image."""
+        variables = {**self.env(), **self.owner.scenario_env(settings)}
+        if self.target is not None:
+            variables |= self.target.compose_variables()
+            variables[self.owner.image_variable] = images[self.target.image_variable]
+        return variables
+
     def running(self, effective: Mapping[str, Any], idempotent: bool) -> Knobs:
         """The knobs the workers actually run with: these, with every field the backend can
         read from the running app's ``effective`` settings replaced by what it read."""
@@ -113,7 +126,10 @@ class Configuration:
 
     def mismatch(self, running: Knobs) -> str | None:
         """For a built-in configuration: the fields whose running value differs from the
-        declared one (the configuration did not take effect: the run measured something else)."""
+        declared one (the configuration did not take effect: the run measured something else).
+        A team's target declares nothing: what its workers run is what is measured."""
+        if self.target is not None:
+            return None
         wrong = [f"{name} declared {getattr(self.knobs, name)!r}, running "
                  f"{getattr(running, name)!r}" for name in running.as_dict()
                  if getattr(running, name) != getattr(self.knobs, name)]
@@ -129,12 +145,26 @@ class Backend:
 
     name: ClassVar[str]
     title: ClassVar[str]
+    kind: ClassVar[str]  # the library a target file names (celery, arq, fastapi)
+    broker: ClassVar[str | None]  # the broker a target file names (redis, rabbitmq; None)
     image: ClassVar[str]  # backends/<image>/ builds it; several backends may share one
     capabilities: ClassVar[frozenset[Capability]]
+    knobs_class: ClassVar[type[Knobs]]
     configurations: ClassVar[tuple[Configuration, ...]] = ()
 
-    def forensics(self, port: int) -> Broker:
-        """The broker's forensics on its first published port (the app's, without a broker)."""
+    @property
+    def image_variable(self) -> str:
+        """The compose variable naming the image its producer and workers run."""
+        return f"CHAOS_{self.image.upper()}_IMAGE"
+
+    def target_knobs(self, worker_args: list[str]) -> Knobs:
+        """The knobs a team's target plans with, before its workers say what they run (what
+        the worker arguments tell, e.g. Celery's pool); the claim comes from what they run."""
+        return self.knobs_class()
+
+    def forensics(self, port: int, queue: str | None = None) -> Broker:
+        """The broker's forensics on its first published port (the app's, without a broker),
+        reading ``queue`` (None: the built-in apps' queue)."""
         raise NotImplementedError
 
     @property

@@ -29,14 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker
 import docker.errors
 
 from harness.backends import images as registry_images
 from harness.topology import ROOT
+
+if TYPE_CHECKING:
+    from harness.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +101,19 @@ def digest(*parts: bytes | str) -> str:
     return h.hexdigest()[:16]
 
 
-def files_digest(*paths: Path) -> str:
-    """A digest of file names and contents (directories walked in a stable order)."""
+# Never part of an image's inputs: caches, environments, version control.
+SKIPPED_PARTS = ("__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache",
+                 ".ruff_cache", "node_modules")
+
+
+def files_digest(*paths: Path, root: Path = ROOT) -> str:
+    """A digest of file names (relative to ``root``) and contents, directories walked in a
+    stable order."""
     chunks: list[bytes | str] = []
     for path in paths:
         for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if file.is_file() and "__pycache__" not in file.parts:
-                chunks += [str(file.relative_to(ROOT)), file.read_bytes()]
+            if file.is_file() and not set(file.relative_to(root).parts) & set(SKIPPED_PARTS):
+                chunks += [str(file.relative_to(root)), file.read_bytes()]
     return digest(*chunks)
 
 
@@ -277,6 +288,63 @@ def build_backend_image(
     return tag, False
 
 
+TARGET_DOCKERFILE = ROOT / "backends" / "target" / "Dockerfile"
+# What the agent's producer serves with, installed beside a team's requirements.
+TARGET_EXTRAS = ("fastapi", "uvicorn")
+
+
+def build_target_image(
+    engine: docker.DockerClient, target: Target, base: str | None
+) -> tuple[str, bool]:
+    """A team's app as an image: their source and requirements, the agent, the producer's web
+    server. The tag hashes all of them, so an unchanged target builds nothing; a requirement that
+    does not resolve fails here, with pip's own words."""
+    context = BUILD / "targets" / target.name
+    wheels = context / "wheels"
+    inputs = digest(base or "registry", files_digest(target.source, root=target.source.parent),
+                    target.requirements.read_bytes(), files_digest(*AGENT_SOURCES),
+                    TARGET_DOCKERFILE.read_bytes())
+    tag = f"queue-chaos/target-{target.name}:{inputs}"
+    if _has_image(engine, tag):
+        return tag, True
+    shutil.rmtree(context, ignore_errors=True)
+    wheels.mkdir(parents=True)
+    shutil.copy2(target.requirements, context / "requirements.txt")
+    shutil.copytree(target.source, context / "source",
+                    ignore=shutil.ignore_patterns(*SKIPPED_PARTS, "*.pyc"))
+    shutil.copy2(TARGET_DOCKERFILE, context / "Dockerfile")
+    step = f"target {target.name}: wheels for {target.requirements}"
+    try:
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet",
+                        "--disable-pip-version-check", "-r", str(target.requirements),
+                        *TARGET_EXTRAS, "-w", str(wheels)],
+                       check=True, timeout=STEP_TIMEOUT_S, capture_output=True, text=True)
+    except subprocess.CalledProcessError as exc:
+        said = (exc.stderr or exc.stdout or "").strip().splitlines()[-6:]
+        raise ProvisionError(f"{step}: the requirements do not resolve or build "
+                             f"(pip wheel exited {exc.returncode}):\n" + "\n".join(said)) from None
+    except subprocess.TimeoutExpired:
+        raise ProvisionError(f"{step}: pip wheel took over {STEP_TIMEOUT_S}s") from None
+    build_agent_wheel(wheels)
+    _docker_build(engine, context, "Dockerfile", tag, {**({"BASE_IMAGE": base} if base else {})})
+    return tag, False
+
+
+def check_target(engine: docker.DockerClient, target: Target, image: str) -> None:
+    """``queue-chaos-agent check`` in the built image, before any scenario: their app imports,
+    the queue is consumed, the task is registered, the library version can be instrumented.
+    Its one line becomes the error."""
+    try:
+        output = engine.containers.run(
+            image, ["queue-chaos-agent", "check"], environment=target.env(), network_mode="none",
+            remove=True, stdout=True, stderr=True, labels={"io.queue-chaos.check": target.name})
+    except docker.errors.ContainerError as exc:
+        said = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise ProvisionError(f"target {target.name}: "
+                             + (said[-1] if said else f"check exited {exc.exit_status}")) from None
+    log.info("target %s: %s", target.name, output.decode(errors="replace").strip())
+
+
 def _docker_build(
     engine: docker.DockerClient, context: Path, dockerfile: str, tag: str, args: dict[str, str]
 ) -> None:
@@ -292,9 +360,10 @@ def _docker_build(
 
 
 def provision(
-    engine: docker.DockerClient, mode: str = "local"
+    engine: docker.DockerClient, mode: str = "local", targets: Sequence[Target] = ()
 ) -> tuple[dict[str, str], list[Timing]]:
-    """Every image, built or found; returns the compose variables that name them."""
+    """Every image, built or found (a team's targets' too, each checked by the agent); returns
+    the compose variables that name them."""
     if mode not in IMAGE_MODES:
         raise ProvisionError(f"CHAOS_IMAGES={mode!r}: expected one of {', '.join(IMAGE_MODES)}")
     timings: list[Timing] = []
@@ -321,6 +390,11 @@ def provision(
         variables[f"CHAOS_{backend.upper()}_IMAGE"] = step(
             backend, build_backend_image(engine, backend, base), t
         )
+    for target in targets:
+        t = time.monotonic()
+        image = step(f"target {target.name}", build_target_image(engine, target, base), t)
+        check_target(engine, target, image)
+        variables[target.image_variable] = image
     if mode == "registry":
         from harness.topology import load  # the official images the compose file names
 

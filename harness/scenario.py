@@ -80,7 +80,7 @@ def run_scenario(
     try:
         ctx.ledger_dir = world.begin_scenario(
             configuration.backend,
-            {**configuration.env(), **configuration.owner.scenario_env(settings)},
+            configuration.variables(settings, world.variables),
             run_dir,
         )
         ctx.phase("services_up")

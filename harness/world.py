@@ -91,6 +91,7 @@ class World:
         self._dirty: set[str] = set()  # touched by a fault: start afresh next time
         self._generation = 0
         self._notes: LedgerWriter | None = None
+        self._queue: str | None = None  # the task queue the forensics read (None: built-in)
 
     @staticmethod
     def clock() -> float:
@@ -155,6 +156,9 @@ class World:
             raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(REGISTRY)}")
         if self.backend != backend:
             self._switch_to(backend)
+        queue = variables.get("CHAOS_QUEUE")
+        if queue != self._queue:  # a team's queue, or back to the built-in one
+            self._forensics(backend, queue)
         self.proxies.reset()
         wanted = topology.load({**self.variables, **variables,
                                 "CHAOS_LEDGER_HOST_DIR": str(self._ledger_dir(run_dir))})
@@ -226,12 +230,17 @@ class World:
             for service in self.topology.of_backend(self.backend):
                 self.cluster.remove(service.name)
                 self._running.pop(service.name, None)
-        if self.broker is not None:
-            self.broker.close()
         self.backend = backend
         self._generation += 1
+        self._forensics(backend, None)
+
+    def _forensics(self, backend: str, queue: str | None) -> None:
+        """The broker's forensics, reading ``queue``, on the broker's first published port."""
+        if self.broker is not None:
+            self.broker.close()
         probe = self.topology.broker(backend) or self.topology.submission_endpoint(backend)
-        self.broker = REGISTRY[backend].forensics(probe.ports[0].host_port)
+        self.broker = REGISTRY[backend].forensics(probe.ports[0].host_port, queue)
+        self._queue = queue
 
     def end_scenario(self, logs_dir: Path, touched: set[str]) -> None:
         """Keep the logs; services a fault touched start afresh next time. Best effort on the

@@ -26,6 +26,15 @@ def backend(name: str) -> Backend:
     return REGISTRY[name]
 
 
+def for_target(kind: str, broker: str | None) -> Backend:
+    """The backend a target file's ``kind`` and ``broker`` name."""
+    for b in REGISTRY.values():
+        if (b.kind, b.broker) == (kind, broker):
+            return b
+    valid = ", ".join(f"{b.kind} on {b.broker}" for b in REGISTRY.values() if b.broker)
+    raise UnknownBackend(f"no backend runs kind {kind!r} on broker {broker!r}; valid: {valid}")
+
+
 def configurations() -> dict[str, Configuration]:
     """Every built-in configuration by name, backends in registry order."""
     found: dict[str, Configuration] = {}

@@ -42,11 +42,11 @@ class ArqForensics(RedisForensics):
     IN_PROGRESS = "arq:in-progress:"
 
     def empty(self) -> bool:
-        return cast(int, self.client.zcard(self.QUEUE)) == 0
+        return cast(int, self.client.zcard(self.queue)) == 0
 
     def holdings(self, settings: Any) -> dict[str, str]:
         held: dict[str, str] = {}
-        for raw in cast(list[bytes], self.client.zrange(self.QUEUE, 0, -1)):
+        for raw in cast(list[bytes], self.client.zrange(self.queue, 0, -1)):
             task = raw.decode()
             ttl = cast(int, self.client.pttl(self.IN_PROGRESS + task))
             if ttl >= 0:
@@ -55,7 +55,7 @@ class ArqForensics(RedisForensics):
             elif ttl == -1:
                 held[task] = f"in progress (key {self.IN_PROGRESS}<id> without expiry)"
             else:
-                held[task] = f"queued in sorted set {self.QUEUE!r}"
+                held[task] = f"queued in sorted set {self.queue!r}"
         return held
 
 
@@ -63,11 +63,14 @@ class ArqForensics(RedisForensics):
 class Arq(Backend):
     name = NAME
     title = "arq on Redis"
+    kind = "arq"
+    broker = "redis"
     image = "arq"
+    knobs_class = ArqKnobs
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS, Capability.LEASE})
 
-    def forensics(self, port: int) -> Broker:
-        return ArqForensics(port)
+    def forensics(self, port: int, queue: str | None = None) -> Broker:
+        return ArqForensics(port, queue)
 
     def guarantee(self, knobs: Any) -> Guarantee:
         if knobs.arq_max_tries == 1:

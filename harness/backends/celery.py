@@ -11,7 +11,7 @@ idempotency key checked before the side effect makes the repeat harmless (effect
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from harness.backend import Backend, Capability, Knobs
@@ -50,10 +50,36 @@ class CeleryKnobs(Knobs):
         return {**env, "CHAOS_WORKER_ARGS": f"--pool {pool} --concurrency {concurrency}"}
 
 
+def _option(args: list[str], short: str, long: str) -> str | None:
+    """The value of a worker option (``-P x``, ``-Px``, ``--pool x``, ``--pool=x``), the last
+    one given winning, as in Celery's own parser."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg in (short, long) and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith(long + "="):
+            found = arg.split("=", 1)[1]
+        elif arg.startswith(short) and len(arg) > len(short) and not arg.startswith("--"):
+            found = arg[len(short):]
+    return found
+
+
 class Celery(Backend):
     """The parts of Celery's behaviour that do not depend on the broker."""
 
+    kind = "celery"
     image = "celery"
+
+    def target_knobs(self, worker_args: list[str]) -> Knobs:
+        """Pool and concurrency as their worker arguments give them (the pool decides whether
+        a pool child can be killed); Celery's defaults otherwise (prefork)."""
+        knobs = self.knobs_class()
+        pool = _option(worker_args, "-P", "--pool")
+        concurrency = _option(worker_args, "-c", "--concurrency")
+        return replace(knobs, **{
+            **({"pool": POOL_NAMES.get(pool, pool)} if pool in (*POOLS, *POOL_NAMES) else {}),
+            **({"concurrency": int(concurrency)} if concurrency and concurrency.isdigit()
+               else {})})
 
     def guarantee(self, knobs: Any) -> Guarantee:
         if knobs.acks_late and knobs.idempotent:

@@ -62,7 +62,8 @@ class CeleryRabbitForensics:
     VHOST = "/"
     USER = ("guest", "guest")
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, queue: str | None = None) -> None:
+        self.queue = queue or self.QUEUE
         self.url = f"http://127.0.0.1:{port}/api"
         self.session = requests.Session()
         self.session.auth = self.USER
@@ -70,7 +71,7 @@ class CeleryRabbitForensics:
         self.unmapped_unacked = 0  # unacknowledged messages the last holdings() could not map
 
     def _queue_url(self, suffix: str = "") -> str:
-        return f"{self.url}/queues/{self.vhost}/{self.QUEUE}{suffix}"
+        return f"{self.url}/queues/{self.vhost}/{self.queue}{suffix}"
 
     def ready(self) -> bool:
         """The API answers, the vhost exists, and the AMQP listener is up."""
@@ -90,7 +91,7 @@ class CeleryRabbitForensics:
             timeout=HTTP_TIMEOUT_S,
         )
         response.raise_for_status()
-        found = [q for q in response.json() if q.get("name") == self.QUEUE]
+        found = [q for q in response.json() if q.get("name") == self.queue]
         return cast(dict[str, Any], found[0]) if found else None
 
     def reset(self, idle: bool = False) -> None:
@@ -143,7 +144,7 @@ class CeleryRabbitForensics:
             task = headers.get("id") or properties.get("correlation_id")
             if task:
                 held[str(task)] = f"queued (ready) in {queue.get('type', 'classic')} queue " \
-                                  f"{self.QUEUE!r}: waiting for a consumer"
+                                  f"{self.queue!r}: waiting for a consumer"
         return held
 
     def close(self) -> None:
@@ -184,10 +185,12 @@ def attribute_unacked(unaccounted: list[str], unacked: int) -> dict[str, str]:
 class CeleryRabbit(Celery):
     name = NAME
     title = "Celery on RabbitMQ"
+    broker = "rabbitmq"
+    knobs_class = CeleryRabbitKnobs
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS})
 
-    def forensics(self, port: int) -> Broker:
-        return CeleryRabbitForensics(port)
+    def forensics(self, port: int, queue: str | None = None) -> Broker:
+        return CeleryRabbitForensics(port, queue)
 
     def read_knobs(self, effective: Mapping[str, Any], idempotent: bool) -> dict[str, Any]:
         types = effective.get("queue_types") or {}

@@ -49,15 +49,15 @@ class CeleryRedisForensics(RedisForensics):
     UNACKED = "unacked"
 
     def empty(self) -> bool:
-        return (cast(int, self.client.llen(self.QUEUE)) == 0
+        return (cast(int, self.client.llen(self.queue)) == 0
                 and cast(int, self.client.hlen(self.UNACKED)) == 0)
 
     def holdings(self, settings: Any) -> dict[str, str]:
         held: dict[str, str] = {}
-        for raw in cast(list[bytes], self.client.lrange(self.QUEUE, 0, -1)):
+        for raw in cast(list[bytes], self.client.lrange(self.queue, 0, -1)):
             task = _celery_task_id(json.loads(raw))
             if task:
-                held[task] = f"queued in list {self.QUEUE!r}"
+                held[task] = f"queued in list {self.queue!r}"
         for raw in cast(list[bytes], self.client.hvals(self.UNACKED)):
             message, _exchange, _routing_key = json.loads(raw)
             task = _celery_task_id(message)
@@ -72,11 +72,13 @@ class CeleryRedisForensics(RedisForensics):
 class CeleryRedis(Celery):
     name = NAME
     title = "Celery on Redis"
+    broker = "redis"
+    knobs_class = CeleryRedisKnobs
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS,
                               Capability.VISIBILITY_TIMEOUT})
 
-    def forensics(self, port: int) -> Broker:
-        return CeleryRedisForensics(port)
+    def forensics(self, port: int, queue: str | None = None) -> Broker:
+        return CeleryRedisForensics(port, queue)
 
     def broker_parts(self, knobs: Any) -> list[str]:
         if knobs.redis_appendonly == "yes":

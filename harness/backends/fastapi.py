@@ -78,10 +78,13 @@ class InProcessForensics:
 class FastAPI(Backend):
     name = NAME
     title = "FastAPI BackgroundTasks"
+    kind = "fastapi"
+    broker = None
     image = "fastapi"
+    knobs_class = FastAPIKnobs
     capabilities = frozenset({Capability.IN_PROCESS})
 
-    def forensics(self, port: int) -> Broker:
+    def forensics(self, port: int, queue: str | None = None) -> Broker:
         return InProcessForensics(port)
 
     def guarantee(self, knobs: Any) -> Guarantee:

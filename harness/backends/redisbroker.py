@@ -16,9 +16,13 @@ BROKER_KIND = "broker"
 
 class RedisForensics:
     """A client on the broker's published 127.0.0.1 port, never through a proxy, so a fault on
-    the proxies cannot blind it."""
+    the proxies cannot blind it; ``queue`` is the task queue's key (the built-in one, or a
+    team's)."""
 
-    def __init__(self, port: int) -> None:
+    QUEUE = ""
+
+    def __init__(self, port: int, queue: str | None = None) -> None:
+        self.queue = queue or self.QUEUE
         self.client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=REDIS_TIMEOUT_S,
                                   socket_connect_timeout=REDIS_TIMEOUT_S)
 

@@ -60,7 +60,8 @@ class FakeBroker:
 @pytest.fixture
 def fake_world(monkeypatch: pytest.MonkeyPatch) -> tuple[World, list[tuple[str, ...]]]:
     log: list[tuple[str, ...]] = []
-    monkeypatch.setattr(REGISTRY["celery-rabbitmq"], "forensics", lambda port: FakeBroker(log))
+    monkeypatch.setattr(REGISTRY["celery-rabbitmq"], "forensics",
+                        lambda port, queue=None: FakeBroker(log))
     the_world = World(object(), "unit", {}, Ports.from_env({}))
     the_world.cluster = FakeCluster(log, the_world)  # type: ignore[assignment]
     the_world.proxies = type("P", (), {"reset": lambda self: None})()
