@@ -1,6 +1,7 @@
 """The ``queue-chaos`` command (also ``python -m harness``); the Makefile's targets call it.
 
     queue-chaos run [--backends B] [--configs C] [--faults F] [--seed N] [--set k=v,...]
+    queue-chaos run --target queue-chaos.toml [--faults F] [--set k=v,...]
     queue-chaos gate [--report reports/durability.json] [--configs C] [--faults F]
     queue-chaos compare --reports A.json B.json ... [--out reports/stability.md]
     queue-chaos stability [N]
@@ -42,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the scenarios and write the durability report")
+    run.add_argument("--target", type=Path, default=None,
+                     help="a team's target file (queue-chaos.toml): measure their app")
     run.add_argument("--backends", default="", help="comma-separated backends (default: all)")
     run.add_argument("--configs", default="", help="comma-separated configurations")
     run.add_argument("--faults", default="", help="comma-separated faults")
@@ -101,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The main job: pytest over the scenarios with the plugin's options."""
     options = [f"--report-dir={args.report_dir.resolve()}"]
+    if args.target is not None:
+        options.append(f"--target={args.target.resolve()}")
     for flag, value in (("--backends", args.backends), ("--configs", args.configs),
                         ("--faults", args.faults), ("--set", args.overrides)):
         if value:

@@ -289,8 +289,10 @@ def build_backend_image(
 
 
 TARGET_DOCKERFILE = ROOT / "backends" / "target" / "Dockerfile"
-# What the agent's producer serves with, installed beside a team's requirements.
-TARGET_EXTRAS = ("fastapi", "uvicorn")
+# What the agent's producer serves with, installed beside a team's requirements; and
+# async-timeout, which redis-py needs below Python 3.11.3 (the local image's Debian Python is
+# 3.11.2) but which the host's newer Python leaves out when it resolves the wheels.
+TARGET_EXTRAS = ("fastapi", "uvicorn", "async-timeout")
 
 
 def build_target_image(

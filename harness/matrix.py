@@ -131,6 +131,8 @@ def must_lose(configuration: str, fault: str) -> bool:
     from harness.faults import FAULTS
 
     config = CONFIGURATIONS[configuration]
+    if config.target is not None:  # its settings are known once its workers report them
+        return False
     return config.owner.must_lose(config.knobs, FAULTS[fault].kind, fault)
 
 
@@ -151,6 +153,22 @@ def with_self_proof(cases: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def default_pairs() -> list[tuple[str, str]]:
     """The default matrix: each configuration with the faults it meets (its own ``meets``)."""
     return [(c.name, f) for c in CONFIGURATIONS.values() for f in c.meets]
+
+
+def target_cases(name: str, faults: list[str] | None) -> list[tuple[str, str]]:
+    """A team's target's cases: its control and the faults it meets (narrowed to ``faults``
+    when named), then what proves the run measures (a configuration known to lose work)."""
+    from harness.faults import FAULTS
+
+    config = CONFIGURATIONS[name]
+    if faults:
+        unmet = [FAULTS[f].unmet(config) for f in faults if not FAULTS[f].applies(config)]
+        if unmet:
+            raise MatrixError("; ".join(unmet))
+    chosen = [(name, f) for f in config.meets if not faults or f in faults]
+    chosen = with_self_proof([(name, "none"), *chosen])
+    fault_order = list(FAULTS)
+    return sorted(chosen, key=lambda cf: (cf[0] != name, fault_order.index(cf[1])))
 
 
 def cases(

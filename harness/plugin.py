@@ -27,12 +27,27 @@ from harness import containers, images, matrix, report
 from harness.backend import Configuration
 from harness.result import ScenarioResult
 from harness.run import Run, new_run_id, new_seed
+from harness.target import Target, TargetError, load
+from harness.targets import configuration
 from harness.world import Ports, PortTaken, World
 
 RUN = pytest.StashKey[Run]()
 CASES = pytest.StashKey[list[tuple[str, str]]]()
 STARTED = pytest.StashKey[float]()
 MAIN_JOB = pytest.StashKey[bool]()  # the session runs the matrix: its report is the report
+TARGET = pytest.StashKey["Target | None"]()
+
+
+def _target(path: Path | None) -> Target | None:
+    """A team's target file, checked, and registered as a configuration of its backend."""
+    if path is None:
+        return None
+    target = load(path, matrix.fault_names())
+    if target.name in matrix.CONFIGURATIONS and matrix.CONFIGURATIONS[target.name].target is None:
+        raise TargetError(f"{path}: [target] name = {target.name!r} is a built-in "
+                          "configuration's name; choose another")
+    matrix.CONFIGURATIONS[target.name] = configuration(target, matrix.fault_names())
+    return target
 
 ScenarioRunner = Callable[[str, str], ScenarioResult]
 
@@ -49,6 +64,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="scenario settings as name=value,name=value (e.g. tasks=20)")
     group.addoption("--report-dir", default="reports", type=Path,
                     help="where the main job writes durability.md/.json (default: reports)")
+    group.addoption("--target", default=None, type=Path,
+                    help="a team's target file (queue-chaos.toml): measure their app instead "
+                         "of the built-in matrix")
 
 
 def overrides(text: str) -> dict[str, str]:
@@ -64,21 +82,29 @@ def overrides(text: str) -> dict[str, str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     try:
-        settings = matrix.Settings().with_overrides(overrides(config.getoption("overrides")))
-        backends = matrix.select(config.getoption("backends"), matrix.BACKENDS, "backend")
-        configs = config.getoption("configs")
+        target = _target(config.getoption("target"))
+        settings = matrix.Settings().with_overrides(
+            {**(target.settings if target else {}), **overrides(config.getoption("overrides"))})
         faults = config.getoption("faults")
-        cases = matrix.cases(
-            backends,
-            matrix.select(configs, list(matrix.CONFIGURATIONS), "configuration") if configs
-            else None,
-            matrix.select(faults, matrix.fault_names(), "fault") if faults else None,
-        )
+        if target is not None:
+            cases = matrix.target_cases(
+                target.name, matrix.select(faults, matrix.fault_names(), "fault")
+                if faults else None)
+        else:
+            backends = matrix.select(config.getoption("backends"), matrix.BACKENDS, "backend")
+            configs = config.getoption("configs")
+            cases = matrix.cases(
+                backends,
+                matrix.select(configs, list(matrix.CONFIGURATIONS), "configuration") if configs
+                else None,
+                matrix.select(faults, matrix.fault_names(), "fault") if faults else None,
+            )
         for name in dict.fromkeys(c for c, _ in cases):
             matrix.CONFIGURATIONS[name].settings(settings)  # its own overrides hold with SET's
         Ports.from_env()
     except (matrix.MatrixError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[TARGET] = target
     config.stash[CASES] = cases
     seed = config.getoption("seed")
     config.stash[RUN] = Run(run_id=new_run_id(), seed=new_seed() if seed is None else seed,
@@ -128,7 +154,12 @@ def chaos_world(request: pytest.FixtureRequest, chaos_run: Run) -> Iterator[Worl
         pytest.fail(str(exc), pytrace=False)
     engine = request.getfixturevalue("engine")
     started = time.monotonic()
-    variables, _ = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"))
+    target = request.config.stash.get(TARGET, None)
+    try:
+        variables, _ = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"),
+                                        [target] if target else [])
+    except images.ProvisionError as exc:
+        pytest.fail(str(exc), pytrace=False)
     chaos_run.timings["provisioning (images)"] = time.monotonic() - started
     started = time.monotonic()
     the_world = World(engine, chaos_run.run_id, variables, ports,

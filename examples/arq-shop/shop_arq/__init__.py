@@ -1,0 +1,1 @@
+"""The same shop on arq: orders recorded by an asyncio worker."""
