@@ -96,7 +96,16 @@ class Configuration:
 
     @property
     def summary(self) -> str:
-        text = self.owner.describe(self.knobs)
+        return self.describe(self.knobs)
+
+    def describe(self, knobs: Knobs) -> str:
+        """The summary for these knobs (what the workers run): a team's app says whose it is
+        and which task was measured."""
+        text = self.owner.describe(knobs)
+        if self.target is not None:
+            task = f"their task {self.target.task.name}" if self.target.task else "the probe task"
+            text = (f"{self.target.app} from {self.target.path.name}, measuring {task} on queue "
+                    f"{self.target.queue}; running {text}")
         settings = ", ".join(f"{k.removesuffix('_s')}={v}s" if k.endswith("_s") else f"{k}={v}"
                              for k, v in self.overrides)
         extra = "; ".join(x for x in (settings and f"scenario {settings}", self.note) if x)

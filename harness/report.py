@@ -150,9 +150,19 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
                     if r.fault_target else ""
                 if notes:
                     lines.append(f"- **{r.configuration}**{target}: " + " ".join(notes))
-    lines += ["", "## Configurations", ""]
+    lines += ["", "## Configurations", "",
+              "Each configuration's settings as its running workers reported them (read from the "
+              "app inside the worker, not from a file), and the claim they imply.", ""]
     for r in {r.configuration: r for r in results}.values():
         lines.append(f"- `{r.configuration}`: {r.configuration_summary}; claims {r.guarantee}.")
+        if r.effective:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(r.effective.items()))
+            lines.append(f"  - effective: {shown}")
+    lines += ["", "## Versions measured", ""]
+    for backend in dict.fromkeys(r.backend for r in results):
+        versions = next((r.versions for r in results if r.backend == backend and r.versions), {})
+        shown = ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or "not reported"
+        lines.append(f"- {_title(backend)}: {shown}")
     if timings:
         lines += ["", "## Timings", ""]
         lines += [f"- {k}: {v:.1f}s" for k, v in timings.items()]

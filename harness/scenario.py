@@ -188,7 +188,7 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         scenario=ctx.name,
         backend=configuration.backend,
         configuration=configuration.name,
-        configuration_summary=configuration.summary,
+        configuration_summary=configuration.describe(knobs),
         guarantee=claim.value,
         fault=fault.name,
         fault_description=fault.description,

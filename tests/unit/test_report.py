@@ -216,7 +216,8 @@ def test_render_a_section_per_backend_with_its_notes() -> None:
     lines = text.splitlines()
     sections = [line for line in lines if line.startswith("## ")]
     assert sections == ["## Is this a measurement?", "## Summary", "## Celery on Redis",
-                        "## arq on Redis", "## FastAPI BackgroundTasks", "## Configurations"]
+                        "## arq on Redis", "## FastAPI BackgroundTasks", "## Configurations",
+                        "## Versions measured"]
     for title in ("**Celery on Redis**", "**arq on Redis**", "**FastAPI BackgroundTasks**"):
         assert title in lines
     assert "in-progress key expires (job_timeout plus 10s)" in text

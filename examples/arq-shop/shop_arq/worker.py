@@ -4,7 +4,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from arq.connections import RedisSettings
 
@@ -30,7 +30,7 @@ async def record_order(ctx: dict[str, Any], order_id: int) -> None:
 
 
 class WorkerSettings:
-    functions = [record_order]
+    functions: ClassVar[list[Any]] = [record_order]
     redis_settings = RedisSettings.from_dsn(os.environ.get("SHOP_REDIS_URL",
                                                            "redis://localhost:6379/0"))
     on_startup = startup
