@@ -83,6 +83,10 @@ def overrides(text: str) -> dict[str, str]:
 def pytest_configure(config: pytest.Config) -> None:
     try:
         target = _target(config.getoption("target"))
+        if target is not None and (config.getoption("configs") or config.getoption("backends")):
+            raise matrix.MatrixError(
+                "--target measures the target file's app; --configs and --backends choose "
+                "built-in configurations: give one or the other")
         settings = matrix.Settings().with_overrides(
             {**(target.settings if target else {}), **overrides(config.getoption("overrides"))})
         faults = config.getoption("faults")

@@ -109,8 +109,8 @@ class Target:
 def load(path: Path, known_faults: Collection[str] | None = None) -> Target:
     """The target file at ``path``, checked; paths in it resolve from its folder."""
     if not path.is_file():
-        raise TargetError(f"{path}: no such target file (write one: see the README, 'Your own "
-                          "application')")
+        raise TargetError(f"{path}: no such target file (a queue-chaos.toml: see the README, "
+                          "'Your own application')")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:

@@ -32,6 +32,11 @@ def _main_job(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
         (["--set", "tasks=0"], "tasks=0", "valid: 1..10000"),
         (["--set", "tasks=many"], "tasks='many'", "expected int"),
         (["--set", "drain_s"], "expected name=value", "name=value"),
+        (["--target", "nowhere.toml"], "nowhere.toml: no such target file", "queue-chaos.toml"),
+        (["--target", "examples/celery-shop/queue-chaos.toml", "--configs",
+          "acks-late-prefetch-1"], "--target measures the target file's app", "one or the other"),
+        (["--target", "examples/celery-shop/queue-chaos.toml", "--faults", "broker-restart,x"],
+         "unknown fault x", "sigkill-worker"),
     ],
 )
 def test_unknown_names_and_impossible_values(args: list[str], wrong: str, valid: str) -> None:
