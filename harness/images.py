@@ -38,7 +38,8 @@ import docker
 import docker.errors
 
 from harness.backends import images as registry_images
-from harness.topology import ROOT
+from harness.containers import OWNER, owner_token
+from harness.topology import LABEL, MANAGED, ROOT
 
 if TYPE_CHECKING:
     from harness.target import Target
@@ -339,7 +340,8 @@ def check_target(engine: docker.DockerClient, target: Target, image: str) -> Non
     try:
         output = engine.containers.run(
             image, ["queue-chaos-agent", "check"], environment=target.env(), network_mode="none",
-            remove=True, stdout=True, stderr=True, labels={"io.queue-chaos.check": target.name})
+            remove=True, stdout=True, stderr=True,
+            labels={MANAGED: "true", OWNER: owner_token(), f"{LABEL}.check": target.name})
     except docker.errors.ContainerError as exc:
         said = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
         raise ProvisionError(f"target {target.name}: "
