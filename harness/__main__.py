@@ -20,10 +20,14 @@ from importlib import metadata
 from pathlib import Path
 
 from harness import containers, gate, images, stability
+from harness.paths import ROOT, RUNS
 from harness.run import new_run_id
-from harness.topology import ROOT
 
 SCENARIOS = ROOT / "scenarios"
+# The main job is pytest over the shipped scenarios with the plugin; markers are the plugin's,
+# so a team's own pytest configuration neither helps nor hinders it.
+PYTEST = [sys.executable, "-m", "pytest", str(SCENARIOS), f"--rootdir={ROOT}",
+          "-p", "no:cacheprovider"]
 
 
 def version() -> str:
@@ -112,9 +116,7 @@ def _run(args: argparse.Namespace) -> int:
             options.append(f"{flag}={value}")
     if args.seed is not None:
         options.append(f"--seed={args.seed}")
-    return subprocess.call([sys.executable, "-m", "pytest", str(SCENARIOS), "-p",
-                            "no:cacheprovider", "-v", "-s", *options, *args.pytest_args],
-                           cwd=ROOT)
+    return subprocess.call([*PYTEST, "-v", "-s", *options, *args.pytest_args])
 
 
 def _names(text: str) -> list[str] | None:
@@ -147,20 +149,19 @@ def _stability(runs: int, pytest_args: list[str]) -> int:
     if not 2 <= runs <= 20:
         print(f"error: stability needs 2..20 runs, not {runs}", file=sys.stderr)
         return 2
-    base = ROOT / "runs" / f"stability-{new_run_id()}"
+    base = RUNS / f"stability-{new_run_id()}"
     results = []
     for n in range(1, runs + 1):
         out = base / f"run-{n}"
         started = time.monotonic()
-        code = subprocess.call([sys.executable, "-m", "pytest", str(SCENARIOS), "-q",
-                                "-p", "no:cacheprovider", "--report-dir", str(out), *pytest_args],
-                               cwd=ROOT)
+        code = subprocess.call([*PYTEST, "-q", "--report-dir", str(out), *pytest_args])
         print(f"stability run {n}/{runs}: exit {code} in {time.monotonic() - started:.0f}s")
         if not (out / "durability.json").is_file():
             print(f"error: run {n} wrote no report", file=sys.stderr)
             return 1
         results.append(out / "durability.json")
-    target = ROOT / "reports" / "stability.md"
+    target = Path("reports") / "stability.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
     text, code = _write_table(results, target)
     print(text)
     print(f"written: {target}")

@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,14 +39,14 @@ import docker.errors
 
 from harness.backends import images as registry_images
 from harness.containers import OWNER, owner_token
-from harness.topology import LABEL, MANAGED, ROOT
+from harness.paths import BUILD, ROOT
+from harness.topology import LABEL, MANAGED
 
 if TYPE_CHECKING:
     from harness.target import Target
 
 log = logging.getLogger(__name__)
 
-BUILD = ROOT / "build"
 IMAGES_FILE = BUILD / "images.json"
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 TOXIPROXY_VERSION = "v2.12.0"
@@ -279,12 +279,21 @@ def build_backend_image(
 ) -> tuple[str, bool]:
     wheels, _ = build_wheels(backend)
     source = ROOT / "backends" / backend
-    shared = [ROOT / "backends" / "Dockerfile", *AGENT_SOURCES]
-    inputs = digest(base or "registry", files_digest(source, *shared), files_digest(wheels))
+    dockerfile = ROOT / "backends" / "Dockerfile"
+    inputs = digest(base or "registry", files_digest(source, dockerfile, *AGENT_SOURCES),
+                    files_digest(wheels, root=wheels))
     tag = f"queue-chaos/{backend}:{inputs}"
     if _has_image(engine, tag):
         return tag, True
-    _docker_build(engine, ROOT, "backends/Dockerfile", tag,
+    # The context holds only what the Dockerfile copies, laid out as it expects (from a
+    # checkout or an installed package alike, whose build folder is elsewhere).
+    context = BUILD / "contexts" / backend
+    shutil.rmtree(context, ignore_errors=True)
+    shutil.copytree(source, context / "backends" / backend,
+                    ignore=shutil.ignore_patterns(*SKIPPED_PARTS, "*.pyc"))
+    shutil.copy2(dockerfile, context / "backends" / "Dockerfile")
+    shutil.copytree(wheels, context / "build" / "wheels" / backend)
+    _docker_build(engine, context, "backends/Dockerfile", tag,
                   {"BACKEND": backend, **({"BASE_IMAGE": base} if base else {})})
     return tag, False
 
@@ -364,10 +373,12 @@ def _docker_build(
 
 
 def provision(
-    engine: docker.DockerClient, mode: str = "local", targets: Sequence[Target] = ()
+    engine: docker.DockerClient, mode: str = "local", targets: Sequence[Target] = (),
+    backends: Collection[str] | None = None,
 ) -> tuple[dict[str, str], list[Timing]]:
     """Every image, built or found (a team's targets' too, each checked by the agent); returns
-    the compose variables that name them."""
+    the compose variables that name them. ``backends`` narrows the backend images to those a
+    run needs (None: all)."""
     if mode not in IMAGE_MODES:
         raise ProvisionError(f"CHAOS_IMAGES={mode!r}: expected one of {', '.join(IMAGE_MODES)}")
     timings: list[Timing] = []
@@ -390,6 +401,8 @@ def provision(
         toxiproxy = build_toxiproxy_image(engine, base)
         variables["CHAOS_TOXIPROXY_IMAGE"] = step("toxiproxy", toxiproxy, t)
     for backend in registry_images():
+        if backends is not None and backend not in backends:
+            continue
         t = time.monotonic()
         variables[f"CHAOS_{backend.upper()}_IMAGE"] = step(
             backend, build_backend_image(engine, backend, base), t

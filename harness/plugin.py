@@ -81,6 +81,9 @@ def overrides(text: str) -> dict[str, str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    for marker in ("container: needs the Docker engine and the built images (slow)",
+                   "scenario: one durability scenario of the matrix (the main job)"):
+        config.addinivalue_line("markers", marker)
     try:
         target = _target(config.getoption("target"))
         if target is not None and (config.getoption("configs") or config.getoption("backends")):
@@ -160,8 +163,9 @@ def chaos_world(request: pytest.FixtureRequest, chaos_run: Run) -> Iterator[Worl
     started = time.monotonic()
     target = request.config.stash.get(TARGET, None)
     try:
+        needed = {matrix.CONFIGURATIONS[c].owner.image for c, _ in request.config.stash[CASES]}
         variables, _ = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"),
-                                        [target] if target else [])
+                                        [target] if target else [], needed)
     except images.ProvisionError as exc:
         pytest.fail(str(exc), pytrace=False)
     chaos_run.timings["provisioning (images)"] = time.monotonic() - started

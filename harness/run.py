@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.matrix import Settings
+from harness.paths import RUNS
 from harness.result import ScenarioResult
-from harness.topology import ROOT
-
-RUNS = ROOT / "runs"
 
 
 def new_run_id() -> str:

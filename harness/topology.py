@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-COMPOSE_FILE = ROOT / "docker-compose.chaos.yml"
+from harness.paths import COMPOSE_NAME, ROOT
+
+COMPOSE_FILE = ROOT / COMPOSE_NAME
 LABEL = "io.queue-chaos"
 MANAGED = f"{LABEL}.managed"
 ROLE = f"{LABEL}.role"

@@ -13,8 +13,9 @@ import pytest
 
 from harness.backends import REGISTRY
 from harness.checker import Guarantee
+from harness.paths import ROOT
 from harness.result import RunReport
-from harness.topology import ROOT, port_variables
+from harness.topology import port_variables
 
 pytestmark = pytest.mark.container
 

@@ -22,8 +22,9 @@ import pytest
 from harness import containers
 from harness.faults import FAULTS, Fault
 from harness.matrix import CONFIGURATIONS, Settings
+from harness.paths import ROOT
 from harness.scenario import ScenarioError, run_scenario
-from harness.topology import ROOT, port_variables
+from harness.topology import port_variables
 from harness.waits import until
 from harness.world import World
 from queue_chaos_agent.ledger import read_ledger

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.topology import ROOT, port_variables
+from harness.paths import ROOT
+from harness.topology import port_variables
 
 
 def _main_job(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.paths import ROOT
 from harness.result import ReportError, RunReport, ScenarioResult
-from harness.topology import ROOT
 from tests.unit.build import BLANK, scenario_result
 
 COMMITTED = ROOT / "reports" / "durability.json"

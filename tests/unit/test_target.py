@@ -9,9 +9,9 @@ import pytest
 
 from harness.backend import Capability
 from harness.matrix import fault_names, must_lose, target_cases
+from harness.paths import ROOT
 from harness.target import Target, TargetError, load
 from harness.targets import configuration
-from harness.topology import ROOT
 
 FAULTS = fault_names()
 GOOD = """

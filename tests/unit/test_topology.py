@@ -23,12 +23,12 @@ from harness import world
 from harness.backends import REGISTRY
 from harness.backends import images as registry_images
 from harness.matrix import BACKENDS, CONFIGURATIONS
+from harness.paths import ROOT
 from harness.topology import (
     COMPOSE_FILE,
     MANAGED,
     PROXY,
     ROLE,
-    ROOT,
     SERVICE_KEYS,
     Topology,
     TopologyError,

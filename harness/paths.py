@@ -1,0 +1,45 @@
+"""Where the harness finds what it ships and where it writes what it makes.
+
+Run from a checkout, both are the checkout: the compose file, ``topology/``, ``backends/``,
+``agent/`` and ``scenarios/`` in place, ``build/`` and ``runs/`` beside them. Installed with pip
+(not editable), what it ships is under ``<prefix>/share/queue-chaos`` (the package's data files)
+and what it makes goes to ``.queue-chaos/`` in the directory it runs from, the user's project:
+never into site-packages. ``QUEUE_CHAOS_HOME`` moves the latter anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+COMPOSE_NAME = "docker-compose.chaos.yml"
+_CHECKOUT = Path(__file__).resolve().parent.parent
+_INSTALLED = Path(sys.prefix) / "share" / "queue-chaos"
+
+
+def assets() -> Path:
+    """The folder holding the compose file and everything beside it."""
+    for candidate in (_CHECKOUT, _INSTALLED):
+        if (candidate / COMPOSE_NAME).is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"queue-chaos cannot find {COMPOSE_NAME}: looked in {_CHECKOUT} (a checkout) and "
+        f"{_INSTALLED} (an installed package); reinstall it with pip")
+
+
+ROOT = assets()
+IN_CHECKOUT = ROOT == _CHECKOUT
+
+
+def workdir() -> Path:
+    """Where builds and runs go: QUEUE_CHAOS_HOME, else the checkout, else ./.queue-chaos."""
+    home = os.environ.get("QUEUE_CHAOS_HOME")
+    if home:
+        return Path(home).resolve()
+    return ROOT if IN_CHECKOUT else Path.cwd().resolve() / ".queue-chaos"
+
+
+WORK = workdir()
+BUILD = WORK / "build"
+RUNS = WORK / "runs"
