@@ -104,7 +104,7 @@ def digest(*parts: bytes | str) -> str:
 
 # Never part of an image's inputs: caches, environments, version control.
 SKIPPED_PARTS = ("__pycache__", ".git", ".venv", "venv", ".mypy_cache", ".pytest_cache",
-                 ".ruff_cache", "node_modules")
+                 ".ruff_cache", "node_modules", ".queue-chaos")
 
 
 def files_digest(*paths: Path, root: Path = ROOT) -> str:
