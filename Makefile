@@ -11,6 +11,7 @@ BACKENDS ?=
 CONFIGS ?=
 FAULTS ?=
 SET ?=
+TARGET ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup engine images durability gate stability test test-unit test-container lint reap
@@ -28,7 +29,7 @@ images: setup
 durability: setup
 	$(PY) -m harness run $(if $(SEED),--seed $(SEED)) \
 	  $(if $(BACKENDS),--backends $(BACKENDS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
-	  $(if $(FAULTS),--faults $(FAULTS)) \
+	  $(if $(FAULTS),--faults $(FAULTS)) $(if $(TARGET),--target $(TARGET)) \
 	  $(if $(SET),--set '$(SET)') $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 # CI gate on the last report: fails when the chosen configurations break their claims.

@@ -189,17 +189,28 @@ def world(chaos_world: World) -> World:
 @pytest.fixture
 def chaos_scenario(chaos_world: World, chaos_run: Run) -> ScenarioRunner:
     """Run (configuration, fault) with the run's settings until valid; the result joins the
-    run's report. A team's test holds the result to what it expects."""
+    run's report. A team's test holds the result to what it expects. The first call also runs
+    what the session's self-proof needs (the control, a case known to lose work)."""
     from harness.scenario import run_valid_scenario
 
-    def run(configuration: str, fault: str) -> ScenarioResult:
+    def one(configuration: str, fault: str) -> ScenarioResult:
         config: Configuration = matrix.configuration(configuration)
-        matrix.fault(fault)
         result = run_valid_scenario(chaos_world, config, fault, chaos_run.settings,
                                     chaos_run.seed, chaos_run.directory,
                                     chaos_run.replay(configuration, fault))
         chaos_run.results.append(result)
         return result
+
+    def run(configuration: str, fault: str) -> ScenarioResult:
+        matrix.configuration(configuration)
+        matrix.fault(fault)
+        # The session proves it measures, as every run does: the configuration's no-fault
+        # control and a case known to lose work run first, once each per session.
+        done = {(r.configuration, r.fault) for r in chaos_run.results}
+        for case in matrix.with_self_proof([(configuration, fault)]):
+            if case != (configuration, fault) and case not in done:
+                one(*case)
+        return one(configuration, fault)
 
     return run
 

@@ -48,3 +48,17 @@ def test_an_installed_harness_measures_a_project_from_its_folder(tmp_path: Path)
     # What it made stayed in the project; the package shipped the rest.
     assert (project / ".queue-chaos" / "runs").is_dir()
     assert (venv / "share" / "queue-chaos" / "docker-compose.chaos.yml").is_file()
+
+    # The team's own durability test, beside their other tests, with the plugin's fixtures.
+    (project / "tests").mkdir()
+    (project / "tests" / "test_durability_shop.py").write_text(
+        "def test_orders_survive_a_worker_kill(chaos_scenario):\n"
+        "    result = chaos_scenario('celery-shop', 'sigkill-worker')\n"
+        "    assert result.valid and result.guarantee == 'at-least-once'\n"
+        "    assert result.counts['re_executed'] >= 1\n")
+    own = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider",
+         "--target", "queue-chaos.toml", "--set", "tasks=12", "--seed", "5"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=900)
+    assert own.returncode == 0, own.stdout[-3000:] + own.stderr[-3000:]
+    assert "1 passed" in own.stdout
