@@ -14,7 +14,7 @@ SET ?=
 TARGET ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup engine images durability gate stability test test-unit test-container lint reap
+.PHONY: setup engine images durability gate stability test test-unit test-agent test-container lint reap
 
 RUNS ?= 3
 
@@ -42,7 +42,19 @@ stability: setup
 
 test: setup
 	$(PY) -m pytest tests/unit -p no:cacheprovider -q
+	$(MAKE) test-agent
 	$(PY) -m pytest tests/container -p no:cacheprovider -v $(PYTEST_ARGS)
+
+# The agent against the real libraries, each in an environment of its own (Celery's and arq's
+# releases cannot share one), on a redis-server of its own: the harness's plugin is not loaded.
+AGENT_VENVS := build/agent-venvs
+test-agent:
+	bash tools/agent-venv $(AGENT_VENVS)/celery backends/celery/requirements.txt
+	bash tools/agent-venv $(AGENT_VENVS)/arq backends/arq/requirements.txt
+	$(AGENT_VENVS)/celery/bin/python -m pytest tests/agent/test_celery_agent.py --noconftest \
+	  -p no:cacheprovider -p no:queue_chaos -q
+	$(AGENT_VENVS)/arq/bin/python -m pytest tests/agent/test_arq_agent.py --noconftest \
+	  -p no:cacheprovider -p no:queue_chaos -q
 
 test-unit:
 	$(PY) -m pytest tests/unit -p no:cacheprovider -q

@@ -342,6 +342,13 @@ def build_target_image(
     return tag, False
 
 
+# The agent names what it was given by its variables; the user wrote these keys.
+AGENT_KEYS = {"QUEUE_CHAOS_APP": "[target] app", "QUEUE_CHAOS_QUEUE": "[target] queue",
+              "QUEUE_CHAOS_WORKER_ARGS": "[target] worker_args",
+              "QUEUE_CHAOS_TASK_ARGS": "[task] args", "QUEUE_CHAOS_TASK_KWARGS": "[task] kwargs",
+              "QUEUE_CHAOS_TASK": "[task] name"}
+
+
 def check_target(engine: docker.DockerClient, target: Target, image: str) -> None:
     """``queue-chaos-agent check`` in the built image, before any scenario: their app imports,
     the queue is consumed, the task is registered, the library version can be instrumented.
@@ -353,8 +360,10 @@ def check_target(engine: docker.DockerClient, target: Target, image: str) -> Non
             labels={MANAGED: "true", OWNER: owner_token(), f"{LABEL}.check": target.name})
     except docker.errors.ContainerError as exc:
         said = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-        raise ProvisionError(f"target {target.name}: "
-                             + (said[-1] if said else f"check exited {exc.exit_status}")) from None
+        line = said[-1] if said else f"queue-chaos-agent check exited {exc.exit_status}"
+        for variable, key in AGENT_KEYS.items():  # in the words of the file they wrote
+            line = line.replace(f"{variable}=", f"{key} = ")
+        raise ProvisionError(f"{target.path}: {line}") from None
     log.info("target %s: %s", target.name, output.decode(errors="replace").strip())
 
 

@@ -114,3 +114,20 @@ def post(port: int, path: str, body: dict[str, Any] | None = None) -> tuple[int,
 
 def healthy(port: int) -> bool:
     return post(port, "/health")[0] == 200
+
+
+@contextmanager
+def worker_and_producers(env: dict[str, str], ledger: Path,
+                         logs: Path) -> Iterator[tuple[dict[str, Any], int, int]]:
+    """A worker, a producer of the probe and a producer of their task, all ready: yields the
+    worker's ready record and the two producers' ports."""
+    probe_port, their_port = free_port(), free_port()
+    probe_env = {k: v for k, v in env.items() if not k.startswith("QUEUE_CHAOS_TASK")}
+    with agent_process("worker", env, logs / "worker.log"), \
+            agent_process("producer", probe_env, logs / "probe.log",
+                          "--host", "127.0.0.1", "--port", str(probe_port)), \
+            agent_process("producer", env, logs / "their.log",
+                          "--host", "127.0.0.1", "--port", str(their_port)):
+        (ready,) = wait_for(lambda: records(ledger, "worker_ready"), 30, "worker_ready")
+        wait_for(lambda: healthy(probe_port) and healthy(their_port), 30, "producers")
+        yield ready, probe_port, their_port

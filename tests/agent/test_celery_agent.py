@@ -28,6 +28,7 @@ from tests.agent.support import (
     records,
     redis_server,
     wait_for,
+    worker_and_producers,
 )
 
 BASE = {"QUEUE_CHAOS_KIND": "celery", "QUEUE_CHAOS_APP": "sample_celery:app",
@@ -43,15 +44,7 @@ def test_worker_and_producer_record_probe_and_their_task(tmp_path: Path) -> None
                "QUEUE_CHAOS_TASK_ARGS": "[2, 3]"}
         checked = agent("check", env)
         assert checked.returncode == 0, checked.stderr
-        probe_port, their_port = free_port(), free_port()
-        probe_env = {k: v for k, v in env.items() if not k.startswith("QUEUE_CHAOS_TASK")}
-        with agent_process("worker", env, tmp_path / "worker.log"), \
-                agent_process("producer", probe_env, tmp_path / "probe.log",
-                              "--host", "127.0.0.1", "--port", str(probe_port)), \
-                agent_process("producer", env, tmp_path / "their.log",
-                              "--host", "127.0.0.1", "--port", str(their_port)):
-            (ready,) = wait_for(lambda: records(ledger, "worker_ready"), 30, "worker_ready")
-            wait_for(lambda: healthy(probe_port) and healthy(their_port), 30, "producers")
+        with worker_and_producers(env, ledger, tmp_path) as (ready, probe_port, their_port):
             assert post(probe_port, "/tasks", {"task_id": "probe-1", "duration": 0.2}) == (
                 200, {"outcome": "ok"})
             assert post(their_port, "/tasks", {"task_id": "theirs-1", "duration": 0})[1] == {
