@@ -200,14 +200,15 @@ class CeleryRabbit(Celery):
 
     def broker_parts(self, knobs: Any) -> list[str]:
         parts = [("on RabbitMQ, quorum queue (x-queue-type=quorum; global QoS off)"
-                  if knobs.queue_type == "quorum" else "on RabbitMQ, durable classic queue")]
+                  if knobs.queue_type == "quorum" else "on RabbitMQ, classic queue")]
         if knobs.confirm_publish:
             parts.append("publisher confirms (confirm_publish=True)")
         return parts
 
     def note(self, settings: Any) -> str:
         return ("RabbitMQ requeues a delivery the moment the channel or connection it went out "
-                "on closes (no visibility timeout); durable queue, persistent messages.")
+                "on closes (no visibility timeout). The built-in configurations' queue is "
+                "durable and their messages persistent (Celery's defaults).")
 
     def lost(self, r: ScenarioResult, n: int) -> str | None:
         if r.fault_kind == "broker":
