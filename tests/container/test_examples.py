@@ -5,6 +5,7 @@ the settings their workers reported, never written down per example."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,17 +24,27 @@ pytestmark = pytest.mark.container
 CHILD_PORTS = {name: str(port + 200) for name, port in port_variables().items()}
 
 
-@pytest.mark.parametrize("example", ["celery-shop", "arq-shop"])
-def test_an_example_app_is_measured_from_its_target_file(example: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("example", "broker"), [
+    ("celery-shop", None), ("arq-shop", None), ("celery-shop", "rabbitmq"),
+], ids=["celery-shop", "arq-shop", "celery-shop-on-rabbitmq"])
+def test_an_example_app_is_measured_from_its_target_file(example: str, broker: str | None,
+                                                         tmp_path: Path) -> None:
     target = ROOT / "examples" / example / "queue-chaos.toml"
+    if broker is not None:  # the same app on another broker: only the target file changes
+        shutil.copytree(target.parent, tmp_path / example)
+        target = tmp_path / example / "queue-chaos.toml"
+        text = target.read_text()
+        example = f"{example}-{broker}"
+        target.write_text(text.replace('broker = "redis"', f'broker = "{broker}"').replace(
+            'name = "celery-shop"', f'name = "{example}"'))
     child = subprocess.run(
         [sys.executable, "-m", "harness", "run", "--target", str(target),
          "--faults", "sigkill-worker", "--seed", "11", "--set", "tasks=16",
-         "--report-dir", str(tmp_path)],
+         "--report-dir", str(tmp_path / "reports")],
         cwd=ROOT, env={**os.environ, **CHILD_PORTS}, capture_output=True, text=True,
         timeout=900)
     assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-3000:]
-    report = RunReport.load(tmp_path / "durability.json")
+    report = RunReport.load(tmp_path / "reports" / "durability.json")
     assert report.measurement_valid, report.self_proof
     theirs = {s.fault: s for s in report.scenarios if s.configuration == example}
     assert set(theirs) == {"none", "sigkill-worker"}
