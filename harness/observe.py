@@ -1,20 +1,37 @@
-"""Observed state, read from the ledger while a scenario runs (what the schedule and drain use)."""
+"""Observed state, read from the ledger while a scenario runs (what the schedule and drain use).
+
+The schedule polls every 50 ms and the drain every 200 ms, for the whole of every scenario, so
+reading must cost nothing per task: each ledger directory has one ``LedgerTail`` that reads every
+file from where its last read stopped, and each scenario's view (a ``_Fold``) folds only the
+records it has not seen into a few sets and maps. A record is parsed once per run, never again
+by later polls nor by later scenarios of reused workers. Nothing but those sets and maps is kept.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import os
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from queue_chaos_agent.ledger import read_ledger
+from queue_chaos_agent.ledger import SUFFIX, decode
+
+# The fields the live view needs; a record is kept as a tuple of them (memory stays flat in the
+# number of tasks: the whole records are read once more, from disk, by the check).
+_FIELDS = ("kind", "task", "execution", "worker", "pid", "t", "outcome", "killed_pid")
+_Slim = tuple[Any, ...]
+K = TypeVar("K")
+V = TypeVar("V")
+_ENDED = ("completed", "deduplicated", "crashing")
 
 
 @dataclass
 class Snapshot:
     """What the ledger says right now."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: int = 0  # records of this view read so far
     started: int = 0
     submitted_ok: set[str] = field(default_factory=set)
     completed: set[str] = field(default_factory=set)
@@ -30,40 +47,130 @@ def of_scenario(records: list[dict[str, Any]], prefix: str) -> list[dict[str, An
             or r["task"].startswith(prefix)]
 
 
+class LedgerTail:
+    """A ledger directory read incrementally: per file, the offset read so far and the bytes of
+    a line not yet complete (a writer may be mid-``write``). Damaged lines are counted, once."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.records: list[_Slim] = []
+        self.corrupt = 0
+        self._offsets: dict[str, int] = {}
+        self._partial: dict[str, bytes] = {}
+
+    def poll(self) -> int:
+        """Read what was appended since the last poll; returns how many records are known."""
+        try:
+            entries = [e for e in os.scandir(self.directory)
+                       if e.name.endswith(SUFFIX) and e.is_file()]
+        except FileNotFoundError:
+            return len(self.records)
+        for entry in sorted(entries, key=lambda e: e.name):
+            offset = self._offsets.get(entry.name, 0)
+            if entry.stat().st_size <= offset:
+                continue
+            with open(entry.path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+            self._offsets[entry.name] = offset + len(data)
+            lines = (self._partial.pop(entry.name, b"") + data).split(b"\n")
+            if lines[-1]:
+                self._partial[entry.name] = lines[-1]
+            for line in lines[:-1]:
+                if not line:
+                    continue
+                record = decode(line)
+                if record is None:
+                    self.corrupt += 1
+                else:
+                    self.records.append(tuple(record.get(f) for f in _FIELDS))
+        return len(self.records)
+
+
+class _Fold:
+    """One prefix's view of a tail, folded record by record."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.seen = 0  # index into the tail's records
+        self.records = 0
+        self.started = 0
+        self.submitted_ok: set[str] = set()
+        self.completed: set[str] = set()
+        self.ready: dict[str, float] = {}
+        self.open_runs: dict[str, tuple[str, str, float, int]] = {}
+        self.killed: list[tuple[str, int, float]] = []  # (worker, pid, when) a fault killed
+
+    def fold(self, records: list[_Slim]) -> None:
+        for kind, task, execution, worker, pid, t, outcome, killed_pid in records[self.seen:]:
+            if isinstance(task, str) and not task.startswith(self.prefix):
+                continue
+            self.records += 1
+            if kind == "worker_ready":
+                self.ready[worker] = max(self.ready.get(worker, 0.0), t)
+            elif kind == "submission" and outcome == "ok":
+                self.submitted_ok.add(task)
+            elif kind == "started":
+                self.started += 1
+                self.open_runs[execution] = (worker, task, t, pid)
+            elif kind in _ENDED:
+                if kind != "crashing":
+                    self.completed.add(task)
+                self.open_runs.pop(execution, None)
+            elif kind == "process_killed":
+                self.killed.append((worker, killed_pid, t))
+        self.seen = len(records)
+
+    def snapshot(self) -> Snapshot:
+        """Executions in flight are those started, not ended, on a worker's current life: an
+        execution started before the worker's latest ``worker_ready`` died with its process."""
+        running: dict[str, list[str]] = defaultdict(list)
+        pids: dict[str, list[int]] = defaultdict(list)
+        for worker, task, t, pid in self.open_runs.values():
+            died = any(w == worker and p == pid and t <= when for w, p, when in self.killed)
+            if t >= self.ready.get(worker, 0.0) and not died:
+                running[worker].append(task)
+                pids[worker].append(pid)
+        return Snapshot(records=self.records, started=self.started,
+                        submitted_ok=set(self.submitted_ok), completed=set(self.completed),
+                        running=dict(running), running_pids=dict(pids), ready=dict(self.ready))
+
+
+class Observer:
+    """The tails of the directories a run watches and the views of them that are in use, both
+    bounded (an old scenario's directory or prefix is forgotten, and read afresh if asked)."""
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self._tails: OrderedDict[Path, LedgerTail] = OrderedDict()
+        self._folds: OrderedDict[tuple[Path, str], _Fold] = OrderedDict()
+
+    def snapshot(self, ledger_dir: Path, prefix: str = "") -> Snapshot:
+        tail = _recent(self._tails, ledger_dir, LedgerTail, self.KEEP)
+        tail.poll()
+        view = _recent(self._folds, (ledger_dir, prefix), lambda key: _Fold(key[1]), self.KEEP)
+        view.fold(tail.records)
+        return view.snapshot()
+
+
+def _recent(cache: OrderedDict[K, V], key: K, make: Callable[[K], V], keep: int) -> V:
+    """``cache[key]``, made if missing; the least recently used beyond ``keep`` are dropped."""
+    if key not in cache:
+        cache[key] = make(key)
+        while len(cache) > keep:
+            cache.popitem(last=False)
+    cache.move_to_end(key)
+    return cache[key]
+
+
+_OBSERVER = Observer()
+
+
 def snapshot(ledger_dir: Path, prefix: str = "") -> Snapshot:
-    """Executions in flight are those started, not ended, on a worker's current life: an
-    execution started before the worker's latest ``worker_ready`` died with its process."""
-    records = of_scenario(read_ledger([ledger_dir]).records, prefix)
-    snap = Snapshot(records=records)
-    open_runs: dict[str, tuple[str, str, float, int]] = {}
-    killed: list[tuple[str, int, float]] = []  # (worker, pid, when) of processes a fault killed
-    for record in records:
-        kind = record.get("kind")
-        if kind == "worker_ready":
-            snap.ready[record["worker"]] = max(snap.ready.get(record["worker"], 0.0), record["t"])
-        elif kind == "submission" and record.get("outcome") == "ok":
-            snap.submitted_ok.add(record["task"])
-        elif kind == "started":
-            snap.started += 1
-            open_runs[record["execution"]] = (record["worker"], record["task"], record["t"],
-                                              record["pid"])
-        elif kind in ("completed", "deduplicated"):
-            snap.completed.add(record["task"])
-            open_runs.pop(record["execution"], None)
-        elif kind == "crashing":
-            open_runs.pop(record["execution"], None)
-        elif kind == "process_killed":
-            killed.append((record["worker"], record["killed_pid"], record["t"]))
-    running: dict[str, list[str]] = defaultdict(list)
-    pids: dict[str, list[int]] = defaultdict(list)
-    for worker, task, t, pid in open_runs.values():
-        died = any(w == worker and p == pid and t <= when for w, p, when in killed)
-        if t >= snap.ready.get(worker, 0.0) and not died:
-            running[worker].append(task)
-            pids[worker].append(pid)
-    snap.running = dict(running)
-    snap.running_pids = dict(pids)
-    return snap
+    """What the ledger below ``ledger_dir`` says now about the tasks whose ids start with
+    ``prefix`` (and the untagged records: worker_ready, process_killed), read incrementally."""
+    return _OBSERVER.snapshot(Path(ledger_dir), prefix)
 
 
 @dataclass

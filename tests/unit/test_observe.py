@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from harness.observe import (
+    Observer,
     Running,
     Snapshot,
     in_flight_at,
@@ -17,7 +18,7 @@ from harness.observe import (
     running,
     snapshot,
 )
-from queue_chaos_agent.ledger import LedgerWriter, encode
+from queue_chaos_agent.ledger import LedgerWriter, encode, read_ledger
 
 
 def test_empty_or_missing_ledger(tmp_path: Path) -> None:
@@ -44,7 +45,7 @@ def test_running_submitted_completed_and_ready(tmp_path: Path) -> None:
     assert snap.completed == {"a"}
     assert snap.running == {"worker1": ["b"], "worker2": ["c"]}
     assert set(snap.ready) == {"worker1", "worker2"}
-    assert len(snap.records) == 2 + 5 + 4
+    assert snap.records == 2 + 5 + 4
 
 
 def test_worker_with_nothing_in_flight_is_not_listed(tmp_path: Path) -> None:
@@ -194,7 +195,7 @@ def test_completed_deduplicated_or_crashing_ends_an_execution(tmp_path: Path,
     snap = snapshot(tmp_path)
     assert snap.running == {"worker1": ["y"]}
     assert snap.running_pids == {"worker1": [os.getpid()]}
-    assert in_flight_at(snap.records, "worker1", 3.5) == ["y"]
+    assert in_flight_at(read_ledger([tmp_path]).records, "worker1", 3.5) == ["y"]
     if ending != "crashing":  # done once its side effect, or its key, says so
         assert snap.completed == {"x"}
 
@@ -235,7 +236,7 @@ def test_in_flight_at_ignores_the_trigger_snapshot_when_the_task_finished_since(
     writer.write("started", task="b", execution="eb", worker="worker1", t=2.0)
     assert snapshot(tmp_path).running == {"worker1": ["b"]}
     writer.write("completed", task="b", execution="eb", worker="worker1", t=2.9)
-    assert in_flight_at(snapshot(tmp_path).records, "worker1", 3.0) == []
+    assert in_flight_at(read_ledger([tmp_path]).records, "worker1", 3.0) == []
 
 
 def test_a_killed_process_ends_its_execution(tmp_path: Path) -> None:
@@ -286,3 +287,62 @@ def test_running_is_what_the_current_workers_last_reported() -> None:
     assert not running([*ready, {**ready[2], "t": 6.0, "effective": {"a": 4}}],
                        ["w1", "w2"]).agree
     assert running([], ["w1"]) == Running()
+
+
+# -- read incrementally --------------------------------------------------------------------------
+
+
+def test_records_appended_between_polls_are_seen_and_earlier_ones_not_read_again(
+        tmp_path: Path) -> None:
+    worker = LedgerWriter(tmp_path, "worker")
+    worker.write("worker_ready", worker="worker1", t=1.0)
+    worker.write("started", task="a", execution="ea", worker="worker1", t=2.0)
+    observer = Observer()
+    assert observer.snapshot(tmp_path).running == {"worker1": ["a"]}
+    worker.write("completed", task="a", execution="ea", worker="worker1", t=3.0)
+    LedgerWriter(tmp_path, "harness").write("submission", task="b", outcome="ok")
+    snap = observer.snapshot(tmp_path)
+    assert snap.running == {}
+    assert snap.completed == {"a"}
+    assert snap.submitted_ok == {"b"}
+    assert snap.records == 4
+    (tail,) = observer._tails.values()
+    assert len(tail.records) == 4  # each record parsed once, not once per poll
+
+
+def test_a_line_completed_after_a_poll_is_read_whole_and_not_counted_damaged(
+        tmp_path: Path) -> None:
+    line = encode({"kind": "started", "task": "x", "execution": "ex", "worker": "worker1",
+                   "pid": 7, "t": 2.0})
+    path = tmp_path / "worker-w-1-abc.ledger"
+    path.write_bytes(line[:10])  # the writer is mid-record
+    observer = Observer()
+    assert observer.snapshot(tmp_path).started == 0
+    with path.open("ab") as f:
+        f.write(line[10:])
+    snap = observer.snapshot(tmp_path)
+    assert snap.started == 1
+    assert snap.running_pids == {"worker1": [7]}
+    (tail,) = observer._tails.values()
+    assert tail.corrupt == 0
+
+
+def test_a_second_prefix_on_the_same_directory_folds_from_the_start(tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("worker_ready", worker="worker1", t=1.0)
+    writer.write("started", task=f"{A}.0", execution="e1", worker="worker1", t=2.0)
+    writer.write("started", task=f"{B}.0", execution="e2", worker="worker1", t=3.0)
+    observer = Observer()
+    assert observer.snapshot(tmp_path, A).running == {"worker1": [f"{A}.0"]}
+    assert observer.snapshot(tmp_path, B).running == {"worker1": [f"{B}.0"]}
+    assert observer.snapshot(tmp_path).started == 2
+
+
+def test_the_observer_forgets_old_directories_and_reads_them_afresh(tmp_path: Path) -> None:
+    observer = Observer()
+    for n in range(Observer.KEEP + 2):
+        LedgerWriter(tmp_path / str(n), "worker").write("started", task="t", execution="e",
+                                                        worker="w", t=1.0)
+        observer.snapshot(tmp_path / str(n))
+    assert len(observer._tails) == Observer.KEEP
+    assert observer.snapshot(tmp_path / "0").started == 1
