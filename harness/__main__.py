@@ -2,6 +2,8 @@
 
     queue-chaos run [--backends B] [--configs C] [--faults F] [--seed N] [--set k=v,...]
     queue-chaos run --target queue-chaos.toml [--faults F] [--set k=v,...]
+    queue-chaos run ... [--worlds N|auto] [--shard K/N]
+    queue-chaos merge SHARD.json ... [--report-dir reports]
     queue-chaos gate [--report reports/durability.json] [--configs C] [--faults F]
     queue-chaos compare --reports A.json B.json ... [--out reports/stability.md]
     queue-chaos stability [N]
@@ -19,9 +21,11 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from harness import containers, gate, images, stability
+from harness import containers, gate, images, parallel, report, shard, stability
+from harness.matrix import order_key
 from harness.paths import ROOT, RUNS
-from harness.run import new_run_id
+from harness.run import new_run_id, new_seed
+from harness.shard import Shard
 
 SCENARIOS = ROOT / "scenarios"
 # The main job is pytest over the shipped scenarios with the plugin; markers are the plugin's,
@@ -57,7 +61,17 @@ def parser() -> argparse.ArgumentParser:
                      help="scenario settings, name=value,name=value")
     run.add_argument("--report-dir", type=Path, default=Path("reports"),
                      help="where durability.md/.json go (default: reports)")
+    run.add_argument("--worlds", default="1",
+                     help="run the scenarios in N isolated worlds side by side and merge their "
+                          "reports (auto: what this machine holds; default 1)")
+    run.add_argument("--shard", default=None,
+                     help="K/N: only shard K of N (for N CI runners; `merge` joins them)")
     run.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+
+    m = commands.add_parser("merge", help="one report from the reports of a run's shards")
+    m.add_argument("reports", nargs="+", type=Path, help="the shards' durability.json files")
+    m.add_argument("--report-dir", type=Path, default=Path("reports"),
+                   help="where the merged durability.md/.json go (default: reports)")
 
     g = commands.add_parser("gate", help="exit 1 when chosen configurations broke their claims")
     g.add_argument("--report", type=Path, default=Path("reports") / "durability.json")
@@ -86,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return _stability(args.runs, args.pytest_args)
     if args.command == "compare":
         return _compare(args.reports, args.out)
+    if args.command == "merge":
+        return _merge(args.reports, args.report_dir)
     if args.command == "gate":
         return gate.gate_file(args.report, _names(args.configs), _names(args.faults))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -106,17 +122,76 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """The main job: pytest over the scenarios with the plugin's options."""
-    options = [f"--report-dir={args.report_dir.resolve()}"]
+    """The main job: pytest over the scenarios with the plugin's options; with ``--worlds``
+    N > 1, N shards of it side by side, merged into one report."""
+    try:
+        worlds = parallel.parse_worlds(args.worlds)
+        if worlds > 1 and args.shard:
+            raise ValueError("--worlds splits the run into shards itself; --shard is for "
+                             "splitting it over machines: give one or the other")
+        if args.shard:
+            Shard.parse(args.shard)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    options = []
     if args.target is not None:
         options.append(f"--target={args.target.resolve()}")
     for flag, value in (("--backends", args.backends), ("--configs", args.configs),
-                        ("--faults", args.faults), ("--set", args.overrides)):
+                        ("--faults", args.faults), ("--set", args.overrides),
+                        ("--shard", args.shard)):
         if value:
             options.append(f"{flag}={value}")
-    if args.seed is not None:
-        options.append(f"--seed={args.seed}")
-    return subprocess.call([*PYTEST, "-v", "-s", *options, *args.pytest_args])
+    if worlds == 1:
+        if args.seed is not None:
+            options.append(f"--seed={args.seed}")
+        return subprocess.call([*PYTEST, "-v", "-s", f"--report-dir={args.report_dir.resolve()}",
+                                *options, *args.pytest_args])
+    seed = new_seed() if args.seed is None else args.seed  # one seed: one run, N worlds
+    run_id = new_run_id()
+    started = time.monotonic()
+    print(f"run {run_id}: {worlds} worlds side by side, seed {seed}")
+    codes = parallel.run_worlds(worlds, [*PYTEST, "-v", "-s"], RUNS / run_id, run_id,
+                                [*options, f"--seed={seed}", *args.pytest_args])
+    broken = [f"world {k} (exit {code})" for k, (code, out) in enumerate(codes, 1)
+              if not (out / "durability.json").is_file()]
+    if broken:
+        print(f"error: no report from {', '.join(broken)}; logs in {RUNS / run_id}",
+              file=sys.stderr)
+        return 1
+    merged = _merge([out / "durability.json" for _, out in codes], args.report_dir,
+                    {f"whole run ({worlds} worlds side by side)": time.monotonic() - started})
+    return merged or max(code for code, _ in codes)
+
+
+def _merge(paths: list[Path], report_dir: Path,
+           timings: dict[str, float] | None = None) -> int:
+    """One report from the shards' reports: exit 0 when it is a valid measurement."""
+    try:
+        shards = shard.load_all(paths)
+        results = sorted(shard.merge(shards), key=lambda r: order_key(r.configuration, r.fault))
+    except shard.ShardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    first = shards[0]
+    proof = report.self_proof(results)
+    for n, part in enumerate(shards, 1):
+        if not part.measurement_valid:  # a copy dropped by the merge may be the one that failed
+            proof.valid = False
+            proof.lines.append(f"shard {n} ({paths[n - 1]}) is not a valid measurement")
+    spent = dict(timings or {})
+    for n, part in enumerate(shards, 1):
+        spent.update({f"shard {n}: {k}": v for k, v in part.timings.items()
+                      if not k.startswith("scenario ")})
+    spent.update({k: v for part in shards for k, v in part.timings.items()
+                  if k.startswith("scenario ")})
+    path, proof = report.write(results, report_dir, timings=spent, proof=proof,
+                               run_id=first.run_id.rsplit("-w", 1)[0], date=first.date,
+                               seed=first.seed or 0, replay=first.replay)
+    print(f"merged {len(shards)} shards, {len(results)} scenarios: {path}")
+    for line in proof.lines:
+        print(line)
+    return 0 if proof.valid else 1
 
 
 def _names(text: str) -> list[str] | None:

@@ -19,6 +19,7 @@ the compose file are pulled instead and only the backend images are built, on py
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGES_FILE = BUILD / "images.json"
+PROVISION_LOCK_S = 1200.0  # a cold build of every image takes minutes, not twenty
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"
 TOXIPROXY_VERSION = "v2.12.0"
 BASE_PACKAGES = ("python3", "python3-venv", "redis-server", "procps")
@@ -387,7 +389,33 @@ def provision(
 ) -> tuple[dict[str, str], list[Timing]]:
     """Every image, built or found (a team's targets' too, each checked by the agent); returns
     the compose variables that name them. ``backends`` narrows the backend images to those a
-    run needs (None: all)."""
+    run needs (None: all).
+
+    One provisioning at a time per build directory (worlds side by side, two runs of one
+    checkout): they would build the same images and write the same build files at once. The
+    lock is the kernel's (``flock``), so a process that dies holding it releases it.
+    """
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with (BUILD / "provision.lock").open("w") as lock:
+        deadline = time.monotonic() + PROVISION_LOCK_S
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ProvisionError(
+                        f"another process has been provisioning images for over "
+                        f"{PROVISION_LOCK_S:.0f}s (it holds {BUILD / 'provision.lock'})"
+                    ) from None
+                time.sleep(0.5)
+        return _provision(engine, mode, targets, backends)
+
+
+def _provision(
+    engine: docker.DockerClient, mode: str, targets: Sequence[Target],
+    backends: Collection[str] | None,
+) -> tuple[dict[str, str], list[Timing]]:
     if mode not in IMAGE_MODES:
         raise ProvisionError(f"CHAOS_IMAGES={mode!r}: expected one of {', '.join(IMAGE_MODES)}")
     timings: list[Timing] = []

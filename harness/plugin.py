@@ -14,6 +14,7 @@ one clear error naming what is valid. Plugin state lives in ``config.stash``.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from harness import containers, images, matrix, report
 from harness.backend import Configuration
 from harness.result import ScenarioResult
 from harness.run import Run, new_run_id, new_seed
+from harness.shard import Shard
 from harness.target import Target, TargetError, load
 from harness.targets import configuration
 from harness.world import Ports, PortTaken, World
@@ -64,6 +66,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="scenario settings as name=value,name=value (e.g. tasks=20)")
     group.addoption("--report-dir", default="reports", type=Path,
                     help="where the main job writes durability.md/.json (default: reports)")
+    group.addoption("--shard", default=None,
+                    help="K/N: run shard K of N of the selected scenarios (each with its own "
+                         "self-proof); `queue-chaos merge` joins the shards' reports")
+    group.addoption("--run-id", default=None,
+                    help="the run's id (default: a new one); its ledgers go to runs/<id>")
     group.addoption("--target", default=None, type=Path,
                     help="a team's target file (queue-chaos.toml): measure their app instead "
                          "of the built-in matrix")
@@ -106,15 +113,23 @@ def pytest_configure(config: pytest.Config) -> None:
                 else None,
                 matrix.select(faults, matrix.fault_names(), "fault") if faults else None,
             )
+        shard_text = config.getoption("shard")
+        if shard_text:
+            shard = Shard.parse(shard_text)
+            cases = matrix.shard_cases(cases, shard.index, shard.count, settings)
         for name in dict.fromkeys(c for c, _ in cases):
             matrix.CONFIGURATIONS[name].settings(settings)  # its own overrides hold with SET's
         Ports.from_env()
     except (matrix.MatrixError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
+    run_id = config.getoption("run_id") or new_run_id()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", run_id):
+        raise pytest.UsageError(f"--run-id {run_id!r}: expected letters, digits, '.', '_' or "
+                                "'-' (at most 63, a letter or digit first)")
     config.stash[TARGET] = target
     config.stash[CASES] = cases
     seed = config.getoption("seed")
-    config.stash[RUN] = Run(run_id=new_run_id(), seed=new_seed() if seed is None else seed,
+    config.stash[RUN] = Run(run_id=run_id, seed=new_seed() if seed is None else seed,
                             settings=settings)
 
 

@@ -94,8 +94,9 @@ COLUMNS = (
 
 
 def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
-           replay: str, timings: dict[str, float] | None = None) -> str:
-    proof = self_proof(results)
+           replay: str, timings: dict[str, float] | None = None,
+           proof: Proof | None = None) -> str:
+    proof = self_proof(results) if proof is None else proof
     lines = [
         "# Durability report",
         "",
@@ -204,18 +205,22 @@ def _verdict(r: ScenarioResult) -> str:
 
 
 def write(results: list[ScenarioResult], directory: Path, *, name: str = "durability",
+          timings: dict[str, float] | None = None, proof: Proof | None = None,
           **meta: object) -> tuple[Path, Proof]:
-    """Write ``<name>.md`` and ``<name>.json``; the JSON is what a CI gate reads."""
+    """Write ``<name>.md`` and ``<name>.json``; the JSON is what a CI gate reads. ``proof``:
+    the self-proof when more than these results decide it (a merge of shards)."""
     directory.mkdir(parents=True, exist_ok=True)
     markdown = directory / f"{name}.md"
-    markdown.write_text(render(results, **meta))  # type: ignore[arg-type]
-    proof = self_proof(results)
+    proof = self_proof(results) if proof is None else proof
+    markdown.write_text(render(results, timings=timings, proof=proof,
+                               **meta))  # type: ignore[arg-type]
     (directory / f"{name}.json").write_text(json.dumps({
         "schema": SCHEMA,
         "measurement_valid": proof.valid,
         "self_proof": proof.lines,
         "violations": [r.scenario for r in results if r.violated],
         **{k: v for k, v in meta.items() if isinstance(v, str | int | float)},
+        "timings": {k: round(v, 2) for k, v in (timings or {}).items()},
         "scenarios": [r.as_dict() for r in results],
     }, indent=2, sort_keys=True) + "\n")
     return markdown, proof

@@ -102,6 +102,7 @@ class RunReport:
     date: str = ""
     replay: str = ""
     schema: int = 1
+    timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
@@ -116,6 +117,7 @@ class RunReport:
             date=str(data.get("date", "")),
             replay=str(data.get("replay", "")),
             schema=int(data.get("schema", 1)),
+            timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
         )
 
     @classmethod

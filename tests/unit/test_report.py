@@ -307,7 +307,7 @@ def test_write_produces_markdown_and_json(tmp_path: Path) -> None:
     assert data["violations"] == [results[2].scenario, results[3].scenario]
     assert (data["run_id"], data["seed"], data["replay"]) == (
         META["run_id"], META["seed"], META["replay"])
-    assert "timings" not in data  # only scalar metadata is copied
+    assert data["timings"] == {"x": 1.0}  # where the run's time went, for the merge of shards
     assert [ScenarioResult(**s) for s in data["scenarios"]] == results
 
 
