@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness import __main__ as cli
+from harness import report
+from harness.result import ScenarioResult
+from tests.unit.test_report import good_run
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -56,3 +60,56 @@ def test_gate_without_a_report_says_how_to_make_one(
 ) -> None:
     assert cli.main(["gate", "--report", str(tmp_path / "none.json")]) == 2
     assert "run `make durability` first" in capsys.readouterr().out
+
+
+def _shard(directory: Path, *scenarios: ScenarioResult, valid: bool = True) -> Path:
+    report.write(list(scenarios), directory, run_id="r-w1", date="d", seed=3,
+                 replay="make durability SEED=3", timings={"whole run": 9.0})
+    if not valid:
+        data = json.loads((directory / "durability.json").read_text())
+        data["measurement_valid"] = False
+        (directory / "durability.json").write_text(json.dumps(data))
+    return directory / "durability.json"
+
+
+def test_merge_writes_one_report_in_run_order_from_the_shards(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    early_none, late_none, early_kill, late_kill = good_run()
+    one = _shard(tmp_path / "1", late_kill, early_none, early_kill)
+    two = _shard(tmp_path / "2", early_kill, early_none, late_none)
+    assert cli.main(["merge", str(two), str(one), "--report-dir", str(tmp_path / "out")]) == 0
+    merged = json.loads((tmp_path / "out" / "durability.json").read_text())
+    assert [s["scenario"] for s in merged["scenarios"]] == [
+        r.scenario for r in (early_none, early_kill, late_none, late_kill)]
+    assert merged["measurement_valid"] and merged["seed"] == 3 and merged["run_id"] == "r"
+    assert "shard 1: whole run" in merged["timings"]
+    assert "merged 2 shards, 4 scenarios" in capsys.readouterr().out
+
+
+def test_a_merge_with_an_invalid_shard_is_invalid_and_says_which(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    one = _shard(tmp_path / "1", *good_run())
+    two = _shard(tmp_path / "2", *good_run(), valid=False)
+    assert cli.main(["merge", str(one), str(two), "--report-dir", str(tmp_path / "out")]) == 1
+    assert f"shard 2 ({two}) is not a valid measurement" in capsys.readouterr().out
+
+
+def test_a_merge_of_missing_shards_names_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["merge", str(tmp_path / "nope.json")]) == 2
+    assert "nope.json does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--worlds", "9"], "expected auto or a count 1..8"),
+    (["--worlds", "2", "--shard", "1/2"], "give one or the other"),
+    (["--shard", "3/2"], "expected K/N"),
+])
+def test_run_refuses_worlds_and_shards_that_cannot_be(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["run", *argv]) == 2
+    assert message in capsys.readouterr().err
