@@ -14,7 +14,7 @@ SET ?=
 TARGET ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup engine images durability gate stability test test-unit test-agent test-container lint reap
+.PHONY: setup engine images durability bench gate stability test test-unit test-agent test-container lint reap
 
 RUNS ?= 3
 
@@ -31,6 +31,10 @@ durability: setup
 	  $(if $(BACKENDS),--backends $(BACKENDS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
 	  $(if $(FAULTS),--faults $(FAULTS)) $(if $(TARGET),--target $(TARGET)) \
 	  $(if $(SET),--set '$(SET)') $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
+
+# What the harness itself costs (CPU and memory per task, overhead per scenario) -> reports/bench.md
+bench: setup
+	$(PY) -m harness bench
 
 # CI gate on the last report: fails when the chosen configurations break their claims.
 gate:

@@ -7,6 +7,7 @@
     queue-chaos gate [--report reports/durability.json] [--configs C] [--faults F]
     queue-chaos compare --reports A.json B.json ... [--out reports/stability.md]
     queue-chaos stability [N]
+    queue-chaos bench [--sizes 100,1000,10000]
     queue-chaos images | reap
 """
 
@@ -21,7 +22,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from harness import containers, gate, images, parallel, report, shard, stability
+from harness import bench, containers, gate, images, parallel, report, shard, stability
 from harness.matrix import order_key
 from harness.paths import ROOT, RUNS
 from harness.run import new_run_id, new_seed
@@ -87,6 +88,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("runs", nargs="?", type=int, default=3, help="how many runs (default 3)")
     s.add_argument("pytest_args", nargs="*", help="passed to pytest")
 
+    b = commands.add_parser("bench", help="measure what the harness costs -> reports/bench.md")
+    b.add_argument("--sizes", default=",".join(map(str, bench.SIZES)),
+                   help="tasks per scenario, comma-separated (default: 100,1000,10000)")
+    b.add_argument("--report-dir", type=Path, default=Path("reports"))
+
     commands.add_parser("images", help="build (or find) every image, offline")
     commands.add_parser("reap", help="remove what dead harness runs left behind")
     return top
@@ -102,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return _compare(args.reports, args.out)
     if args.command == "merge":
         return _merge(args.reports, args.report_dir)
+    if args.command == "bench":
+        return _bench(args.sizes, args.report_dir)
     if args.command == "gate":
         return gate.gate_file(args.report, _names(args.configs), _names(args.faults))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -192,6 +200,24 @@ def _merge(paths: list[Path], report_dir: Path,
     for line in proof.lines:
         print(line)
     return 0 if proof.valid else 1
+
+
+def _bench(sizes_text: str, report_dir: Path) -> int:
+    sizes = tuple(int(n) for n in sizes_text.split(",") if n.strip().isdigit())
+    if not sizes or len(sizes) != len(sizes_text.split(",")) or not all(
+            10 <= n <= 10_000 for n in sizes):
+        print(f"error: --sizes {sizes_text!r}: expected counts 10..10000, comma-separated",
+              file=sys.stderr)
+        return 2
+    try:
+        measured = bench.run(sizes, report_dir / "durability.json")
+    except (containers.EngineUnavailable, images.ProvisionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    path = bench.write(measured, report_dir)
+    print(bench.render(measured))
+    print(f"written: {path}")
+    return 0
 
 
 def _names(text: str) -> list[str] | None:
