@@ -9,6 +9,7 @@ unknown name or an impossible value gives one error naming what is wrong and wha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -219,17 +220,19 @@ def order_key(configuration: str, fault: str) -> tuple[int, int, int]:
             faults.index(fault) if fault in faults else len(faults))
 
 
-def shard_cases(cases: list[tuple[str, str]], index: int, count: int,
-                settings: Settings) -> list[tuple[str, str]]:
+def shard_cases(cases: list[tuple[str, str]], index: int, count: int, settings: Settings,
+                durations: Mapping[str, float] | None = None) -> list[tuple[str, str]]:
     """Shard ``index`` of ``count`` of ``cases`` (harness/shard.py), with its own self-proof.
 
-    A case weighs what it waits for: about 14 s of tasks and drain, plus its fault's window.
+    A case weighs what it took before (``durations``, seconds by scenario id), else what it
+    waits for: about 14 s of tasks and drain, plus its fault's window.
     """
     from harness.faults import FAULTS
     from harness.shard import split
 
     def weight(case: tuple[str, str]) -> float:
         config = CONFIGURATIONS[case[0]]
-        return 14.0 + FAULTS[case[1]].window(config.settings(settings))
+        known = (durations or {}).get(f"{config.backend}.{case[0]}.{case[1]}")
+        return known if known else 14.0 + FAULTS[case[1]].window(config.settings(settings))
 
     return with_self_proof(split(cases, count, weight)[index - 1])

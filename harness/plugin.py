@@ -26,9 +26,10 @@ import pytest
 
 from harness import containers, images, matrix, report
 from harness.backend import Configuration
+from harness.paths import ROOT
 from harness.result import ScenarioResult
 from harness.run import Run, new_run_id, new_seed
-from harness.shard import Shard
+from harness.shard import Shard, durations
 from harness.target import Target, TargetError, load
 from harness.targets import configuration
 from harness.world import Ports, PortTaken, World
@@ -116,7 +117,8 @@ def pytest_configure(config: pytest.Config) -> None:
         shard_text = config.getoption("shard")
         if shard_text:
             shard = Shard.parse(shard_text)
-            cases = matrix.shard_cases(cases, shard.index, shard.count, settings)
+            cases = matrix.shard_cases(cases, shard.index, shard.count, settings,
+                                       durations(ROOT / "reports" / "durability.json"))
         for name in dict.fromkeys(c for c, _ in cases):
             matrix.CONFIGURATIONS[name].settings(settings)  # its own overrides hold with SET's
         Ports.from_env()

@@ -1,10 +1,12 @@
 """Shards: a run's scenarios split over several runners or worlds, and their reports merged.
 
 A split must be the same on every runner that computes it (CI runners of one job matrix each
-compute their own part), so it is a pure function of the selected cases and the settings: no
-clock, no randomness, no machine. Cases are split by configuration, so a configuration's control
-and faults stay on one runner and reuse its containers; a run with fewer configurations than
-shards (a team's target) is split by case. Each shard then gets what every run needs to prove
+compute their own part), so it is a pure function of the selected cases, the settings and the
+committed report's durations: no clock, no randomness, no machine. Each case weighs what it took
+in the committed report, or an estimate from its fault's window when the report lacks it.
+Cases are split by configuration, so a configuration's control and faults stay on one runner
+and reuse its containers; a run with fewer configurations than shards (a team's target) is split
+by case. Each shard then gets what every run needs to prove
 itself (a control per configuration, a case known to lose work), so each shard's own report is a
 valid measurement, and the merge keeps one copy of each scenario: the merged report has the
 same scenarios as the unsharded run.
@@ -83,6 +85,17 @@ def merge(reports: Iterable[RunReport]) -> list[ScenarioResult]:
         for result in report.scenarios:
             merged.setdefault(result.scenario, result)
     return list(merged.values())
+
+
+def durations(path: Path) -> dict[str, float]:
+    """Seconds each scenario took in an earlier run's report (``path``), to weigh the split by;
+    empty when there is none. Runners of one CI job check out the same report, so they still
+    compute the same split (as pytest-split does with its stored durations)."""
+    try:
+        report = RunReport.load(path)
+    except ReportError:
+        return {}
+    return {r.scenario: sum(r.phase_s.values()) for r in report.scenarios if r.phase_s}
 
 
 def load_all(paths: Iterable[Path]) -> list[RunReport]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness import matrix
-from harness.shard import Shard, ShardError, merge, split
+from harness.shard import Shard, ShardError, durations, merge, split
 from tests.unit.build import run_report, scenario_result
 
 
@@ -70,3 +72,19 @@ def test_shards_of_different_seeds_are_not_one_run() -> None:
         merge([run_report(seed=1), run_report(seed=2)])
     with pytest.raises(ShardError, match="at least one"):
         merge([])
+
+
+def test_durations_of_an_earlier_report_weigh_the_split(tmp_path: Path) -> None:
+    from harness import report
+    from tests.unit.test_report import good_run
+
+    results = good_run()
+    results[0].phase_s = {"drain": 30.0, "services_up": 5.0}
+    report.write(results, tmp_path, run_id="r", date="d", seed=1, replay="x")
+    assert durations(tmp_path / "durability.json")[results[0].scenario] == 35.0
+    assert durations(tmp_path / "missing.json") == {}
+    cases = [("acks-early-prefetch-1", "none"), ("acks-late-prefetch-1", "none"),
+             ("acks-late-prefetch-1", "sigkill-worker")]
+    heavy = {"celery-redis.acks-early-prefetch-1.none": 100.0}
+    light = matrix.shard_cases(cases, 1, 2, matrix.Settings(), heavy)
+    assert ("acks-late-prefetch-1", "sigkill-worker") not in light  # the heavy one stands alone
