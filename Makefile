@@ -12,6 +12,8 @@ CONFIGS ?=
 FAULTS ?=
 SET ?=
 TARGET ?=
+# Worlds side by side for `make durability` (auto: what this machine holds; 1: one at a time).
+WORLDS ?= auto
 PYTEST_ARGS ?=
 
 .PHONY: setup engine images durability bench gate stability test test-unit test-agent test-container lint reap
@@ -30,7 +32,7 @@ durability: setup
 	$(PY) -m harness run $(if $(SEED),--seed $(SEED)) \
 	  $(if $(BACKENDS),--backends $(BACKENDS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
 	  $(if $(FAULTS),--faults $(FAULTS)) $(if $(TARGET),--target $(TARGET)) \
-	  $(if $(SET),--set '$(SET)') $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
+	  $(if $(SET),--set '$(SET)') --worlds $(WORLDS) $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 # What the harness itself costs (CPU and memory per task, overhead per scenario) -> reports/bench.md
 bench: setup

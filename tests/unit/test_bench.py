@@ -22,7 +22,8 @@ def test_a_ledger_write_is_timed(tmp_path: Path) -> None:
 
 def test_the_table_names_every_target_and_each_size(tmp_path: Path) -> None:
     sizes = [Size(tasks=n, wall_s=10.0, cpu_s=n / 2000, cpu_ms_per_task=0.5,
-                  rss_mib=60.0 + n / 1000, completed=n, overhead_s=1.25, phase_s={"drain": 2.0})
+                  rss_mib=60.0 + n / 1000, completed=n, overhead_s=1.25, services_up_s=0.5,
+                  phase_s={"drain": 2.0})
              for n in (100, 1_000, 10_000)]
     bench = Bench(date="d", run_id="r", sizes=sizes, provision_cached_s=0.3, ledger_write_us=6.0,
                   instrumented_ratio=0.9952, matrix=_matrix_figures(tmp_path / "none.json"))
