@@ -26,7 +26,7 @@ from harness import bench, containers, gate, images, parallel, report, shard, st
 from harness.matrix import order_key
 from harness.paths import ROOT, RUNS
 from harness.run import new_run_id, new_seed
-from harness.shard import Shard
+from harness.selection import select
 
 SCENARIOS = ROOT / "scenarios"
 # The main job is pytest over the shipped scenarios with the plugin; markers are the plugin's,
@@ -137,8 +137,10 @@ def _run(args: argparse.Namespace) -> int:
         if worlds > 1 and args.shard:
             raise ValueError("--worlds splits the run into shards itself; --shard is for "
                              "splitting it over machines: give one or the other")
-        if args.shard:
-            Shard.parse(args.shard)
+        # Checked here once, not once per world; and no more worlds than parts to give them.
+        chosen = select(args.target, args.backends, args.configs, args.faults, args.overrides,
+                        args.shard)
+        worlds = min(worlds, shard.most_parts(chosen.cases))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

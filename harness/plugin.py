@@ -26,31 +26,18 @@ import pytest
 
 from harness import containers, images, matrix, report
 from harness.backend import Configuration
-from harness.paths import ROOT
 from harness.result import ScenarioResult
 from harness.run import Run, new_run_id, new_seed
-from harness.shard import Shard, durations
-from harness.target import Target, TargetError, load
-from harness.targets import configuration
+from harness.selection import select
+from harness.target import Target
 from harness.world import Ports, PortTaken, World
 
 RUN = pytest.StashKey[Run]()
 CASES = pytest.StashKey[list[tuple[str, str]]]()
 STARTED = pytest.StashKey[float]()
 MAIN_JOB = pytest.StashKey[bool]()  # the session runs the matrix: its report is the report
-TARGET = pytest.StashKey["Target | None"]()
+TARGET = pytest.StashKey[Target | None]()
 
-
-def _target(path: Path | None) -> Target | None:
-    """A team's target file, checked, and registered as a configuration of its backend."""
-    if path is None:
-        return None
-    target = load(path, matrix.fault_names())
-    if target.name in matrix.CONFIGURATIONS and matrix.CONFIGURATIONS[target.name].target is None:
-        raise TargetError(f"{path}: [target] name = {target.name!r} is a built-in "
-                          "configuration's name; choose another")
-    matrix.CONFIGURATIONS[target.name] = configuration(target, matrix.fault_names())
-    return target
 
 ScenarioRunner = Callable[[str, str], ScenarioResult]
 
@@ -77,50 +64,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "of the built-in matrix")
 
 
-def overrides(text: str) -> dict[str, str]:
-    """``name=value,name=value`` as a dict, each pair checked for its ``=``."""
-    pairs = {}
-    for item in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise matrix.MatrixError(f"setting {item!r}: expected name=value")
-        pairs[name.strip()] = value.strip()
-    return pairs
-
-
 def pytest_configure(config: pytest.Config) -> None:
     for marker in ("container: needs the Docker engine and the built images (slow)",
                    "scenario: one durability scenario of the matrix (the main job)"):
         config.addinivalue_line("markers", marker)
     try:
-        target = _target(config.getoption("target"))
-        if target is not None and (config.getoption("configs") or config.getoption("backends")):
-            raise matrix.MatrixError(
-                "--target measures the target file's app; --configs and --backends choose "
-                "built-in configurations: give one or the other")
-        settings = matrix.Settings().with_overrides(
-            {**(target.settings if target else {}), **overrides(config.getoption("overrides"))})
-        faults = config.getoption("faults")
-        if target is not None:
-            cases = matrix.target_cases(
-                target.name, matrix.select(faults, matrix.fault_names(), "fault")
-                if faults else None)
-        else:
-            backends = matrix.select(config.getoption("backends"), matrix.BACKENDS, "backend")
-            configs = config.getoption("configs")
-            cases = matrix.cases(
-                backends,
-                matrix.select(configs, list(matrix.CONFIGURATIONS), "configuration") if configs
-                else None,
-                matrix.select(faults, matrix.fault_names(), "fault") if faults else None,
-            )
-        shard_text = config.getoption("shard")
-        if shard_text:
-            shard = Shard.parse(shard_text)
-            cases = matrix.shard_cases(cases, shard.index, shard.count, settings,
-                                       durations(ROOT / "reports" / "durability.json"))
-        for name in dict.fromkeys(c for c, _ in cases):
-            matrix.CONFIGURATIONS[name].settings(settings)  # its own overrides hold with SET's
+        chosen = select(config.getoption("target"), config.getoption("backends"),
+                        config.getoption("configs"), config.getoption("faults"),
+                        config.getoption("overrides"), config.getoption("shard"))
+        target, settings, cases = chosen.target, chosen.settings, chosen.cases
         Ports.from_env()
     except (matrix.MatrixError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -66,6 +66,11 @@ def split(cases: list[Case], count: int, weight: Callable[[Case], float]) -> lis
     return [[c for c in cases if c in part] for part in parts]
 
 
+def most_parts(cases: list[Case]) -> int:
+    """How many parts ``split`` can make of ``cases`` that are not empty (one per case)."""
+    return max(1, len(cases))
+
+
 def merge(reports: Iterable[RunReport]) -> list[ScenarioResult]:
     """One list of results from the shards' reports: one copy of each scenario (the first
     shard's, in the order given), in the order the shards ran them.

@@ -107,9 +107,27 @@ def test_a_merge_of_missing_shards_names_them(
     (["--worlds", "9"], "expected auto or a count 1..8"),
     (["--worlds", "2", "--shard", "1/2"], "give one or the other"),
     (["--shard", "3/2"], "expected K/N"),
+    (["--worlds", "2", "--configs", "nope"], "unknown configuration nope; valid: "),
 ])
 def test_run_refuses_worlds_and_shards_that_cannot_be(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert cli.main(["run", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_worlds_are_no_more_than_the_parts_of_the_selection(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    started: list[int] = []
+
+    def run_worlds(count: int, *_: Any) -> list[tuple[int, Path]]:
+        started.append(count)
+        return []
+
+    monkeypatch.setattr("harness.parallel.run_worlds", run_worlds)
+    monkeypatch.setattr("harness.__main__.RUNS", tmp_path)
+    # One configuration's control and its kill (itself the case known to lose): two worlds.
+    cli.main(["run", "--configs", "acks-early-prefetch-1", "--faults", "none,sigkill-worker",
+              "--worlds", "8", "--report-dir", str(tmp_path)])
+    assert started == [2]
