@@ -53,8 +53,17 @@ def parse_worlds(text: str) -> int:
 
 def world_ports(index: int, env: Mapping[str, str] = os.environ) -> dict[str, str]:
     """World ``index``'s (1-based) ``CHAOS_*_PORT`` variables: the run's ports moved up."""
-    base = Ports.from_env(env).values
-    return {name: str(port + (index - 1) * PORT_STEP) for name, port in base.items()}
+    return Ports.from_env(env).moved((index - 1) * PORT_STEP).variables()
+
+
+def xdist_offset(env: Mapping[str, str] = os.environ) -> int:
+    """How far a pytest-xdist worker's world moves its ports: worker gwN runs its own world,
+    side by side with the others, clear of the offsets worlds and test children use (+100 to
+    +800)."""
+    worker = env.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        return (10 + int(worker[2:])) * PORT_STEP
+    return 0
 
 
 def _forward(stream: IO[str], prefix: str, log: IO[str]) -> None:

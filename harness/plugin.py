@@ -26,6 +26,7 @@ import pytest
 
 from harness import containers, images, matrix, report
 from harness.backend import Configuration
+from harness.parallel import xdist_offset
 from harness.result import ScenarioResult
 from harness.run import Run, new_run_id, new_seed
 from harness.selection import select
@@ -123,7 +124,7 @@ def chaos_world(request: pytest.FixtureRequest, chaos_run: Run) -> Iterator[Worl
     """The shared services up and ready for the whole session; everything removed after."""
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so fixtures remove what they started.
     signal.signal(signal.SIGTERM, _interrupt)
-    ports = Ports.from_env()
+    ports = Ports.from_env().moved(xdist_offset())
     try:
         ports.check_free()
     except PortTaken as exc:

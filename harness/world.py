@@ -54,6 +54,10 @@ class Ports:
     def variables(self) -> dict[str, str]:
         return {name: str(port) for name, port in self.values.items()}
 
+    def moved(self, offset: int) -> Ports:
+        """Every port moved up by ``offset``: another world's, side by side with this one."""
+        return Ports({name: port + offset for name, port in self.values.items()})
+
     def check_free(self) -> None:
         for name, port in self.values.items():
             with socket.socket() as probe:

@@ -19,8 +19,8 @@ from harness.topology import MANAGED, port_variables
 
 pytestmark = pytest.mark.container
 
-# Clear of this session's ports and of test_interruptions' child (+100): worlds add 100 each.
-PORTS = {name: str(port + 300) for name, port in port_variables().items()}
+# Clear of this session's ports and of the other tests' children (+100 to +300); worlds add 100.
+PORTS = {name: str(port + 500) for name, port in port_variables().items()}
 CONFIGS, FAULTS = "acks-late-prefetch-1,arq-defaults", "sigkill-worker"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.parallel import PORT_STEP, auto_worlds, parse_worlds, world_ports
+from harness.parallel import PORT_STEP, auto_worlds, parse_worlds, world_ports, xdist_offset
 from harness.topology import port_variables
 
 
@@ -33,3 +33,10 @@ def test_each_world_publishes_every_port_apart_from_every_other_world() -> None:
         seen |= set(ports.values())
     assert world_ports(2, {"CHAOS_REDIS_PORT": "20000"})["CHAOS_REDIS_PORT"] == str(
         20000 + PORT_STEP)
+
+
+def test_an_xdist_worker_runs_its_own_world_clear_of_every_other_offset() -> None:
+    assert xdist_offset({}) == 0
+    assert xdist_offset({"PYTEST_XDIST_WORKER": "gw0"}) == 1000
+    assert xdist_offset({"PYTEST_XDIST_WORKER": "gw3"}) == 1300
+    assert xdist_offset({"PYTEST_XDIST_WORKER": "master"}) == 0
