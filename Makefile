@@ -49,7 +49,7 @@ stability: setup
 test: setup
 	$(PY) -m pytest tests/unit -p no:cacheprovider -q
 	$(MAKE) test-agent
-	$(PY) -m pytest tests/container -p no:cacheprovider -v $(PYTEST_ARGS)
+	$(MAKE) test-container
 
 # The agent against the real libraries, each in an environment of its own (Celery's and arq's
 # releases cannot share one), on a redis-server of its own: the harness's plugin is not loaded.
@@ -65,8 +65,12 @@ test-agent:
 test-unit:
 	$(PY) -m pytest tests/unit -p no:cacheprovider -q
 
+# The container tests in TEST_WORLDS worlds side by side (pytest-xdist workers, a test file
+# each at a time: a file's tests share its world and its run's self-proof).
+TEST_WORLDS ?= 3
 test-container: setup
-	$(PY) -m pytest tests/container -p no:cacheprovider -v $(PYTEST_ARGS)
+	$(PY) -m pytest tests/container -p no:cacheprovider -v -n $(TEST_WORLDS) --dist loadfile \
+	  $(PYTEST_ARGS)
 
 lint:
 	$(PY) -m ruff check .

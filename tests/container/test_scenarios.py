@@ -7,10 +7,14 @@ valid, checked scenario. Then the report from these results must call the measur
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from harness import report
+from harness.matrix import CONFIGURATIONS
 from harness.run import Run
+from harness.scenario import run_valid_scenario
 from harness.world import World
 from queue_chaos_agent.ledger import read_ledger
 from tests.container.conftest import SMALL, SmallRun
@@ -65,6 +69,28 @@ def test_toxiproxy_cut_is_measured(world: World, run_small: SmallRun) -> None:
     assert result.counts["submitted"] == SMALL.tasks
     accounted = sum(result.counts[k] for k in ("completed", "duplicated", "lost", "stuck"))
     assert accounted == result.counts["acknowledged"]
+
+
+def test_with_short_tasks_a_kill_counts_only_what_it_cut(world: World, chaos_run: Run) -> None:
+    """Tasks of 50-150 ms finish between the trigger's read and the signal's landing: the
+    scenario is valid only if the kill cut executions that never ended, and it names exactly
+    those (an execution of the killed worker, started before the kill, with no end record)."""
+    short = replace(SMALL, tasks=120, submit_rate=40.0, task_min_s=0.05, task_max_s=0.15,
+                    fault_after_started=30)
+    result = run_valid_scenario(world, CONFIGURATIONS["acks-early-prefetch-4"], "sigkill-worker",
+                                short, chaos_run.seed, chaos_run.directory,
+                                chaos_run.replay("acks-early-prefetch-4", "sigkill-worker"))
+    chaos_run.results.append(result)
+    assert result.valid, result.validity
+    records = read_ledger([result.ledger_dir]).records
+    (fault,) = [r for r in records if r.get("kind") == "fault"]
+    ended = {r["execution"] for r in records
+             if r.get("kind") in ("completed", "deduplicated", "crashing")}
+    cut = {r["task"] for r in records if r.get("kind") == "started"
+           and r["worker"] == result.fault_target and r["t"] <= fault["fired"]
+           and r["execution"] not in ended}
+    assert result.in_flight_at_fault, "a valid kill cut at least one execution"
+    assert set(result.in_flight_at_fault) <= cut, (result.in_flight_at_fault, cut)
 
 
 def test_report_of_this_run_is_a_valid_measurement(chaos_run: Run) -> None:
