@@ -56,12 +56,12 @@ def world_ports(index: int, env: Mapping[str, str] = os.environ) -> dict[str, st
     return Ports.from_env(env).moved((index - 1) * PORT_STEP).variables()
 
 
-def xdist_offset(env: Mapping[str, str] = os.environ) -> int:
+def xdist_offset(worker: str | None) -> int:
     """How far a pytest-xdist worker's world moves its ports: worker gwN runs its own world,
     side by side with the others, clear of the offsets worlds and test children use (+100 to
-    +800)."""
-    worker = env.get("PYTEST_XDIST_WORKER", "")
-    if worker.startswith("gw") and worker[2:].isdigit():
+    +800). ``worker`` is the worker's id from its own configuration (None: not a worker), never
+    from the environment, which the worker's child processes inherit."""
+    if worker and worker.startswith("gw") and worker[2:].isdigit():
         return (10 + int(worker[2:])) * PORT_STEP
     return 0
 

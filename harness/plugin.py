@@ -124,7 +124,8 @@ def chaos_world(request: pytest.FixtureRequest, chaos_run: Run) -> Iterator[Worl
     """The shared services up and ready for the whole session; everything removed after."""
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so fixtures remove what they started.
     signal.signal(signal.SIGTERM, _interrupt)
-    ports = Ports.from_env().moved(xdist_offset())
+    worker = getattr(request.config, "workerinput", {}).get("workerid")  # set by pytest-xdist
+    ports = Ports.from_env().moved(xdist_offset(worker))
     try:
         ports.check_free()
     except PortTaken as exc:
