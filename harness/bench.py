@@ -123,22 +123,24 @@ def run(sizes: tuple[int, ...] = SIZES, matrix_report: Path = Path("reports/dura
     measured: list[Size] = []
     try:
         world.up()
-        for tasks in sizes:
+        for attempt, tasks in enumerate(sizes, 1):
             settings = Settings(tasks=tasks, submit_rate=min(400.0, tasks / 2), task_min_s=0.0,
                                 task_max_s=0.005, fault_after_started=1, quiet_s=1.0,
                                 drain_s=600.0, late_after_s=600.0)
             say(f"bench: {tasks} tasks ...")
             cpu, wall = _cpu_s(), time.monotonic()
             # One run directory for every size, as a run has: the services started for the first
-            # size are reused by the next, as the matrix reuses them between scenarios.
+            # size are reused by the next, as the matrix reuses them between scenarios. Each size
+            # is an attempt of its own, so its task ids are its own.
             result = run_scenario(world, configuration, "none", settings, seed=tasks,
-                                  run_dir=directory, replay="make bench")
+                                  run_dir=directory, replay="make bench", attempt=attempt)
+            prefix = result.scenario + ("" if attempt == 1 else f"~attempt-{attempt}") + "."
             wall, cpu = time.monotonic() - wall, _cpu_s() - cpu
             gc.collect()  # what the harness keeps, not garbage not yet collected
             rss = _rss_mib()
             up = result.phase_s.get("services_up", 0.0)
             records = [r for r in read_ledger([result.ledger_dir]).records
-                       if str(r.get("task", "")).startswith(result.scenario)]
+                       if str(r.get("task", "")).startswith(prefix)]
             size = Size(tasks=tasks, wall_s=round(wall, 2), cpu_s=round(cpu, 3),
                         cpu_ms_per_task=round(cpu / tasks * 1000, 3), rss_mib=round(rss, 1),
                         completed=result.counts["completed"],
