@@ -69,7 +69,7 @@ test-unit:
 # each at a time: a file's tests share its world and its run's self-proof).
 TEST_WORLDS ?= 3
 test-container: setup
-	$(PY) -m pytest tests/container -p no:cacheprovider -v -n $(TEST_WORLDS) --dist loadfile \
+	$(PY) -m pytest tests/container -p no:cacheprovider -v -n $(TEST_WORLDS) --dist loadfile --durations=12 \
 	  $(PYTEST_ARGS)
 
 lint:

@@ -10,6 +10,7 @@ by later polls nor by later scenarios of reused workers. Nothing but those sets 
 from __future__ import annotations
 
 import os
+import sys
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from queue_chaos_agent.ledger import SUFFIX, decode
 # number of tasks: the whole records are read once more, from disk, by the check).
 _FIELDS = ("kind", "task", "execution", "worker", "pid", "t", "outcome", "killed_pid")
 _Slim = tuple[Any, ...]
+_SHARED = frozenset({"kind", "worker", "outcome"})
 K = TypeVar("K")
 V = TypeVar("V")
 _ENDED = ("completed", "deduplicated", "crashing")
@@ -45,6 +47,13 @@ def of_scenario(records: list[dict[str, Any]], prefix: str) -> list[dict[str, An
     reused workers share a ledger directory across scenarios."""
     return [r for r in records if not isinstance(r.get("task"), str)
             or r["task"].startswith(prefix)]
+
+
+def _slim(record: dict[str, Any]) -> _Slim:
+    """The fields the live view needs; the few values every record repeats (its kind, worker,
+    outcome) as one shared string each, not one per record."""
+    return tuple(sys.intern(value) if name in _SHARED and isinstance(value, str) else value
+                 for name, value in ((f, record.get(f)) for f in _FIELDS))
 
 
 class LedgerTail:
@@ -83,7 +92,7 @@ class LedgerTail:
                 if record is None:
                     self.corrupt += 1
                 else:
-                    self.records.append(tuple(record.get(f) for f in _FIELDS))
+                    self.records.append(_slim(record))
         return len(self.records)
 
 

@@ -50,11 +50,11 @@ def select(target_path: Path | None = None, backends: str = "", configs: str = "
            faults: str = "", settings_text: str = "", shard: str | None = None) -> Selection:
     """The run's cases (self-proof included) and settings; raises MatrixError, TargetError or
     ValueError naming what is wrong."""
-    target = _target(target_path)
-    if target is not None and (configs or backends):
+    if target_path is not None and (configs or backends):
         raise matrix.MatrixError(
             "--target measures the target file's app; --configs and --backends choose "
             "built-in configurations: give one or the other")
+    target = _target(target_path)
     settings = matrix.Settings().with_overrides(
         {**(target.settings if target else {}), **overrides(settings_text)})
     if target is not None:
