@@ -67,7 +67,7 @@ test-unit:
 
 # The container tests in TEST_WORLDS worlds side by side (pytest-xdist workers, a test file
 # each at a time: a file's tests share its world and its run's self-proof).
-TEST_WORLDS ?= 3
+TEST_WORLDS ?= 4
 test-container: setup
 	$(PY) -m pytest tests/container -p no:cacheprovider -v -n $(TEST_WORLDS) --dist loadfile --durations=12 \
 	  $(PYTEST_ARGS)
