@@ -282,8 +282,12 @@ def build_backend_image(
     wheels, _ = build_wheels(backend)
     source = ROOT / "backends" / backend
     dockerfile = ROOT / "backends" / "Dockerfile"
-    inputs = digest(base or "registry", files_digest(source, dockerfile, *AGENT_SOURCES),
-                    files_digest(wheels, root=wheels))
+    # The wheels by name (project and version), not by bytes: a wheel built here (the agent's,
+    # an sdist-only dependency) differs in its zip timestamps on every build, and a fresh
+    # checkout would build an image afresh for nothing. What the agent's wheel holds is in the
+    # digest through its sources.
+    names = sorted(wheel.name for wheel in wheels.glob("*.whl"))
+    inputs = digest(base or "registry", files_digest(source, dockerfile, *AGENT_SOURCES), *names)
     tag = f"queue-chaos/{backend}:{inputs}"
     if _has_image(engine, tag):
         return tag, True
