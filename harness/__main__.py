@@ -196,7 +196,7 @@ def _merge(paths: list[Path], report_dir: Path,
     spent.update({k: v for part in shards for k, v in part.timings.items()
                   if k.startswith("scenario ")})
     path, proof = report.write(results, report_dir, timings=spent, proof=proof,
-                               run_id=first.run_id.rsplit("-w", 1)[0], date=first.date,
+                               run_id=parallel.run_of(first.run_id), date=first.date,
                                seed=first.seed or 0, replay=first.replay)
     print(f"merged {len(shards)} shards, {len(results)} scenarios: {path}")
     for line in proof.lines:

@@ -208,6 +208,11 @@ def cases(
     return sorted(with_self_proof(wanted), key=lambda cf: order_key(*cf))
 
 
+def scenario_id(configuration: Configuration, fault: str) -> str:
+    """A scenario's name in results and reports, and the prefix of its task ids."""
+    return f"{configuration.backend}.{configuration.name}.{fault}"
+
+
 def order_key(configuration: str, fault: str) -> tuple[int, int, int]:
     """Where a case comes in a run: grouped by backend, then configuration, then fault, in the
     registry's order (a name the registry does not know, such as a team's target, goes last)."""
@@ -232,7 +237,7 @@ def shard_cases(cases: list[tuple[str, str]], index: int, count: int, settings: 
 
     def weight(case: tuple[str, str]) -> float:
         config = CONFIGURATIONS[case[0]]
-        known = (durations or {}).get(f"{config.backend}.{case[0]}.{case[1]}")
+        known = (durations or {}).get(scenario_id(config, case[1]))
         return known if known else 14.0 + FAULTS[case[1]].window(config.settings(settings))
 
     return with_self_proof(split(cases, count, weight)[index - 1])

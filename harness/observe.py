@@ -4,7 +4,9 @@ The schedule polls every 50 ms and the drain every 200 ms, for the whole of ever
 reading must cost nothing per task: each ledger directory has one ``LedgerTail`` that reads every
 file from where its last read stopped, and each scenario's view (a ``_Fold``) folds only the
 records it has not seen into a few sets and maps. A record is parsed once per run, never again
-by later polls nor by later scenarios of reused workers. Nothing but those sets and maps is kept.
+by later polls nor by later scenarios of reused workers. The tail keeps a slim tuple of each
+record (the fields the views read), so that a later scenario's view can fold the directory from
+its start without reading it again.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from queue_chaos_agent.ledger import SUFFIX, decode
+from queue_chaos_agent.ledger import SUFFIX, LedgerContents, parse_file
 
-# The fields the live view needs; a record is kept as a tuple of them (memory stays flat in the
-# number of tasks: the whole records are read once more, from disk, by the check).
+# The fields the live view needs; a record is kept as a tuple of them, a fraction of the whole
+# record (the whole records are read once more, from disk, by the check).
 _FIELDS = ("kind", "task", "execution", "worker", "pid", "t", "outcome", "killed_pid")
 _Slim = tuple[Any, ...]
 _SHARED = frozenset({"kind", "worker", "outcome"})
@@ -82,17 +84,16 @@ class LedgerTail:
                 handle.seek(offset)
                 data = handle.read()
             self._offsets[entry.name] = offset + len(data)
-            lines = (self._partial.pop(entry.name, b"") + data).split(b"\n")
-            if lines[-1]:
-                self._partial[entry.name] = lines[-1]
-            for line in lines[:-1]:
-                if not line:
-                    continue
-                record = decode(line)
-                if record is None:
-                    self.corrupt += 1
-                else:
-                    self.records.append(_slim(record))
+            # Complete lines go to the ledger's own parser; a last line without its newline
+            # waits for the rest of its bytes (the writer may be mid-write), never "truncated".
+            complete, newline, partial = (self._partial.pop(entry.name, b"") + data
+                                          ).rpartition(b"\n")
+            if partial:
+                self._partial[entry.name] = partial
+            parsed = LedgerContents()
+            parse_file(complete + newline, parsed)
+            self.corrupt += parsed.corrupt
+            self.records.extend(map(_slim, parsed.records))
         return len(self.records)
 
 

@@ -66,6 +66,16 @@ def xdist_offset(worker: str | None) -> int:
     return 0
 
 
+def world_run_id(run_id: str, index: int) -> str:
+    """World ``index``'s run id: the run's, marked with its world."""
+    return f"{run_id}-w{index}"
+
+
+def run_of(world_run: str) -> str:
+    """The run a world's run id belongs to (a run id of no world: itself)."""
+    return world_run.rsplit("-w", 1)[0]
+
+
 def _forward(stream: IO[str], prefix: str, log: IO[str]) -> None:
     """A world's output, line by line, to the terminal (prefixed) and to its log file."""
     for line in stream:
@@ -86,7 +96,7 @@ def run_worlds(count: int, command: Sequence[str], base: Path, run_id: str,
             out = base / f"world-{k}"
             log = (base / f"world-{k}.log").open("w")
             child = subprocess.Popen(
-                [*command, *options, f"--shard={k}/{count}", f"--run-id={run_id}-w{k}",
+                [*command, *options, f"--shard={k}/{count}", f"--run-id={world_run_id(run_id, k)}",
                  f"--report-dir={out}"],
                 env={**os.environ, **world_ports(k)}, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, text=True, start_new_session=True)

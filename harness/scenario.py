@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.backend import Configuration, Knobs
 from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
-from harness.matrix import Settings
+from harness.matrix import Settings, scenario_id
 from harness.observe import Running, of_scenario, running, snapshot
 from harness.result import ScenarioResult
 from harness.schedule import FaultPlan, Trigger, plan_fault, seeded, wait_for_trigger
@@ -29,10 +29,6 @@ from queue_chaos_agent.ledger import LedgerWriter, read_ledger
 
 class ScenarioError(RuntimeError):
     """A scenario could not be run to its end; the message carries the containers' logs."""
-
-
-def scenario_id(configuration: Configuration, fault: str) -> str:
-    return f"{configuration.backend}.{configuration.name}.{fault}"
 
 
 @dataclass

@@ -14,7 +14,6 @@ from harness import containers, matrix
 from harness.containers import RUN
 from harness.paths import ROOT
 from harness.result import RunReport
-from harness.scenario import scenario_id
 from harness.topology import MANAGED, port_variables
 
 pytestmark = pytest.mark.container
@@ -37,7 +36,7 @@ def test_two_worlds_make_one_valid_report_of_the_whole_selection(tmp_path: Path)
     report = RunReport.load(tmp_path / "durability.json")
     assert report.measurement_valid, report.self_proof
     unsharded = matrix.cases(list(matrix.BACKENDS), CONFIGS.split(","), FAULTS.split(","))
-    wanted = [scenario_id(matrix.CONFIGURATIONS[c], f) for c, f in unsharded]
+    wanted = [matrix.scenario_id(matrix.CONFIGURATIONS[c], f) for c, f in unsharded]
     assert [r.scenario for r in report.scenarios] == wanted  # one copy each, in run order
     assert {r.seed for r in report.scenarios} == {11}
     run_id = report.run_id
