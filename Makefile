@@ -38,9 +38,11 @@ durability: setup
 bench: setup
 	$(PY) -m harness bench
 
-# CI gate on the last report: fails when the chosen configurations break their claims.
+# CI gate on the last report: fails when the chosen configurations break their claims
+# (ALLOW=inconclusive accepts inconclusive verdicts; JUNIT=path also writes JUnit XML).
 gate:
-	$(PY) -m harness gate $(if $(CONFIGS),--configs $(CONFIGS)) $(if $(FAULTS),--faults $(FAULTS))
+	$(PY) -m harness gate $(if $(CONFIGS),--configs $(CONFIGS)) $(if $(FAULTS),--faults $(FAULTS)) \
+	  $(if $(ALLOW),--allow $(ALLOW)) $(if $(JUNIT),--junit $(JUNIT))
 
 # The default matrix RUNS times with fresh seeds: do the verdicts hold still? -> reports/stability.md
 stability: setup

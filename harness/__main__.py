@@ -5,10 +5,11 @@
     queue-chaos run ... [--worlds N|auto] [--shard K/N]
     queue-chaos merge SHARD.json ... [--report-dir reports]
     queue-chaos gate [--report reports/durability.json] [--configs C] [--faults F]
+                     [--allow inconclusive] [--junit gate.xml]
     queue-chaos compare --reports A.json B.json ... [--out reports/stability.md]
     queue-chaos stability [N]
-    queue-chaos bench [--sizes 100,1000,10000]
-    queue-chaos images | reap
+    queue-chaos bench [--sizes 100,1000,10000] [--cold]
+    queue-chaos images [--prune] | reap
 """
 
 from __future__ import annotations
@@ -74,10 +75,23 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--report-dir", type=Path, default=Path("reports"),
                    help="where the merged durability.md/.json go (default: reports)")
 
-    g = commands.add_parser("gate", help="exit 1 when chosen configurations broke their claims")
-    g.add_argument("--report", type=Path, default=Path("reports") / "durability.json")
-    g.add_argument("--configs", default="", help="configurations to hold")
-    g.add_argument("--faults", default="", help="faults to hold")
+    g = commands.add_parser(
+        "gate", help="exit 1 when chosen configurations broke their claims",
+        description="Fail a CI job when the chosen configurations of a durability report broke\n"
+                    "their claims or ended inconclusive, or the run could not prove it measures.",
+        epilog=gate.EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("--report", type=Path, default=Path("reports") / "durability.json",
+                   help="the run's durability.json (default: reports/durability.json)")
+    g.add_argument("--configs", default="",
+                   help="comma-separated configurations to hold (default: every one)")
+    g.add_argument("--faults", default="",
+                   help="comma-separated faults to hold (default: every one)")
+    g.add_argument("--allow", action="append", default=[], choices=gate.ALLOWABLE,
+                   metavar="VERDICT",
+                   help="accept this verdict instead of failing: only 'inconclusive' (tasks "
+                        "still stuck at the deadline); VIOLATED and INVALID never pass")
+    g.add_argument("--junit", type=Path, default=None, metavar="PATH",
+                   help="also write JUnit XML: one testcase per chosen configuration x fault")
 
     c = commands.add_parser("compare", help="verdict stability over reports of earlier runs")
     c.add_argument("--reports", nargs="+", type=Path, default=[],
@@ -92,8 +106,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--sizes", default=",".join(map(str, bench.SIZES)),
                    help="tasks per scenario, comma-separated (default: 100,1000,10000)")
     b.add_argument("--report-dir", type=Path, default=Path("reports"))
+    b.add_argument("--cold", action="store_true",
+                   help="also time provisioning every image from nothing (minutes; the images "
+                        "in use are not touched)")
 
-    commands.add_parser("images", help="build (or find) every image, offline")
+    i = commands.add_parser("images", help="build (or find) every image, offline")
+    i.add_argument("--prune", action="store_true",
+                   help="then remove this project's images other than those just provisioned")
     commands.add_parser("reap", help="remove what dead harness runs left behind")
     return top
 
@@ -109,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "merge":
         return _merge(args.reports, args.report_dir)
     if args.command == "bench":
-        return _bench(args.sizes, args.report_dir)
+        return _bench(args.sizes, args.report_dir, args.cold)
     if args.command == "gate":
-        return gate.gate_file(args.report, _names(args.configs), _names(args.faults))
+        return gate.gate_file(args.report, _names(args.configs), _names(args.faults),
+                              args.allow, args.junit)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         engine = containers.client()
@@ -121,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"images ready in {time.monotonic() - started:.1f}s; for docker compose:")
             for name, value in variables.items():
                 print(f"export {name}={value}")
+            if args.prune:
+                removed = images.prune(engine, set(variables.values()))
+                print(f"pruned {len(removed)} images of earlier inputs")
         else:
             print(f"reaped {containers.reap_orphans(engine)} objects of dead harness runs")
     except (containers.EngineUnavailable, images.ProvisionError) as exc:
@@ -204,7 +227,7 @@ def _merge(paths: list[Path], report_dir: Path,
     return 0 if proof.valid else 1
 
 
-def _bench(sizes_text: str, report_dir: Path) -> int:
+def _bench(sizes_text: str, report_dir: Path, cold: bool = False) -> int:
     sizes = tuple(int(n) for n in sizes_text.split(",") if n.strip().isdigit())
     if not sizes or len(sizes) != len(sizes_text.split(",")) or not all(
             10 <= n <= 10_000 for n in sizes):
@@ -212,7 +235,9 @@ def _bench(sizes_text: str, report_dir: Path) -> int:
               file=sys.stderr)
         return 2
     try:
-        measured = bench.run(sizes, report_dir / "durability.json")
+        last = (bench.provision_cold(RUNS / f"provision-cold-{new_run_id()}.log") if cold
+                else bench.last_cold(report_dir))
+        measured = bench.run(sizes, report_dir / "durability.json", cold=last)
     except (containers.EngineUnavailable, images.ProvisionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

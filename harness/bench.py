@@ -18,7 +18,12 @@ import datetime as dt
 import gc
 import json
 import os
+import re
 import resource
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +40,10 @@ from queue_chaos_agent.ledger import LedgerWriter, read_ledger
 
 SIZES = (100, 1_000, 10_000)
 CONFIGURATION = "acks-late-prefetch-4"  # prefetch keeps 4 slots busy with short tasks
+# Throughput with and without the ledger: this many tasks per round, rounds alternating
+# instrumented and bare so a drift of the machine falls on both alike.
+THROUGHPUT_TASKS = 3_000
+THROUGHPUT_ROUNDS = 5
 
 
 @dataclass
@@ -46,10 +55,35 @@ class Size:
     cpu_s: float  # this process, user + system
     cpu_ms_per_task: float
     rss_mib: float  # resident after the scenario
+    peak_mib: float  # the process's highest resident set so far (ru_maxrss): the check's peak
     completed: int
     overhead_s: float  # the scenario's wall beyond its tasks, its quiet period and services up
     services_up_s: float  # (re)starting containers whose settings changed: none after the first
     phase_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Throughput:
+    """One round of the throughput comparison: the backlog of ``tasks`` drained by workers whose
+    task body writes the ledger (instrumented) or only sleeps (bare)."""
+
+    bare: bool
+    tasks: int
+    drain_s: float  # workers resumed -> the broker first seen empty (nothing queued or unacked)
+    tasks_per_s: float
+    completed_in_ledger: int | None = None  # instrumented rounds: the ledger's own count
+    ledger_last_s: float | None = None  # instrumented: the last completion, after resuming
+
+
+@dataclass
+class Cold:
+    """Every image provisioned from nothing: a build directory of its own, no pip or Go cache,
+    image names of a repository of their own (removed afterwards)."""
+
+    date: str
+    wall_s: float
+    steps: dict[str, float]  # step -> seconds, from the provisioning's own log lines
+    log: str  # where that log is kept
 
 
 @dataclass
@@ -58,14 +92,21 @@ class Bench:
     run_id: str
     sizes: list[Size]
     provision_cached_s: float
+    provision_built: list[str]  # images the provisioning before the bench had to build
     ledger_write_us: float  # one ledger record, appended as the workers append theirs
-    instrumented_ratio: float  # throughput with the ledger / without, for the tasks measured
+    instrumented_ratio: float  # throughput with the ledger / without: medians of the rounds
     matrix: dict[str, Any]  # from the committed full-matrix report
+    throughput: list[Throughput] = field(default_factory=list)
+    cold: Cold | None = None  # measured with --cold, else carried over from the last bench.json
 
 
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _rss_mib() -> float:
@@ -94,6 +135,106 @@ def ledger_write_us(directory: Path, records: int = 20_000) -> float:
     return (time.perf_counter() - started) / records * 1e6
 
 
+def ratio(rounds: list[Throughput]) -> float:
+    """Instrumented over bare throughput: the median round of each (one odd round of either
+    cannot move it), 0.0 when either was not measured."""
+    def median(bare: bool) -> float:
+        rates = sorted(r.tasks_per_s for r in rounds if r.bare == bare)
+        return rates[len(rates) // 2] if rates else 0.0
+
+    bare = median(True)
+    return round(median(False) / bare, 4) if bare else 0.0
+
+
+def throughput_round(world: World, bare: bool, tasks: int, seed: int, run_dir: Path,
+                     attempt: int) -> Throughput:
+    """The same workers' throughput with the task body writing the ledger or only sleeping.
+
+    The backlog is made first, with the workers stopped (SIGSTOP of every process of theirs), so
+    the submitting side (the producer, this process) cannot be what limits the rate; then they
+    resume and the stopwatch runs until the broker holds nothing, queued or unacknowledged. The
+    configuration acknowledges late, so an empty broker means every task has returned: the
+    same stopwatch for both modes, which the ledger cannot be (a bare task writes nothing). In
+    the instrumented rounds the ledger checks the stopwatch: every task completed, the last
+    before the broker was seen empty.
+    """
+    from harness.schedule import seeded
+    from harness.waits import until
+    from harness.workload import Workload, plan_tasks
+
+    configuration = CONFIGURATIONS[CONFIGURATION]
+    assert getattr(configuration.knobs, "acks_late", False), "the stopwatch needs acks late"
+    settings = configuration.settings(Settings(tasks=tasks, submit_rate=1_000.0, task_min_s=0.0,
+                                               task_max_s=0.005))
+    variables = {**configuration.variables(settings, world.variables),
+                 "CHAOS_BARE": "true" if bare else "false"}
+    ledger_dir = world.begin_scenario(configuration.backend, variables, run_dir)
+    prefix = f"bench.throughput-{attempt}"
+    plans = plan_tasks(prefix, tasks, settings.submit_rate, 0.0, 0.005, seeded(seed, prefix))
+    assert world.broker is not None
+    broker = world.broker
+    for worker in world.workers:
+        world.cluster.signal_all(worker, signal.SIGSTOP)
+    try:
+        workload = Workload(world.producer_url, plans, LedgerWriter(ledger_dir, "harness"))
+        workload.start()
+        if not workload.join(tasks / settings.submit_rate + 60):
+            workload.stop()
+            raise RuntimeError(f"bench: {tasks} submissions did not finish")
+    finally:
+        resumed = world.clock()
+        for worker in world.workers:
+            world.cluster.signal_all(worker, signal.SIGCONT)
+    until(lambda: broker.empty(), what="the broker empty after the backlog",
+          timeout_s=300.0, interval_s=0.01)
+    drain_s = world.clock() - resumed
+    world.end_scenario(run_dir / prefix / "logs", set(world.workers))
+    round_ = Throughput(bare=bare, tasks=tasks, drain_s=round(drain_s, 3),
+                        tasks_per_s=round(tasks / drain_s, 1))
+    if not bare:
+        done = [r["t"] for r in read_ledger([ledger_dir], task_prefix=prefix + ".").records
+                if r.get("kind") == "completed"]
+        round_.completed_in_ledger = len(done)
+        round_.ledger_last_s = round(max(done) - resumed, 3) if done else None
+    return round_
+
+
+_STEP = re.compile(r"^(\S+(?: \S+)?)\s+\S+ \((?:cached|built), ([\d.]+)s\)$")
+
+
+def provision_cold(log_path: Path, say: Callable[[str], None] = print) -> Cold:
+    """Time ``queue-chaos images`` as a new machine runs it: in a child process whose build
+    directory, pip and Go caches are empty and whose image names are a repository of their own,
+    so nothing built before is found and nothing in use is touched; its images are removed
+    afterwards. The apt mirror and PyPI are the network's; the child's log is kept."""
+    repo = f"{images.repository()}-cold"
+    engine = containers.client()
+    images.prune(engine, (), repo)  # a previous measurement interrupted before its cleanup
+    with tempfile.TemporaryDirectory(prefix="queue-chaos-cold-") as tmp:
+        env = {**os.environ, "QUEUE_CHAOS_HOME": tmp, images.REPOSITORY_VARIABLE: repo,
+               "PIP_NO_CACHE_DIR": "1", "GOCACHE": f"{tmp}/go-cache",
+               "GOMODCACHE": f"{tmp}/go-mod", "GOPATH": f"{tmp}/go",
+               # module cache files are read-only unless asked: the temporary directory must go
+               "GOFLAGS": (os.environ.get("GOFLAGS", "") + " -modcacherw").strip()}
+        say("bench: provisioning every image from nothing (minutes) ...")
+        started = time.monotonic()
+        try:
+            done = subprocess.run([sys.executable, "-m", "harness", "images"], env=env,
+                                  capture_output=True, text=True, timeout=1800, check=False)
+        finally:
+            wall = time.monotonic() - started
+            removed = images.prune(engine, (), repo)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise RuntimeError(f"cold provisioning failed ({done.returncode}); see {log_path}")
+    steps = {m[1]: float(m[2]) for line in (done.stdout + done.stderr).splitlines()
+             if (m := _STEP.match(line.strip()))}
+    say(f"bench: cold provisioning {wall:.0f}s; {len(removed)} cold images removed")
+    return Cold(date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                wall_s=round(wall, 1), steps=steps, log=str(log_path))
+
+
 def _matrix_figures(path: Path) -> dict[str, Any]:
     """The full-matrix run's wall time and per-scenario overhead, from its report."""
     try:
@@ -108,19 +249,20 @@ def _matrix_figures(path: Path) -> dict[str, Any]:
 
 
 def run(sizes: tuple[int, ...] = SIZES, matrix_report: Path = Path("reports/durability.json"),
-        say: Callable[[str], None] = print) -> Bench:
+        say: Callable[[str], None] = print, cold: Cold | None = None) -> Bench:
     from harness.scenario import run_scenario  # the scenario machinery, only when measuring
 
     engine = containers.client()
     configuration = CONFIGURATIONS[CONFIGURATION]
     started = time.monotonic()
-    variables, _ = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"),
+    variables, timings = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"),
                                     [], {configuration.owner.image})
     provision_cached_s = time.monotonic() - started
     run_id = new_run_id()
     directory = RUNS / run_id
     world = World(engine, run_id, variables, Ports.from_env())
     measured: list[Size] = []
+    rounds: list[Throughput] = []
     try:
         world.up()
         for attempt, tasks in enumerate(sizes, 1):
@@ -143,29 +285,58 @@ def run(sizes: tuple[int, ...] = SIZES, matrix_report: Path = Path("reports/dura
                        if str(r.get("task", "")).startswith(prefix)]
             size = Size(tasks=tasks, wall_s=round(wall, 2), cpu_s=round(cpu, 3),
                         cpu_ms_per_task=round(cpu / tasks * 1000, 3), rss_mib=round(rss, 1),
+                        peak_mib=round(_peak_mib(), 1),
                         completed=result.counts["completed"],
                         overhead_s=round(_overhead(records, wall - up, settings.quiet_s), 2),
                         services_up_s=up, phase_s=result.phase_s)
             say(f"bench: {tasks} tasks: {size.cpu_ms_per_task} ms CPU a task, "
                 f"{size.rss_mib} MiB resident, {size.wall_s}s")
             measured.append(size)
+        for n in range(THROUGHPUT_ROUNDS * 2):
+            bare = n % 2 == 1
+            say(f"bench: throughput round {n + 1}, {'bare' if bare else 'instrumented'} ...")
+            rounds.append(throughput_round(world, bare, THROUGHPUT_TASKS, seed=n,
+                                           run_dir=directory, attempt=n + 1))
+            say(f"bench: {rounds[-1].tasks_per_s} tasks/s")
     finally:
         world.down()
     write_us = ledger_write_us(directory / "ledger-write")
-    # Each execution appends two records (started, completed); for the shortest tasks measured
-    # (mean 2.5 ms) that is the share of a slot's time the ledger takes.
-    task_s = 0.0025
-    ratio = task_s / (task_s + 2 * write_us / 1e6)
     return Bench(date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), run_id=run_id,
                  sizes=measured, provision_cached_s=round(provision_cached_s, 2),
-                 ledger_write_us=round(write_us, 1), instrumented_ratio=round(ratio, 4),
-                 matrix=_matrix_figures(matrix_report))
+                 provision_built=[t.step for t in timings if not t.cached], cold=cold,
+                 ledger_write_us=round(write_us, 1), instrumented_ratio=ratio(rounds),
+                 matrix=_matrix_figures(matrix_report), throughput=rounds)
+
+
+def _cached_figure(bench: Bench) -> str:
+    if bench.provision_built:
+        return (f"not measured this run: {bench.provision_cached_s:.2f} s, which built "
+                f"{', '.join(bench.provision_built)} (their inputs changed)")
+    return f"{bench.provision_cached_s:.2f} s"
+
+
+def _cold_figure(cold: Cold | None) -> str:
+    if cold is None:
+        return "not measured (run `queue-chaos bench --cold`)"
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in cold.steps.items())
+    return f"{cold.wall_s / 60:.1f} min ({steps}; measured {cold.date})"
+
+
+def _ratio_figure(bench: Bench) -> str:
+    if not bench.throughput:
+        return "not measured"
+    rates = {bare: [r.tasks_per_s for r in bench.throughput if r.bare == bare]
+             for bare in (False, True)}
+    spread = ", ".join(f"{'bare' if bare else 'ledger'} {min(v):,.0f}-{max(v):,.0f} tasks/s"
+                       for bare, v in rates.items() if v)
+    return f"{bench.instrumented_ratio:.3f} ({spread})"
 
 
 def render(bench: Bench) -> str:
     by = {s.tasks: s for s in bench.sizes}
     cpu = " / ".join(f"{by[n].cpu_ms_per_task:.2f}" if n in by else "-" for n in SIZES)
-    growth = (f"{by[10_000].rss_mib - by[1_000].rss_mib:+.1f} MB"
+    growth = (f"{by[10_000].rss_mib - by[1_000].rss_mib:+.1f} MB after the scenario, "
+              f"{by[10_000].peak_mib - by[1_000].peak_mib:+.1f} MB at its peak"
               if 1_000 in by and 10_000 in by else "not measured (needs sizes 1,000 and 10,000)")
     overheads = [s.overhead_s for s in bench.sizes]
     matrix = bench.matrix
@@ -178,18 +349,25 @@ def render(bench: Bench) -> str:
          f"{matrix.get('scenarios')} scenarios)"),
         ("harness CPU per task, 100 / 1,000 / 10,000 tasks", f"{cpu} ms",
          "this process's user + system CPU over the scenario, divided by its tasks"),
-        ("harness memory, 1,000 -> 10,000 tasks", growth, "resident set after each scenario"),
+        ("harness memory, 1,000 -> 10,000 tasks", growth,
+         "resident set after each scenario (what the harness keeps), and the process's highest "
+         "resident set (ru_maxrss; the check holds one scenario's whole records at once)"),
         ("per-scenario overhead beyond tasks and deliberate waits",
          " / ".join(f"{o:.2f}" for o in overheads) + " s",
          "wall minus first-submission-to-last-completion, the quiet period and services up. "
          "Services up (containers started afresh because a configuration's settings changed): "
          + " / ".join(f"{s.services_up_s:.2f}" for s in bench.sizes) + " s here, "
          f"{matrix.get('services_up_mean_s')} s a scenario on average over the matrix report"),
-        ("instrumented vs bare throughput", f"{bench.instrumented_ratio:.4f}",
-         f"computed, not run bare: a ledger record costs {bench.ledger_write_us} µs, two per "
-         "execution, against the bench's mean task of 2.5 ms"),
-        ("provisioning, cached", f"{bench.provision_cached_s:.2f} s",
+        ("instrumented vs bare throughput", _ratio_figure(bench),
+         f"the same workers draining a backlog of {THROUGHPUT_TASKS:,} tasks of 0-5 ms with the "
+         "task body writing the ledger, then only sleeping (CHAOS_BARE), alternating; medians "
+         f"of the rounds below. A ledger record alone costs {bench.ledger_write_us} µs"),
+        ("provisioning, cached", _cached_figure(bench),
          "every image found by its content hash"),
+        ("provisioning, cold", _cold_figure(bench.cold),
+         "`queue-chaos bench --cold`: `queue-chaos images` in a child process with an empty "
+         "build directory, no pip or Go cache and image names of their own (removed after); "
+         "apt and PyPI over the network"),
     ]
     lines = [
         "# What the harness costs",
@@ -204,15 +382,45 @@ def render(bench: Bench) -> str:
         "",
         "## Per size",
         "",
-        "| tasks | wall | CPU | CPU a task | resident | completed | overhead | phases (s) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| tasks | wall | CPU | CPU a task | resident | peak | completed | overhead | "
+        "phases (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *[f"| {s.tasks:,} | {s.wall_s:.1f} s | {s.cpu_s:.2f} s | {s.cpu_ms_per_task:.2f} ms | "
-          f"{s.rss_mib:.0f} MiB | {s.completed:,} | {s.overhead_s:.2f} s | "
+          f"{s.rss_mib:.0f} MiB | {s.peak_mib:.0f} MiB | {s.completed:,} | {s.overhead_s:.2f} s | "
           + ", ".join(f"{k} {v:.1f}" for k, v in s.phase_s.items()) + " |"
           for s in bench.sizes],
         "",
+        "## Throughput, instrumented and bare",
+        "",
+        "Workers stopped while the backlog is submitted, then resumed; the stopwatch stops when "
+        "the broker holds nothing, queued or unacknowledged (acks late: every task returned). "
+        "In the instrumented rounds the ledger checks it: its completed records, and its last "
+        "completion after resuming.",
+        "",
+        "| round | task body | tasks | drain | tasks/s | completed in the ledger | "
+        "last completion |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+        *[f"| {n} | {'bare' if r.bare else 'ledger'} | {r.tasks:,} | {r.drain_s:.2f} s | "
+          f"{r.tasks_per_s:,.0f} | "
+          + ("-" if r.completed_in_ledger is None else f"{r.completed_in_ledger:,}") + " | "
+          + ("-" if r.ledger_last_s is None else f"{r.ledger_last_s:.2f} s") + " |"
+          for n, r in enumerate(bench.throughput, 1)],
+        "",
     ]
     return "\n".join(lines)
+
+
+def last_cold(directory: Path) -> Cold | None:
+    """The cold provisioning of the last bench written here: measured rarely (minutes of both
+    cores), carried over with its date until measured again."""
+    try:
+        found = json.loads((directory / "bench.json").read_text()).get("cold")
+    except (OSError, ValueError):
+        return None
+    try:
+        return Cold(**found) if isinstance(found, dict) else None
+    except TypeError:
+        return None
 
 
 def write(bench: Bench, directory: Path) -> Path:

@@ -82,6 +82,19 @@ AGENT = ROOT / "agent"
 # What the agent wheel is built from (and what its image tags hash); not agent/'s other files.
 AGENT_SOURCES = (AGENT / "pyproject.toml", AGENT / "queue_chaos_agent")
 IMAGE_MODES = ("local", "registry")
+# Every image this project builds is named <repository>/<name>:<hash>. Another repository name
+# (QUEUE_CHAOS_IMAGE_REPOSITORY) is a second, separate set of images: how ``queue-chaos bench
+# --cold`` measures a provisioning from nothing without removing the images in use.
+REPOSITORY_VARIABLE = "QUEUE_CHAOS_IMAGE_REPOSITORY"
+
+
+def repository() -> str:
+    """The repository part of every image name this project builds."""
+    name = os.environ.get(REPOSITORY_VARIABLE, "queue-chaos")
+    if not name or not all(c.isalnum() or c in "-_." for c in name) or not name[0].isalnum():
+        raise ProvisionError(f"{REPOSITORY_VARIABLE}={name!r}: expected a lowercase docker "
+                             "repository name (letters, digits, '-', '_', '.')")
+    return name.lower()
 STEP_TIMEOUT_S = 900
 
 
@@ -160,7 +173,7 @@ def build_base(engine: docker.DockerClient) -> tuple[str, bool]:
     """The Debian base image (also the local Redis image): mmdebstrap + docker import."""
     sources = apt_sources()
     suite = debian_suite()
-    tag = f"queue-chaos/debian-base:{digest(suite, sources.read_text(), *BASE_PACKAGES)}"
+    tag = f"{repository()}/debian-base:{digest(suite, sources.read_text(), *BASE_PACKAGES)}"
     if _has_image(engine, tag):
         return tag, True
     _import_rootfs(engine, tag, suite, sources, BASE_PACKAGES, (),
@@ -180,7 +193,7 @@ def build_rabbitmq(engine: docker.DockerClient) -> tuple[str, bool]:
     sources = apt_sources()
     suite = debian_suite()
     hooks = rabbitmq_hooks()
-    tag = "queue-chaos/rabbitmq:" + digest(suite, sources.read_text(), *RABBITMQ_PACKAGES,
+    tag = f"{repository()}/rabbitmq:" + digest(suite, sources.read_text(), *RABBITMQ_PACKAGES,
                                            *hooks, *RABBITMQ_CHANGES)
     if _has_image(engine, tag):
         return tag, True
@@ -223,7 +236,7 @@ def build_toxiproxy_binary() -> tuple[Path, bool]:
 
 def build_toxiproxy_image(engine: docker.DockerClient, base: str) -> tuple[str, bool]:
     binary, _ = build_toxiproxy_binary()
-    tag = f"queue-chaos/toxiproxy:{TOXIPROXY_VERSION}-{digest(base, binary.read_bytes())}"
+    tag = f"{repository()}/toxiproxy:{TOXIPROXY_VERSION}-{digest(base, binary.read_bytes())}"
     if _has_image(engine, tag):
         return tag, True
     (binary.parent / "Dockerfile").write_text(
@@ -288,7 +301,7 @@ def build_backend_image(
     # digest through its sources.
     names = sorted(wheel.name for wheel in wheels.glob("*.whl"))
     inputs = digest(base or "registry", files_digest(source, dockerfile, *AGENT_SOURCES), *names)
-    tag = f"queue-chaos/{backend}:{inputs}"
+    tag = f"{repository()}/{backend}:{inputs}"
     if _has_image(engine, tag):
         return tag, True
     # The context holds only what the Dockerfile copies, laid out as it expects (from a
@@ -322,7 +335,7 @@ def build_target_image(
     inputs = digest(base or "registry", files_digest(target.source, root=target.source.parent),
                     target.requirements.read_bytes(), files_digest(*AGENT_SOURCES),
                     TARGET_DOCKERFILE.read_bytes())
-    tag = f"queue-chaos/target-{target.name}:{inputs}"
+    tag = f"{repository()}/target-{target.name}:{inputs}"
     if _has_image(engine, tag):
         return tag, True
     shutil.rmtree(context, ignore_errors=True)
@@ -462,6 +475,25 @@ def _provision(
     BUILD.mkdir(exist_ok=True)
     IMAGES_FILE.write_text(json.dumps(variables, indent=2) + "\n")
     return variables, timings
+
+
+def prune(engine: docker.DockerClient, keep: Collection[str],
+          repository_name: str | None = None) -> list[str]:
+    """Remove this repository's images other than ``keep`` (those of the last provisioning):
+    each change of an input leaves the previous image behind. Images a container still uses
+    stay (the engine refuses); returns the tags removed."""
+    prefix = f"{repository_name or repository()}/"
+    removed: list[str] = []
+    for image in engine.images.list():
+        tags = [t for t in image.tags if t.startswith(prefix)]
+        if not tags or len(tags) != len(image.tags) or set(tags) & set(keep):
+            continue
+        try:
+            engine.images.remove(image.id, noprune=False)
+        except docker.errors.APIError:
+            continue  # in use by a container (another run's): not ours to take
+        removed.extend(tags)
+    return sorted(removed)
 
 
 def recorded_images() -> dict[str, str]:

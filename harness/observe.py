@@ -25,7 +25,11 @@ from queue_chaos_agent.ledger import SUFFIX, decode
 # record (the whole records are read once more, from disk, by the check).
 _FIELDS = ("kind", "task", "execution", "worker", "pid", "t", "outcome", "killed_pid")
 _Slim = tuple[Any, ...]
-_SHARED = frozenset({"kind", "worker", "outcome"})
+# Values several records repeat: kind, worker, outcome in all of them; a task id in its
+# submission, start and completion; an execution in its start and end. One string each.
+_SHARED = frozenset({"kind", "task", "execution", "worker", "outcome"})
+# A prefix no task id has: a view of the untagged records only (worker_ready, process_killed).
+UNTAGGED = "\x00untagged"
 K = TypeVar("K")
 V = TypeVar("V")
 _ENDED = ("completed", "deduplicated", "crashing")
@@ -52,8 +56,8 @@ def of_scenario(records: list[dict[str, Any]], prefix: str) -> list[dict[str, An
 
 
 def _slim(record: dict[str, Any]) -> _Slim:
-    """The fields the live view needs; the few values every record repeats (its kind, worker,
-    outcome) as one shared string each, not one per record."""
+    """The fields the live view needs; the values records repeat (see ``_SHARED``) as one shared
+    string each, not one per record."""
     return tuple(sys.intern(value) if name in _SHARED and isinstance(value, str) else value
                  for name, value in ((f, record.get(f)) for f in _FIELDS))
 
@@ -168,6 +172,25 @@ class Observer:
         view.fold(tail.records)
         return view.snapshot()
 
+    def forget(self, ledger_dir: Path, prefix: str) -> None:
+        """A scenario has ended: drop its records and views. Reused workers keep appending to
+        one directory scenario after scenario, and what the tail kept of an ended one is never
+        read again (its check reads the files; a later prefix skips its records). Untagged
+        records stay: the next scenario's view needs the workers' ``worker_ready``. The view of
+        every task (prefix "") goes too, and is folded afresh from what stays if asked again."""
+        if not prefix:
+            return
+        for key in [k for k in self._folds if k[0] == ledger_dir and k[1] in (prefix, "")]:
+            del self._folds[key]
+        tail = self._tails.get(ledger_dir)
+        if tail is None:
+            return
+        keep = [not (isinstance(r[1], str) and r[1].startswith(prefix)) for r in tail.records]
+        for (directory, _), view in self._folds.items():
+            if directory == ledger_dir:  # its place in the records, counted in what stays
+                view.seen = sum(keep[:view.seen])
+        tail.records = [r for r, kept in zip(tail.records, keep, strict=True) if kept]
+
 
 def _recent(cache: OrderedDict[K, V], key: K, make: Callable[[K], V], keep: int) -> V:
     """``cache[key]``, made if missing; the least recently used beyond ``keep`` are dropped."""
@@ -186,6 +209,11 @@ def snapshot(ledger_dir: Path, prefix: str = "") -> Snapshot:
     """What the ledger below ``ledger_dir`` says now about the tasks whose ids start with
     ``prefix`` (and the untagged records: worker_ready, process_killed), read incrementally."""
     return _OBSERVER.snapshot(Path(ledger_dir), prefix)
+
+
+def forget(ledger_dir: Path, prefix: str) -> None:
+    """The ended scenario ``prefix``'s records, no longer kept in memory (``Observer.forget``)."""
+    _OBSERVER.forget(Path(ledger_dir), prefix)
 
 
 @dataclass

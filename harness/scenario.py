@@ -18,7 +18,7 @@ from harness.backend import Configuration, Knobs
 from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
 from harness.matrix import Settings, scenario_id
-from harness.observe import Running, of_scenario, running, snapshot
+from harness.observe import Running, forget, of_scenario, running, snapshot
 from harness.result import ScenarioResult
 from harness.schedule import FaultPlan, Trigger, plan_fault, seeded, wait_for_trigger
 from harness.waits import WaitTimeout, until
@@ -91,6 +91,7 @@ def run_scenario(
         ) from exc
     finally:
         world.end_scenario(ctx.directory / "logs", ctx.touched)
+        forget(ctx.ledger_dir, ctx.prefix)
     result.attempt = attempt
     result.save(ctx.directory / "result.json")
     return result
@@ -145,7 +146,7 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
     ctx.phase("drain")
     assert world.broker is not None
     held = world.broker.holdings(settings)
-    contents = read_ledger([ctx.ledger_dir])
+    contents = read_ledger([ctx.ledger_dir], task_prefix=ctx.prefix + ".")
     records = of_scenario(contents.records, ctx.prefix)
 
     def checked(in_broker: dict[str, str]) -> CheckResult:

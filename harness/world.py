@@ -23,7 +23,7 @@ from harness import topology
 from harness.backends import REGISTRY
 from harness.brokers import Broker
 from harness.containers import Cluster, reap_orphans
-from harness.observe import snapshot
+from harness.observe import UNTAGGED, snapshot
 from harness.proxies import ToxiproxyControl
 from harness.topology import Service
 from harness.waits import WaitTimeout, until
@@ -269,7 +269,7 @@ class World:
         def ready() -> bool:
             if not self.cluster.is_running(name):
                 raise WaitTimeout(f"worker {name} exited while starting\n{self.cluster.logs(name)}")
-            return snapshot(ledger_dir).ready.get(name, 0.0) > since
+            return snapshot(ledger_dir, UNTAGGED).ready.get(name, 0.0) > since
 
         self._wait(ready, f"worker {name} to be ready", name)
 

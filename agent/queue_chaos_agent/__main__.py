@@ -67,7 +67,8 @@ def run_worker(prepared: Prepared) -> None:
         from queue_chaos_agent import celery
 
         celery.instrument(prepared.app, prepared.queue, config.task,
-                          ledger_dir=config.ledger_dir, idempotent=config.idempotent)
+                          ledger_dir=config.ledger_dir, idempotent=config.idempotent,
+                          bare=config.bare)
         prepared.app.worker_main(["worker", *config.worker_args])
         return
     from arq.logs import default_log_config
@@ -77,7 +78,7 @@ def run_worker(prepared: Prepared) -> None:
 
     settings = arq.instrument(prepared.app, prepared.queue, config.task,
                               broker_url=config.broker_url, ledger_dir=config.ledger_dir,
-                              idempotent=config.idempotent)
+                              idempotent=config.idempotent, bare=config.bare)
     logging.config.dictConfig(default_log_config(verbose=False))  # as arq's own CLI logs
     arq_run_worker(settings)
 

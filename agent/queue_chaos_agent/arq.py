@@ -84,8 +84,9 @@ def redis_settings(settings_cls: type, url: str | None) -> RedisSettings:
 
 def instrument(settings_cls: type, queue: str, function_name: str | None = None, *,
                broker_url: str | None = None, ledger_dir: str = "/ledger",
-               idempotent: bool = False) -> type:
-    """A new WorkerSettings class: theirs plus the probe, readiness and observation."""
+               idempotent: bool = False, bare: bool = False) -> type:
+    """A new WorkerSettings class: theirs plus the probe, readiness and observation.
+    ``bare``: the probe only sleeps, writing nothing (the benchmark's baseline)."""
     require_version()
     ledger = LedgerWriter(ledger_dir, "worker")
     attributes = {k: v for k, v in vars(settings_cls).items()
@@ -95,6 +96,9 @@ def instrument(settings_cls: type, queue: str, function_name: str | None = None,
         """The shared body; ``await asyncio.sleep`` so the event loop (and arq's polling) runs
         on. arq counts runs per job id (arq:retry:<id>) before each start: job_try > 1 means the
         job was run, or at least claimed, before."""
+        if bare:
+            await asyncio.sleep(duration)
+            return
         job_try: int = ctx["job_try"]
         run = taskbody.Run(ledger, ledger_dir, task_id, redelivered=job_try > 1,
                            job_try=job_try)

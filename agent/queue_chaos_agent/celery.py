@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -107,9 +108,11 @@ class Executions:
 
 
 def instrument(app: Celery, queue: str, task_name: str | None = None, *,
-               ledger_dir: str = "/ledger", idempotent: bool = False) -> Task:
+               ledger_dir: str = "/ledger", idempotent: bool = False, bare: bool = False
+               ) -> Task:
     """Add the probe task, observe ``task_name`` (one of theirs) and announce readiness.
 
+    ``bare``: the probe only sleeps, writing nothing (the benchmark's baseline).
     Returns the probe task. Receivers are connected strongly (``weak=False``: they are closures
     nothing else holds) with a dispatch uid, so instrumenting twice connects them once.
     """
@@ -119,6 +122,9 @@ def instrument(app: Celery, queue: str, task_name: str | None = None, *,
     @app.task(name=PROBE, bind=True, queue=queue, shared=False)
     def probe(self: Task, task_id: str, duration: float) -> None:
         """The shared task body; the broker's redelivered flag tells a second delivery apart."""
+        if bare:
+            time.sleep(duration)
+            return
         delivery = self.request.delivery_info or {}
         taskbody.perform(ledger, ledger_dir, task_id, duration, idempotent,
                          redelivered=delivery.get("redelivered"))

@@ -42,6 +42,9 @@ class Config:
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     ledger_dir: str = DEFAULT_LEDGER_DIR
     idempotent: bool = False
+    # The task body without the ledger (CHAOS_BARE): only for measuring what the ledger costs
+    # (``queue-chaos bench``); a scenario never runs bare, it could count nothing.
+    bare: bool = False
 
     @property
     def module(self) -> str:
@@ -114,6 +117,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
                           "WorkerSettings class; leave it empty")
     try:
         idempotent = knobs.flag("CHAOS_IDEMPOTENT", env=env)
+        bare = knobs.flag("CHAOS_BARE", env=env)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return Config(
@@ -132,6 +136,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
                                dict),
         ledger_dir=_get(env, "CHAOS_LEDGER_DIR") or DEFAULT_LEDGER_DIR,
         idempotent=idempotent,
+        bare=bare,
     )
 
 

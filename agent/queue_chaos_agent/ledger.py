@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,14 +111,33 @@ class LedgerContents:
         return [r for r in self.records if r.get("kind") in kinds]
 
 
-def parse_file(data: bytes, contents: LedgerContents) -> None:
-    """Add one file's records to ``contents``: a last line with no newline counts as truncated."""
+def _task_filter(task_prefix: str | None) -> Callable[[bytes], bool]:
+    """Whether a line may be a record to keep, judged on its bytes before any decoding: a record
+    of a task whose id starts with ``task_prefix``, or one of no task (``worker_ready``, faults).
+
+    Records are encoded with sorted keys and no spaces, so a task id is the bytes
+    ``"task":"<id>`` (JSON-escaped as ``encode`` escapes it). A line this lets through is still
+    decoded and checked; one it drops is a record of another scenario, never read at all: the
+    reason it exists is that a run's ledger holds every scenario's records, and decoding them all
+    to keep one scenario's cost the check tens of MB at 10,000 tasks.
+    """
+    if task_prefix is None:
+        return lambda line: True
+    ours = b'"task":' + json.dumps(task_prefix).encode()[:-1]
+    tagged = b'"task":"'
+    return lambda line: ours in line or tagged not in line
+
+
+def parse_file(data: bytes, contents: LedgerContents, task_prefix: str | None = None) -> None:
+    """Add one file's records to ``contents``: a last line with no newline counts as truncated.
+    ``task_prefix``: only records of those tasks and untagged ones (see ``_task_filter``)."""
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends in a newline
     if tail:
         contents.truncated += 1
+    wanted = _task_filter(task_prefix)
     for line in lines:
-        if not line:
+        if not line or not wanted(line):
             continue
         record = decode(line)
         if record is None:
@@ -127,12 +146,14 @@ def parse_file(data: bytes, contents: LedgerContents) -> None:
             contents.records.append(record)
 
 
-def read_ledger(directories: Iterable[str | os.PathLike[str]]) -> LedgerContents:
-    """Read every ledger file below the given directories."""
+def read_ledger(directories: Iterable[str | os.PathLike[str]],
+                task_prefix: str | None = None) -> LedgerContents:
+    """Read every ledger file below the given directories (only the records of tasks whose ids
+    start with ``task_prefix``, and untagged ones, when given)."""
     contents = LedgerContents()
     for path in _ledger_files(directories):
         contents.files += 1
-        parse_file(path.read_bytes(), contents)
+        parse_file(path.read_bytes(), contents, task_prefix)
     contents.records.sort(key=lambda r: (r.get("t", 0.0), r.get("kind", "")))
     return contents
 

@@ -3,9 +3,23 @@ containers: `make bench`)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from harness.bench import Bench, Size, _matrix_figures, _overhead, ledger_write_us, render
+from harness.bench import (
+    _STEP,
+    Bench,
+    Cold,
+    Size,
+    Throughput,
+    _matrix_figures,
+    _overhead,
+    last_cold,
+    ledger_write_us,
+    ratio,
+    render,
+    write,
+)
 
 
 def test_overhead_is_the_wall_the_tasks_and_the_quiet_period_did_not_need() -> None:
@@ -22,16 +36,51 @@ def test_a_ledger_write_is_timed(tmp_path: Path) -> None:
 
 def test_the_table_names_every_target_and_each_size(tmp_path: Path) -> None:
     sizes = [Size(tasks=n, wall_s=10.0, cpu_s=n / 2000, cpu_ms_per_task=0.5,
-                  rss_mib=60.0 + n / 1000, completed=n, overhead_s=1.25, services_up_s=0.5,
+                  rss_mib=60.0 + n / 1000, peak_mib=80.0 + n / 500, completed=n,
+                  overhead_s=1.25, services_up_s=0.5,
                   phase_s={"drain": 2.0})
              for n in (100, 1_000, 10_000)]
-    bench = Bench(date="d", run_id="r", sizes=sizes, provision_cached_s=0.3, ledger_write_us=6.0,
-                  instrumented_ratio=0.9952, matrix=_matrix_figures(tmp_path / "none.json"))
+    rounds = [Throughput(bare=False, tasks=3000, drain_s=4.0, tasks_per_s=750.0,
+                         completed_in_ledger=3000, ledger_last_s=3.99),
+              Throughput(bare=True, tasks=3000, drain_s=3.75, tasks_per_s=800.0)]
+    bench = Bench(date="d", run_id="r", sizes=sizes, provision_cached_s=0.3, provision_built=[],
+                  ledger_write_us=6.0, instrumented_ratio=ratio(rounds),
+                  matrix=_matrix_figures(tmp_path / "none.json"), throughput=rounds,
+                  cold=Cold(date="c", wall_s=150.0, steps={"base": 60.0}, log="x.log"))
     text = render(bench)
     for measure in ("default matrix, wall", "harness CPU per task", "harness memory",
                     "per-scenario overhead", "instrumented vs bare", "provisioning, cached"):
         assert measure in text
     assert "0.50 / 0.50 / 0.50 ms" in text
-    assert "+9.0 MB" in text
-    assert "| 10,000 | 10.0 s | 5.00 s | 0.50 ms | 70 MiB | 10,000 | 1.25 s | drain 2.0 |" in text
+    assert "+9.0 MB after the scenario, +18.0 MB at its peak" in text
+    assert ("| 10,000 | 10.0 s | 5.00 s | 0.50 ms | 70 MiB | 100 MiB | 10,000 | 1.25 s | "
+            "drain 2.0 |") in text
+    assert "0.938 (ledger 750-750 tasks/s, bare 800-800 tasks/s)" in text
+    assert "| 1 | ledger | 3,000 | 4.00 s | 750 | 3,000 | 3.99 s |" in text
+    assert "2.5 min (base 60 s; measured c)" in text
+    write(bench, tmp_path)  # the cold figure is carried over to the next bench
+    assert last_cold(tmp_path) == bench.cold
+    assert json.loads((tmp_path / "bench.json").read_text())["throughput"][1]["bare"] is True
     assert "none.json does not exist" in bench.matrix["error"]
+
+
+def test_ratio_is_of_the_median_rounds_and_zero_without_bare_rounds() -> None:
+    def r(bare: bool, rate: float) -> Throughput:
+        return Throughput(bare=bare, tasks=10, drain_s=1.0, tasks_per_s=rate)
+    rounds = [r(False, 100.0), r(False, 90.0), r(False, 95.0), r(True, 100.0), r(True, 10.0),
+              r(True, 100.0)]
+    assert ratio(rounds) == 0.95  # one slow bare round (10/s) does not move it
+    assert ratio([r(False, 100.0)]) == 0.0
+
+
+def test_the_provisioning_log_lines_give_each_step() -> None:
+    lines = ["base       queue-chaos-cold/debian-base:0123 (built, 81.5s)",
+             "target shop queue-chaos-cold/target-shop:ab (cached, 0.0s)", "images ready"]
+    found = {m[1]: float(m[2]) for line in lines if (m := _STEP.match(line))}
+    assert found == {"base": 81.5, "target shop": 0.0}
+
+
+def test_the_cold_figure_is_carried_over_only_when_readable(tmp_path: Path) -> None:
+    assert last_cold(tmp_path) is None
+    (tmp_path / "bench.json").write_text('{"cold": {"date": "d"}}')
+    assert last_cold(tmp_path) is None  # an older file's shape: not carried over

@@ -300,3 +300,29 @@ def test_sigkill_mid_write_damages_at_most_the_last_record(tmp_path: Path) -> No
     assert complete.count(b"\n") == len(contents.records)
     assert (len(data) > len(complete)) == (contents.truncated == 1)
     json.loads(complete.splitlines()[-1].partition(b" ")[2])  # the last complete line is whole
+
+
+def test_read_ledger_keeps_one_prefix_and_untagged_records_only(tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("worker_ready", effective={"acks_late": True})
+    writer.write("started", task="b.cfg.none.00001", execution="e1")
+    writer.write("started", task="b.cfg.sigkill.00001", execution="e2")
+    writer.write("fault", fault="sigkill", task=None)
+    writer.write("completed", task='odd"name.00001', execution="e3")
+    kept = read_ledger([tmp_path], task_prefix="b.cfg.none.").records
+    assert [r["kind"] for r in kept] == ["worker_ready", "started", "fault"]
+    assert kept[1]["task"] == "b.cfg.none.00001"
+    # A prefix JSON escapes (a quote) is matched as the record encodes it.
+    odd = read_ledger([tmp_path], task_prefix='odd"name.').records
+    assert [r.get("task") for r in odd] == [None, None, 'odd"name.00001']
+    assert len(read_ledger([tmp_path]).records) == 5
+
+
+def test_read_ledger_prefix_still_counts_damaged_lines(tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("started", task="other.00001", execution="e1")
+    path = next(tmp_path.glob("*.ledger"))
+    with path.open("ab") as f:
+        f.write(b"00000000 {\"kind\":\"x\"}\n" + b"deadbeef {\"kind\":")
+    contents = read_ledger([tmp_path], task_prefix="mine.")
+    assert contents.records == [] and contents.corrupt == 1 and contents.truncated == 1

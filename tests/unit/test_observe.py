@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from harness.observe import (
+    UNTAGGED,
     Observer,
     Running,
     Snapshot,
@@ -346,3 +347,36 @@ def test_the_observer_forgets_old_directories_and_reads_them_afresh(tmp_path: Pa
         observer.snapshot(tmp_path / str(n))
     assert len(observer._tails) == Observer.KEEP
     assert observer.snapshot(tmp_path / "0").started == 1
+
+
+def test_forgetting_an_ended_scenario_keeps_untagged_records_and_other_views(
+        tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("worker_ready", worker="worker1", t=1.0)
+    writer.write("started", task=f"{A}.0", execution="e1", worker="worker1", t=2.0)
+    writer.write("started", task=f"{B}.0", execution="e2", worker="worker1", t=3.0)
+    observer = Observer()
+    observer.snapshot(tmp_path, A)
+    assert observer.snapshot(tmp_path, B).started == 1
+    observer.forget(tmp_path, A)
+    (tail,) = observer._tails.values()
+    assert [r[1] for r in tail.records] == [None, f"{B}.0"]
+    writer.write("completed", task=f"{B}.0", execution="e2", worker="worker1", t=4.0)
+    after = observer.snapshot(tmp_path, B)  # the view of B, moved to its place in what stays
+    assert (after.started, after.completed, after.running) == (1, {f"{B}.0"}, {})
+    assert observer.snapshot(tmp_path, A).started == 0  # read afresh: A's records are gone
+    assert observer.snapshot(tmp_path, UNTAGGED).ready == {"worker1": 1.0}
+    assert observer.snapshot(tmp_path, UNTAGGED).started == 0
+    observer.forget(tmp_path, "")  # no prefix: nothing is dropped
+    assert len(tail.records) == 3
+
+
+def test_a_task_id_read_in_several_records_is_kept_once(tmp_path: Path) -> None:
+    writer = LedgerWriter(tmp_path, "worker")
+    writer.write("started", task=f"{A}.0", execution="e1", worker="worker1", t=2.0)
+    writer.write("completed", task=f"{A}.0", execution="e1", worker="worker1", t=3.0)
+    observer = Observer()
+    observer.snapshot(tmp_path, A)
+    (tail,) = observer._tails.values()
+    first, second = tail.records
+    assert first[1] is second[1] and first[2] is second[2]
