@@ -94,6 +94,7 @@ class Bench:
     provision_cached_s: float
     provision_built: list[str]  # images the provisioning before the bench had to build
     ledger_write_us: float  # one ledger record, appended as the workers append theirs
+    task_body_us: float  # what the instrumented body adds to one execution (task_body_us)
     instrumented_ratio: float  # throughput with the ledger / without: medians of the rounds
     matrix: dict[str, Any]  # from the committed full-matrix report
     throughput: list[Throughput] = field(default_factory=list)
@@ -209,7 +210,8 @@ def provision_cold(log_path: Path, say: Callable[[str], None] = print) -> Cold:
     afterwards. The apt mirror and PyPI are the network's; the child's log is kept."""
     repo = f"{images.repository()}-cold"
     engine = containers.client()
-    images.prune(engine, (), repo)  # a previous measurement interrupted before its cleanup
+    # a previous measurement interrupted before its cleanup
+    images.prune(engine, (), repo, everything=True)
     with tempfile.TemporaryDirectory(prefix="queue-chaos-cold-") as tmp:
         env = {**os.environ, "QUEUE_CHAOS_HOME": tmp, images.REPOSITORY_VARIABLE: repo,
                "PIP_NO_CACHE_DIR": "1", "GOCACHE": f"{tmp}/go-cache",
@@ -223,7 +225,7 @@ def provision_cold(log_path: Path, say: Callable[[str], None] = print) -> Cold:
                                   capture_output=True, text=True, timeout=1800, check=False)
         finally:
             wall = time.monotonic() - started
-            removed = images.prune(engine, (), repo)
+            removed = images.prune(engine, (), repo, everything=True)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(done.stdout + done.stderr)
         if done.returncode != 0:
@@ -233,6 +235,25 @@ def provision_cold(log_path: Path, say: Callable[[str], None] = print) -> Cold:
     say(f"bench: cold provisioning {wall:.0f}s; {len(removed)} cold images removed")
     return Cold(date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 wall_s=round(wall, 1), steps=steps, log=str(log_path))
+
+
+def task_body_us(directory: Path, executions: int = 5_000) -> float:
+    """Microseconds the instrumented task body adds to one execution, in this process: the
+    whole body (``started``, the crash-marker check, ``completed``) with a zero duration, less
+    the bare body (only the zero sleep). The figure the throughput rounds' ratio should show,
+    without their noise: a 2-core machine's rounds vary by more than the body costs."""
+    from queue_chaos_agent import taskbody
+
+    writer = LedgerWriter(directory, "bench-body")
+    started = time.perf_counter()
+    for n in range(executions):
+        taskbody.perform(writer, str(directory), f"bench.body.{n:05d}", 0.0)
+    body = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(executions):
+        time.sleep(0.0)
+    bare = time.perf_counter() - started
+    return max(0.0, (body - bare) / executions * 1e6)
 
 
 def _matrix_figures(path: Path) -> dict[str, Any]:
@@ -301,10 +322,12 @@ def run(sizes: tuple[int, ...] = SIZES, matrix_report: Path = Path("reports/dura
     finally:
         world.down()
     write_us = ledger_write_us(directory / "ledger-write")
+    body_us = task_body_us(directory / "task-body")
     return Bench(date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), run_id=run_id,
                  sizes=measured, provision_cached_s=round(provision_cached_s, 2),
                  provision_built=[t.step for t in timings if not t.cached], cold=cold,
-                 ledger_write_us=round(write_us, 1), instrumented_ratio=ratio(rounds),
+                 ledger_write_us=round(write_us, 1), task_body_us=round(body_us, 1),
+                 instrumented_ratio=ratio(rounds),
                  matrix=_matrix_figures(matrix_report), throughput=rounds)
 
 
@@ -320,6 +343,17 @@ def _cold_figure(cold: Cold | None) -> str:
         return "not measured (run `queue-chaos bench --cold`)"
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in cold.steps.items())
     return f"{cold.wall_s / 60:.1f} min ({steps}; measured {cold.date})"
+
+
+def _body_share(bench: Bench) -> str:
+    """The ratio the body's own cost implies for the bench's slot time per task."""
+    ledger = [r for r in bench.throughput if not r.bare]
+    if not ledger or not bench.task_body_us:
+        return "no rounds to compare with"
+    slots = 4  # two workers, two pool processes each (acks-late-prefetch-4's pool)
+    slot_s = slots / max(r.tasks_per_s for r in ledger)
+    implied = slot_s / (slot_s + bench.task_body_us / 1e6)
+    return f"{implied:.3f} for a slot time of {slot_s * 1000:.1f} ms a task"
 
 
 def _ratio_figure(bench: Bench) -> str:
@@ -361,7 +395,9 @@ def render(bench: Bench) -> str:
         ("instrumented vs bare throughput", _ratio_figure(bench),
          f"the same workers draining a backlog of {THROUGHPUT_TASKS:,} tasks of 0-5 ms with the "
          "task body writing the ledger, then only sleeping (CHAOS_BARE), alternating; medians "
-         f"of the rounds below. A ledger record alone costs {bench.ledger_write_us} µs"),
+         "of the rounds below. In one process, without the rounds' noise, the instrumented "
+         f"body adds {bench.task_body_us} µs to an execution (a ledger record "
+         f"{bench.ledger_write_us} µs): " + _body_share(bench)),
         ("provisioning, cached", _cached_figure(bench),
          "every image found by its content hash"),
         ("provisioning, cold", _cold_figure(bench.cold),

@@ -477,22 +477,46 @@ def _provision(
     return variables, timings
 
 
-def prune(engine: docker.DockerClient, keep: Collection[str],
-          repository_name: str | None = None) -> list[str]:
-    """Remove this repository's images other than ``keep`` (those of the last provisioning):
-    each change of an input leaves the previous image behind. Images a container still uses
-    stay (the engine refuses); returns the tags removed."""
-    prefix = f"{repository_name or repository()}/"
-    removed: list[str] = []
-    for image in engine.images.list():
-        tags = [t for t in image.tags if t.startswith(prefix)]
-        if not tags or len(tags) != len(image.tags) or set(tags) & set(keep):
+def stale(images: Sequence[tuple[str, list[str], str]], keep: Collection[str],
+          prefix: str) -> list[str]:
+    """Of (id, tags, created) images, the ids to remove: this repository's images (every tag
+    under ``prefix``) that are an earlier version of an image kept (same name, another tag) or,
+    for a name not kept (a team's target, provisioned only when it runs), older than that
+    name's newest image. Each change of an input leaves the previous image behind; the current
+    one of every name stays."""
+    kept_names = {t.rsplit(":", 1)[0] for t in keep}
+    newest: dict[str, str] = {}
+    for _, tags, created in images:
+        for tag in tags:
+            name = tag.rsplit(":", 1)[0]
+            newest[name] = max(newest.get(name, ""), created)
+    doomed: list[str] = []
+    for image_id, tags, created in images:
+        if not tags or not all(t.startswith(prefix) for t in tags) or set(tags) & set(keep):
             continue
+        names = {t.rsplit(":", 1)[0] for t in tags}
+        if all(n in kept_names or created < newest[n] for n in names):
+            doomed.append(image_id)
+    return doomed
+
+
+def prune(engine: docker.DockerClient, keep: Collection[str],
+          repository_name: str | None = None, everything: bool = False) -> list[str]:
+    """Remove this repository's stale images (``stale``; every one of them with ``everything``,
+    how a cold measurement's images go). Images a container still uses stay (the engine
+    refuses); returns the tags removed."""
+    prefix = f"{repository_name or repository()}/"
+    listed = [(i.id, list(i.tags), str(i.attrs.get("Created", ""))) for i in engine.images.list()]
+    doomed = ([i for i, tags, _ in listed if tags and all(t.startswith(prefix) for t in tags)]
+              if everything else stale(listed, keep, prefix))
+    tags_of = {i: tags for i, tags, _ in listed}
+    removed: list[str] = []
+    for image_id in doomed:
         try:
-            engine.images.remove(image.id, noprune=False)
+            engine.images.remove(image_id, noprune=False)
         except docker.errors.APIError:
-            continue  # in use by a container (another run's): not ours to take
-        removed.extend(tags)
+            continue  # in use by a container (another run's), or a parent of one kept
+        removed.extend(tags_of[image_id])
     return sorted(removed)
 
 

@@ -18,8 +18,10 @@ from harness.bench import (
     ledger_write_us,
     ratio,
     render,
+    task_body_us,
     write,
 )
+from queue_chaos_agent.ledger import read_ledger
 
 
 def test_overhead_is_the_wall_the_tasks_and_the_quiet_period_did_not_need() -> None:
@@ -27,6 +29,11 @@ def test_overhead_is_the_wall_the_tasks_and_the_quiet_period_did_not_need() -> N
                {"kind": "completed", "t": 12.0}, {"kind": "completed", "t": 14.0}]
     assert _overhead(records, wall_s=8.0, quiet_s=1.0) == 3.0  # 8 - (14 - 10) - 1
     assert _overhead([], wall_s=8.0, quiet_s=1.0) == 8.0  # nothing ran: all of it
+
+
+def test_the_task_body_is_timed(tmp_path: Path) -> None:
+    assert task_body_us(tmp_path, executions=50) >= 0.0
+    assert len(read_ledger([tmp_path]).records) == 100  # started and completed, each run
 
 
 def test_a_ledger_write_is_timed(tmp_path: Path) -> None:
@@ -44,7 +51,7 @@ def test_the_table_names_every_target_and_each_size(tmp_path: Path) -> None:
                          completed_in_ledger=3000, ledger_last_s=3.99),
               Throughput(bare=True, tasks=3000, drain_s=3.75, tasks_per_s=800.0)]
     bench = Bench(date="d", run_id="r", sizes=sizes, provision_cached_s=0.3, provision_built=[],
-                  ledger_write_us=6.0, instrumented_ratio=ratio(rounds),
+                  ledger_write_us=6.0, task_body_us=40.0, instrumented_ratio=ratio(rounds),
                   matrix=_matrix_figures(tmp_path / "none.json"), throughput=rounds,
                   cold=Cold(date="c", wall_s=150.0, steps={"base": 60.0}, log="x.log"))
     text = render(bench)
@@ -57,6 +64,8 @@ def test_the_table_names_every_target_and_each_size(tmp_path: Path) -> None:
             "drain 2.0 |") in text
     assert "0.938 (ledger 750-750 tasks/s, bare 800-800 tasks/s)" in text
     assert "| 1 | ledger | 3,000 | 4.00 s | 750 | 3,000 | 3.99 s |" in text
+    assert "adds 40.0 µs to an execution" in text
+    assert "0.993 for a slot time of 5.3 ms a task" in text
     assert "2.5 min (base 60 s; measured c)" in text
     write(bench, tmp_path)  # the cold figure is carried over to the next bench
     assert last_cold(tmp_path) == bench.cold

@@ -33,3 +33,19 @@ def test_the_image_runs_rabbitmq_as_its_own_user_with_its_own_scripts_first() ->
 def test_the_base_image_is_untouched() -> None:
     assert images.BASE_PACKAGES == ("python3", "python3-venv", "redis-server", "procps")
     assert registry_images() == ("celery", "arq", "fastapi")  # Celery on RabbitMQ reuses celery
+
+
+def test_stale_images_are_earlier_versions_and_never_the_current_one() -> None:
+    stale = images.stale
+    listed = [
+        ("base-old", ["queue-chaos/debian-base:1"], "2026-01-01"),
+        ("base-now", ["queue-chaos/debian-base:2"], "2026-02-01"),
+        ("shop-old", ["queue-chaos/target-shop:a"], "2026-01-05"),
+        ("shop-new", ["queue-chaos/target-shop:b"], "2026-01-06"),
+        ("theirs", ["redis:7"], "2025-01-01"),
+        ("shared", ["queue-chaos/celery:x", "mine:latest"], "2025-01-01"),
+        ("untagged", [], "2025-01-01"),
+    ]
+    doomed = stale(listed, keep={"queue-chaos/debian-base:2"}, prefix="queue-chaos/")
+    assert doomed == ["base-old", "shop-old"]
+    assert stale(listed, keep=(), prefix="other/") == []
