@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,38 +111,31 @@ class LedgerContents:
         return [r for r in self.records if r.get("kind") in kinds]
 
 
-def _task_filter(task_prefix: str | None) -> Callable[[bytes], bool]:
-    """Whether a line may be a record to keep, judged on its bytes before any decoding: a record
-    of a task whose id starts with ``task_prefix``, or one of no task (``worker_ready``, faults).
-
-    Records are encoded with sorted keys and no spaces, so a task id is the bytes
-    ``"task":"<id>`` (JSON-escaped as ``encode`` escapes it). A line this lets through is still
-    decoded and checked; one it drops is a record of another scenario, never read at all: the
-    reason it exists is that a run's ledger holds every scenario's records, and decoding them all
-    to keep one scenario's cost the check tens of MB at 10,000 tasks.
-    """
-    if task_prefix is None:
-        return lambda line: True
-    ours = b'"task":' + json.dumps(task_prefix).encode()[:-1]
-    tagged = b'"task":"'
-    return lambda line: ours in line or tagged not in line
+def _wanted(record: dict[str, Any], task_prefix: str | None) -> bool:
+    """A record of a task whose id starts with ``task_prefix``, or one of no task
+    (``worker_ready``, faults). Judged on the decoded record, never on the line's bytes: a
+    worker's ``worker_ready`` names a team's task inside its settings, which a byte search for
+    ``"task":"`` would take for a record of another scenario."""
+    task = record.get("task")
+    return task_prefix is None or not isinstance(task, str) or task.startswith(task_prefix)
 
 
 def parse_file(data: bytes, contents: LedgerContents, task_prefix: str | None = None) -> None:
     """Add one file's records to ``contents``: a last line with no newline counts as truncated.
-    ``task_prefix``: only records of those tasks and untagged ones (see ``_task_filter``)."""
+    ``task_prefix``: keep only records of those tasks and untagged ones (``_wanted``): a run's
+    ledger holds every scenario's records, and keeping them all to check one scenario cost the
+    check tens of MB at 10,000 tasks. Damaged lines count whoever wrote them."""
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends in a newline
     if tail:
         contents.truncated += 1
-    wanted = _task_filter(task_prefix)
     for line in lines:
-        if not line or not wanted(line):
+        if not line:
             continue
         record = decode(line)
         if record is None:
             contents.corrupt += 1
-        else:
+        elif _wanted(record, task_prefix):
             contents.records.append(record)
 
 

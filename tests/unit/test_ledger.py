@@ -309,13 +309,14 @@ def test_read_ledger_keeps_one_prefix_and_untagged_records_only(tmp_path: Path) 
     writer.write("started", task="b.cfg.sigkill.00001", execution="e2")
     writer.write("fault", fault="sigkill", task=None)
     writer.write("completed", task='odd"name.00001', execution="e3")
+    # A team's worker names its task inside its settings: still a record of no task.
+    writer.write("worker_ready", effective={"task": "shop.tasks.charge"})
     kept = read_ledger([tmp_path], task_prefix="b.cfg.none.").records
-    assert [r["kind"] for r in kept] == ["worker_ready", "started", "fault"]
+    assert [r["kind"] for r in kept] == ["worker_ready", "started", "fault", "worker_ready"]
     assert kept[1]["task"] == "b.cfg.none.00001"
-    # A prefix JSON escapes (a quote) is matched as the record encodes it.
     odd = read_ledger([tmp_path], task_prefix='odd"name.').records
-    assert [r.get("task") for r in odd] == [None, None, 'odd"name.00001']
-    assert len(read_ledger([tmp_path]).records) == 5
+    assert [r.get("task") for r in odd] == [None, None, 'odd"name.00001', None]
+    assert len(read_ledger([tmp_path]).records) == 6
 
 
 def test_read_ledger_prefix_still_counts_damaged_lines(tmp_path: Path) -> None:
@@ -323,6 +324,7 @@ def test_read_ledger_prefix_still_counts_damaged_lines(tmp_path: Path) -> None:
     writer.write("started", task="other.00001", execution="e1")
     path = next(tmp_path.glob("*.ledger"))
     with path.open("ab") as f:
-        f.write(b"00000000 {\"kind\":\"x\"}\n" + b"deadbeef {\"kind\":")
+        f.write(b"00000000 {\"kind\":\"x\"}\n" + b"00000000 {\"task\":\"other.2\"}\n"
+                + b"deadbeef {\"kind\":")
     contents = read_ledger([tmp_path], task_prefix="mine.")
-    assert contents.records == [] and contents.corrupt == 1 and contents.truncated == 1
+    assert contents.records == [] and contents.corrupt == 2 and contents.truncated == 1
