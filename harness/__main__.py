@@ -10,22 +10,23 @@
     queue-chaos stability [N]
     queue-chaos bench [--sizes 100,1000,10000] [--cold]
     queue-chaos images [--prune] | reap
+    queue-chaos timeline RUN_DIR [--all] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import subprocess
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 
 from harness import bench, containers, gate, images, parallel, report, shard, stability
 from harness.matrix import order_key
-from harness.paths import ROOT, RUNS
+from harness.paths import ROOT, RUNS, relative
+from harness.provenance import harness_version, image_mode
+from harness.result import Provenance
 from harness.run import new_run_id, new_seed
 from harness.selection import select
 
@@ -36,20 +37,13 @@ PYTEST = [sys.executable, "-m", "pytest", str(SCENARIOS), f"--rootdir={ROOT}",
           "-p", "no:cacheprovider"]
 
 
-def version() -> str:
-    try:
-        return metadata.version("queue-chaos")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed)"
-
-
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="queue-chaos",
         description="Durability fault-injection harness for Python task queues: how much work "
                     "is lost or run twice under faults, held against what each configuration "
                     "claims.")
-    top.add_argument("--version", action="version", version=f"queue-chaos {version()}")
+    top.add_argument("--version", action="version", version=f"queue-chaos {harness_version()}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the scenarios and write the durability report")
@@ -114,6 +108,15 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--prune", action="store_true",
                    help="then remove this project's images other than those just provisioned")
     commands.add_parser("reap", help="remove what dead harness runs left behind")
+
+    tl = commands.add_parser("timeline", help="timeline pictures of an earlier run's scenarios")
+    tl.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                    help="a run's directory (runs/<run id>) or its durability.json")
+    tl.add_argument("--all", action="store_true",
+                    help="every scenario, not only those with an anomaly")
+    tl.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="write every picture here (default: beside each result.json, and "
+                         "the summary in the run's directory)")
     return top
 
 
@@ -129,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         return _merge(args.reports, args.report_dir)
     if args.command == "bench":
         return _bench(args.sizes, args.report_dir, args.cold)
+    if args.command == "timeline":
+        from harness import timeline  # matplotlib only for this command
+
+        return timeline.command(args.run_dir, everything=args.all, out=args.out)
     if args.command == "gate":
         return gate.gate_file(args.report, _names(args.configs), _names(args.faults),
                               args.allow, args.junit)
@@ -137,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = containers.client()
         if args.command == "images":
             started = time.monotonic()
-            variables, _ = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"))
+            variables, _ = images.provision(engine, image_mode())
             print(f"images ready in {time.monotonic() - started:.1f}s; for docker compose:")
             for name, value in variables.items():
                 print(f"export {name}={value}")
@@ -211,7 +218,8 @@ def _merge(paths: list[Path], report_dir: Path,
     for n, part in enumerate(shards, 1):
         if not part.measurement_valid:  # a copy dropped by the merge may be the one that failed
             proof.valid = False
-            proof.lines.append(f"shard {n} ({paths[n - 1]}) is not a valid measurement")
+            proof.lines.append(f"shard {n} ({relative(paths[n - 1])}) is not a valid "
+                               "measurement")
     spent = dict(timings or {})
     for n, part in enumerate(shards, 1):
         spent.update({f"shard {n}: {k}": v for k, v in part.timings.items()
@@ -219,6 +227,7 @@ def _merge(paths: list[Path], report_dir: Path,
     spent.update({k: v for part in shards for k, v in part.timings.items()
                   if k.startswith("scenario ")})
     path, proof = report.write(results, report_dir, timings=spent, proof=proof,
+                               provenance=Provenance.merged(part.provenance for part in shards),
                                run_id=parallel.run_of(first.run_id), date=first.date,
                                seed=first.seed or 0, replay=first.replay)
     print(f"merged {len(shards)} shards, {len(results)} scenarios: {path}")

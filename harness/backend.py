@@ -160,6 +160,9 @@ class Backend:
     capabilities: ClassVar[frozenset[Capability]]
     knobs_class: ClassVar[type[Knobs]]
     configurations: ClassVar[tuple[Configuration, ...]] = ()
+    # The distributions (as the workers report them) whose versions decide what it measures:
+    # the report's "Measured with" line names these; the JSON keeps every one reported.
+    libraries: ClassVar[tuple[str, ...]] = ()
 
     @property
     def image_variable(self) -> str:

@@ -1,5 +1,6 @@
-"""What the harness asks of a backend's broker (its forensics): is it ready, is it empty, and
-where does it still hold a task that did not complete (and which timeout would release it)?
+"""What the harness asks of a backend's broker (its forensics): is it ready, is it empty,
+where does it still hold a task that did not complete (and which timeout would release it), and
+which server versions is it running?
 
 Each backend's module (harness/backends/) implements this for its own broker, reading it
 directly on its published 127.0.0.1 port, never through a proxy, so a fault on the proxies cannot
@@ -26,5 +27,11 @@ class Broker(Protocol):
     def account(self, lost: list[str]) -> tuple[dict[str, str], int]:
         """For tasks otherwise lost, where the broker must still hold them though it cannot
         list them (task -> where), and how many held messages stay unmapped to a task."""
+
+    def server_versions(self) -> dict[str, str]:
+        """The broker server's versions as the running service reports them ({name: version},
+        e.g. redis-server, rabbitmq-server and erlang), for the report's provenance. Best
+        effort: a broker that does not answer gives {}, never an exception (a report must not
+        fail for want of a version); {} too where there is no broker."""
 
     def close(self) -> None: ...

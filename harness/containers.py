@@ -8,8 +8,10 @@ harness that died (SIGKILL, power cut) left behind: objects whose owner process 
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
+import tarfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -175,6 +177,20 @@ class Cluster:
         if found is None:
             raise LookupError(f"service {name} has no container in run {self.run_id}")
         found.start()
+
+    def read_file(self, name: str, path: str) -> bytes:
+        """The bytes of ``path`` inside the service's container (the engine's archive copy:
+        nothing runs in the container, so it works on images with no shell or tools)."""
+        found = self.container(name)
+        if found is None:
+            raise LookupError(f"service {name} has no container in run {self.run_id}")
+        stream, _ = found.get_archive(path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.next()
+            extracted = archive.extractfile(member) if member is not None else None
+            if extracted is None:
+                raise LookupError(f"{path} in {name} is not a regular file")
+            return extracted.read()
 
     def remove(self, name: str) -> None:
         found = self.container(name)

@@ -9,6 +9,10 @@ images one at a time (``images.provision`` holds a lock): the first builds, the 
 
 Stopping the parent (Ctrl-C, SIGTERM) stops every world the same way, so each removes what it
 started; a world that does not stop in time is killed and its objects are reaped by owner.
+
+Each world prints its own progress lines (harness/progress.py), which reach the terminal
+prefixed ``[world k]``; the parent reads them as they pass and, whenever a world finishes a
+scenario, adds one line across all worlds: how many are done of how many, and the time left.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from harness.progress import Overall
 from harness.world import Ports
 
 PORT_STEP = 100  # world k publishes every port at its default + (k - 1) * PORT_STEP
@@ -76,13 +81,33 @@ def run_of(world_run: str) -> str:
     return world_run.rsplit("-w", 1)[0]
 
 
-def _forward(stream: IO[str], prefix: str, log: IO[str]) -> None:
-    """A world's output, line by line, to the terminal (prefixed) and to its log file."""
+class _Tally:
+    """The worlds' progress as their output passes (harness/progress.py ``Overall``), shared by
+    the threads that forward it."""
+
+    def __init__(self, worlds: int) -> None:
+        self.overall = Overall(worlds)
+        self.lock = threading.Lock()
+
+    def read(self, world: int, line: str) -> None:
+        """Print the line across all worlds when ``line`` says world ``world`` finished a
+        scenario."""
+        with self.lock:
+            said = self.overall.update(world, line, time.monotonic())
+            if said is not None:
+                sys.stdout.write(f"{said}\n")
+                sys.stdout.flush()
+
+
+def _forward(stream: IO[str], world: int, log: IO[str], tally: _Tally) -> None:
+    """A world's output, line by line, to the terminal (prefixed) and to its log file; its
+    progress lines are also counted across the worlds."""
     for line in stream:
         log.write(line)
         log.flush()
-        sys.stdout.write(f"{prefix} {line}")
+        sys.stdout.write(f"[world {world}] {line}")
         sys.stdout.flush()
+        tally.read(world, line)
 
 
 def run_worlds(count: int, command: Sequence[str], base: Path, run_id: str,
@@ -91,6 +116,7 @@ def run_worlds(count: int, command: Sequence[str], base: Path, run_id: str,
     directory its report went to."""
     base.mkdir(parents=True, exist_ok=True)
     worlds: list[tuple[subprocess.Popen[str], threading.Thread, Path, IO[str]]] = []
+    tally = _Tally(count)
     try:
         for k in range(1, count + 1):
             out = base / f"world-{k}"
@@ -101,7 +127,7 @@ def run_worlds(count: int, command: Sequence[str], base: Path, run_id: str,
                 env={**os.environ, **world_ports(k)}, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
             assert child.stdout is not None
-            reader = threading.Thread(target=_forward, args=(child.stdout, f"[world {k}]", log),
+            reader = threading.Thread(target=_forward, args=(child.stdout, k, log, tally),
                                       daemon=True)
             reader.start()
             worlds.append((child, reader, out, log))

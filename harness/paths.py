@@ -43,3 +43,22 @@ def workdir() -> Path:
 WORK = workdir()
 BUILD = WORK / "build"
 RUNS = WORK / "runs"
+
+
+def relative(path: str | os.PathLike[str], base: Path | None = None) -> str:
+    """``path`` as a report names it: relative to the work directory (``base``, default WORK),
+    so a report carries no machine's absolute paths and still says where, under that machine's
+    work directory, its ledgers are. A path outside it is named by its way from there (``..``);
+    a relative path (a report's own, or one given relative) is kept; empty stays empty."""
+    text = os.fspath(path)
+    if not text or not os.path.isabs(text):
+        return text
+    return Path(os.path.relpath(text, WORK if base is None else base)).as_posix()
+
+
+def resolve(text: str, base: Path | None = None) -> str:
+    """What ``relative`` named, as a path on this machine again: under the work directory
+    (``base``, default WORK). An absolute path (an older report's) and an empty one are kept."""
+    if not text or os.path.isabs(text):
+        return text
+    return os.path.normpath((WORK if base is None else base) / text)

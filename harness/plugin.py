@@ -13,23 +13,25 @@ one clear error naming what is valid. Plugin state lives in ``config.stash``.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pytest
 
-from harness import containers, images, matrix, report
+from harness import containers, images, matrix, provenance, report
 from harness.backend import Configuration
 from harness.parallel import xdist_offset
-from harness.result import ScenarioResult
+from harness.paths import ROOT
+from harness.progress import Progress, verdict_text
+from harness.result import ScenarioResult, Verdict
 from harness.run import Run, new_run_id, new_seed
 from harness.selection import select
+from harness.shard import durations
 from harness.target import Target
 from harness.world import Ports, PortTaken, World
 
@@ -38,6 +40,8 @@ CASES = pytest.StashKey[list[tuple[str, str]]]()
 STARTED = pytest.StashKey[float]()
 MAIN_JOB = pytest.StashKey[bool]()  # the session runs the matrix: its report is the report
 TARGET = pytest.StashKey[Target | None]()
+PROGRESS = pytest.StashKey[Progress]()  # the main job's scenarios: one line before, one after
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()  # an item's reports, by phase
 
 
 ScenarioRunner = Callable[[str, str], ScenarioResult]
@@ -135,7 +139,7 @@ def chaos_world(request: pytest.FixtureRequest, chaos_run: Run) -> Iterator[Worl
     target = request.config.stash.get(TARGET, None)
     try:
         needed = {matrix.CONFIGURATIONS[c].owner.image for c, _ in request.config.stash[CASES]}
-        variables, _ = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"),
+        variables, _ = images.provision(engine, provenance.image_mode(),
                                         [target] if target else [], needed)
     except images.ProvisionError as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -143,6 +147,7 @@ def chaos_world(request: pytest.FixtureRequest, chaos_run: Run) -> Iterator[Worl
     started = time.monotonic()
     the_world = World(engine, chaos_run.run_id, variables, ports,
                       ready_s=chaos_run.settings.ready_s)
+    chaos_run.images = the_world.images
     try:
         the_world.up()
         chaos_run.timings["shared services up"] = time.monotonic() - started
@@ -190,6 +195,96 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[STARTED] = time.monotonic()
 
 
+def _scenario_of(item: pytest.Item) -> str | None:
+    """The scenario id of a main-job item (one the plugin parametrized), None for any other."""
+    params = getattr(item, "callspec", None)
+    configuration = params.params.get("configuration") if params else None
+    fault = params.params.get("fault") if params else None
+    if isinstance(configuration, Configuration) and isinstance(fault, str):
+        return matrix.scenario_id(configuration, fault)
+    return None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Count the scenarios this session runs (after -k and deselection), so each line can say
+    how many are left. An xdist worker runs only part of them and its output is not shown: the
+    controller's own report is the progress there."""
+    planned = [s for s in map(_scenario_of, session.items) if s is not None]
+    if planned and not hasattr(session.config, "workerinput"):
+        session.config.stash[PROGRESS] = Progress(
+            planned, durations(ROOT / "reports" / "durability.json"))
+
+
+def _say(config: pytest.Config, line: str, **markup: bool) -> None:
+    """A line through pytest's terminal reporter, on a line of its own; flushed at once, since a
+    world's output is a pipe its parent reads line by line.
+
+    ``write_line`` ends a line -v's test name left open, but not -q's dots (pytest does not
+    mark those): a line the writer left open is marked as pytest marks its own (xdist's), so it
+    is ended once, either way."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None:  # -p no:terminal: pytest prints nothing, and neither do we
+        return
+    if getattr(getattr(terminal, "_tw", None), "width_of_current_line", 0):
+        terminal.currentfspath = -2
+    terminal.write_line(line, **markup)
+    terminal.flush()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep a scenario's reports: how its test ended, and how long its body ran."""
+    made = yield
+    if PROGRESS in item.config.stash:
+        item.stash.setdefault(REPORTS, {})[made.when] = made
+    return made
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None
+                            ) -> Generator[None, object, object]:
+    """A line before each scenario and one after it, with what it ended in and how long it
+    took (its test body's time: the session's one-off provisioning is not a scenario's)."""
+    progress = item.config.stash.get(PROGRESS, None)
+    scenario = _scenario_of(item)
+    if progress is None or scenario is None:
+        return (yield)
+    _say(item.config, progress.start(scenario), bold=True)
+    results = item.config.stash[RUN].results
+    before = len(results)
+    outcome = yield
+    result = next((r for r in reversed(results[before:]) if r.scenario == scenario), None)
+    reports = item.stash.get(REPORTS, {})
+    seconds = (reports["call"].duration if "call" in reports
+               else sum(r.duration for r in reports.values()))
+    text = verdict_text(result) if result is not None else _test_outcome(reports)
+    _say(item.config, progress.finish(scenario, text, seconds), **_colour(result, reports))
+    return outcome
+
+
+def _test_outcome(reports: dict[str, pytest.TestReport]) -> str:
+    """What a scenario that left no result ended in: the first phase that did not pass."""
+    for when in ("setup", "call", "teardown"):
+        phase = reports.get(when)
+        if phase is not None and not phase.passed:
+            return phase.outcome if when == "call" else f"{phase.outcome} in {when}"
+    return "no result"
+
+
+def _colour(result: ScenarioResult | None, reports: dict[str, pytest.TestReport]
+            ) -> dict[str, bool]:
+    """Green for a claim that holds, yellow for inconclusive, red for anything else (pytest's
+    writer drops the colour where the output is no terminal)."""
+    if result is not None and result.valid and result.verdict == Verdict.HOLDS:
+        return {"green": True}
+    if result is not None and result.valid and result.verdict == Verdict.INCONCLUSIVE:
+        return {"yellow": True}
+    if result is None and all(r.skipped or r.passed for r in reports.values()):
+        return {"yellow": True}
+    return {"red": True}
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The report of whatever scenarios ran; an invalid measurement fails the session."""
     config = session.config
@@ -203,10 +298,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for result in run.results:
         run.timings[f"scenario {result.configuration} / {result.fault}"] = sum(
             result.phase_s.values())
-    meta: dict[str, Any] = {"run_id": run.run_id, "date": run.started, "seed": run.seed,
-                            "replay": run.replay()}
     # Every session leaves its report beside its ledgers; only the main job's replaces the one
     # in the report directory (a team's or the harness's own tests must not overwrite it).
+    meta: dict[str, Any] = {"run_id": run.run_id, "date": run.started, "seed": run.seed,
+                            "replay": run.replay(), "provenance": provenance.of_run(run.images)}
     path, proof = report.write(run.results, run.directory, timings=run.timings, **meta)
     if config.stash.get(MAIN_JOB, False):
         path, proof = report.write(run.results, config.getoption("report_dir"),

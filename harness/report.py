@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from harness.backends import REGISTRY
 from harness.explain import explain
-from harness.result import SCHEMA, ScenarioResult
+from harness.result import SCHEMA, Provenance, ScenarioResult, measured_with
+
+# Distributions whose names say less than the projects' own (redis is the client, beside
+# redis-server; amqp is py-amqp).
+LIBRARY_NAMES = {"redis": "redis-py", "amqp": "py-amqp"}
+SHORT_ID = 12  # hex digits of an image id, as `docker images` shows them
 
 
 @dataclass
@@ -93,9 +98,44 @@ COLUMNS = (
 )
 
 
+def _libraries(backend: str, found: dict[str, str]) -> str:
+    """The libraries that decide what the backend measures (its ``libraries``), in that
+    order; every library found when the backend names none (or is not registered)."""
+    key = REGISTRY[backend].libraries if backend in REGISTRY else ()
+    shown = [n for n in key if n in found] or sorted(found)
+    return ", ".join(f"{LIBRARY_NAMES.get(n, n)} {found[n]}" for n in shown)
+
+
+def _images(provenance: Provenance) -> str:
+    shown = ", ".join(
+        f"{i['tag']} ({i['id'].removeprefix('sha256:')[:SHORT_ID] or 'id unknown'})"
+        for i in provenance.images)
+    return f"images {provenance.image_mode or '?'}" + (f": {shown}" if shown else "")
+
+
+def measured_with_lines(results: list[ScenarioResult],
+                        provenance: Provenance | None = None) -> list[str]:
+    """The "Measured with" section: one line per backend (its key libraries; its servers), and
+    one for the harness and its images. Compact: every version and full image id is in the
+    JSON."""
+    lines = ["## Measured with", "",
+             "Read from what ran: libraries from each backend's workers (their `worker_ready` "
+             "record), servers from the running services (Redis `INFO server`, RabbitMQ "
+             "`/api/overview`, Toxiproxy `/version` or its binary's build information). Every "
+             "version and full image id is in the JSON.",
+             ""]
+    for backend, parts in measured_with(results).items():
+        libraries = _libraries(backend, parts["libraries"]) or "libraries not reported"
+        servers = ", ".join(f"{n} {v}" for n, v in parts["servers"].items())
+        lines.append(f"- {backend}: {libraries}" + (f"; {servers}" if servers else ""))
+    if provenance is not None and (provenance.harness or provenance.images):
+        lines.append(f"- queue-chaos {provenance.harness or '?'}; {_images(provenance)}")
+    return lines
+
+
 def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
            replay: str, timings: dict[str, float] | None = None,
-           proof: Proof | None = None) -> str:
+           proof: Proof | None = None, provenance: Provenance | None = None) -> str:
     proof = self_proof(results) if proof is None else proof
     lines = [
         "# Durability report",
@@ -113,6 +153,8 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         "lose work under a fault (Celery acks early + SIGKILL) must show loss.",
         "",
         *[f"- {line}" for line in proof.lines],
+        "",
+        *measured_with_lines(results, provenance),
         "",
         "## Summary",
         "",
@@ -159,11 +201,6 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         if r.effective:
             shown = ", ".join(f"{k}={v}" for k, v in sorted(r.effective.items()))
             lines.append(f"  - effective: {shown}")
-    lines += ["", "## Versions measured", ""]
-    for backend in dict.fromkeys(r.backend for r in results):
-        versions = next((r.versions for r in results if r.backend == backend and r.versions), {})
-        shown = ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) or "not reported"
-        lines.append(f"- {_title(backend)}: {shown}")
     if timings:
         lines += ["", "## Timings", ""]
         lines += [f"- {k}: {v:.1f}s" for k, v in timings.items()]
@@ -206,13 +243,16 @@ def _verdict(r: ScenarioResult) -> str:
 
 def write(results: list[ScenarioResult], directory: Path, *, name: str = "durability",
           timings: dict[str, float] | None = None, proof: Proof | None = None,
-          **meta: object) -> tuple[Path, Proof]:
+          provenance: Provenance | None = None, **meta: object) -> tuple[Path, Proof]:
     """Write ``<name>.md`` and ``<name>.json``; the JSON is what a CI gate reads. ``proof``:
-    the self-proof when more than these results decide it (a merge of shards)."""
+    the self-proof when more than these results decide it (a merge of shards); ``provenance``:
+    what the run as a whole ran (harness, images). The JSON's provenance also holds each
+    backend's versions, gathered from its scenarios."""
     directory.mkdir(parents=True, exist_ok=True)
     markdown = directory / f"{name}.md"
     proof = self_proof(results) if proof is None else proof
-    markdown.write_text(render(results, timings=timings, proof=proof,
+    provenance = Provenance() if provenance is None else provenance
+    markdown.write_text(render(results, timings=timings, proof=proof, provenance=provenance,
                                **meta))  # type: ignore[arg-type]
     (directory / f"{name}.json").write_text(json.dumps({
         "schema": SCHEMA,
@@ -220,6 +260,7 @@ def write(results: list[ScenarioResult], directory: Path, *, name: str = "durabi
         "self_proof": proof.lines,
         "violations": [r.scenario for r in results if r.violated],
         **{k: v for k, v in meta.items() if isinstance(v, str | int | float)},
+        "provenance": {**asdict(provenance), "backends": measured_with(results)},
         "timings": {k: round(v, 2) for k, v in (timings or {}).items()},
         "scenarios": [r.as_dict() for r in results],
     }, indent=2, sort_keys=True) + "\n")

@@ -9,16 +9,21 @@ defaults, fields this harness no longer knows are ignored.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from harness.checker import Counts, Guarantee, Verdict
+from harness.paths import relative, resolve
 
-__all__ = ["Counts", "Guarantee", "ReportError", "RunReport", "ScenarioResult", "Verdict"]
+__all__ = ["Counts", "Guarantee", "Provenance", "ReportError", "RunReport", "ScenarioResult",
+           "Verdict", "measured_with"]
 
-SCHEMA = 2  # the JSON report's schema version: 2 adds knobs, fault_kind, must_lose, effective
-# and versions
+# The JSON report's schema version: 2 adds knobs, fault_kind, must_lose, effective and versions;
+# 3 adds servers, the run's provenance, and ledger_dir relative to the work directory (a report
+# without "schema" is 1).
+SCHEMA = 3
 
 
 class ReportError(ValueError):
@@ -69,13 +74,19 @@ class ScenarioResult:
     # settings read from the running app, and the library versions installed.
     effective: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    # The servers' versions, read from the running services' own APIs (redis-server,
+    # rabbitmq-server and Erlang, Toxiproxy), not assumed from an image tag.
+    servers: dict[str, str] = field(default_factory=dict)
 
     @property
     def violated(self) -> bool:
         return self.verdict in (Verdict.VIOLATED, Verdict.INVALID)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form: ``ledger_dir`` relative to the work directory, so no report (nor a
+        scenario's result.json) names a machine's absolute paths; in memory it stays a path on
+        this machine, which is what readers of a fresh result open."""
+        return {**asdict(self), "ledger_dir": relative(self.ledger_dir)}
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.as_dict(), indent=2, sort_keys=True) + "\n")
@@ -83,11 +94,69 @@ class ScenarioResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScenarioResult:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if isinstance(values.get("ledger_dir"), str):
+            values["ledger_dir"] = resolve(values["ledger_dir"])
+        return cls(**values)
 
     @classmethod
     def load(cls, path: Path) -> ScenarioResult:
         return cls.from_dict(json.loads(path.read_text()))
+
+
+@dataclass
+class Provenance:
+    """What a run as a whole was measured with, beside what each scenario carries (its
+    libraries' and servers' versions): the harness's own version, how its images were
+    provisioned (``CHAOS_IMAGES``: local or registry) and each image its containers ran, by the
+    compose variable that chose it, its tag, and its id. A tag names inputs (or a registry's
+    moving name); the id names the bytes that ran."""
+
+    harness: str = ""
+    image_mode: str = ""
+    images: list[dict[str, str]] = field(default_factory=list)  # {variable, tag, id}, sorted
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Provenance:
+        if not isinstance(data, dict):
+            return cls()
+        return cls(harness=str(data.get("harness", "")),
+                   image_mode=str(data.get("image_mode", "")),
+                   images=[{str(k): str(v) for k, v in image.items()}
+                           for image in data.get("images") or [] if isinstance(image, dict)])
+
+    @classmethod
+    def merged(cls, parts: Iterable[Provenance]) -> Provenance:
+        """The shards' provenance as one run's. Values that differ between shards are all kept
+        (joined), never one chosen: a merge must not hide that its shards ran different
+        harnesses, or different bytes under one tag (runners that each built their images)."""
+        parts = list(parts)
+        images = {(i.get("variable", ""), i.get("tag", ""), i.get("id", "")): i
+                  for p in parts for i in p.images}
+        return cls(harness=_joined(p.harness for p in parts),
+                   image_mode=_joined(p.image_mode for p in parts),
+                   images=[images[k] for k in sorted(images)])
+
+
+def _joined(values: Iterable[str]) -> str:
+    """The distinct non-empty values in first-seen order, ' / '-joined (normally just one)."""
+    return " / ".join(dict.fromkeys(v for v in values if v))
+
+
+def measured_with(scenarios: Iterable[ScenarioResult]) -> dict[str, dict[str, dict[str, str]]]:
+    """Per backend, in run order: the library versions its workers reported (``libraries``) and
+    the server versions read from its services (``servers``), names in the order first seen
+    (a broker's own before Toxiproxy). Each name has every value its scenarios saw, ' / '-joined
+    when they differ (a team's image beside the built-in one)."""
+    seen: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for s in scenarios:
+        backend = seen.setdefault(s.backend, {"libraries": {}, "servers": {}})
+        for part, versions in (("libraries", s.versions), ("servers", s.servers)):
+            for name, version in versions.items():
+                backend[part].setdefault(name, []).append(str(version))
+    return {b: {part: {name: _joined(values) for name, values in found.items()}
+                for part, found in parts.items()}
+            for b, parts in seen.items()}
 
 
 @dataclass
@@ -103,6 +172,13 @@ class RunReport:
     replay: str = ""
     schema: int = 1
     timings: dict[str, float] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
+
+    @property
+    def measured_with(self) -> dict[str, dict[str, dict[str, str]]]:
+        """Per backend, the library and server versions its scenarios ran (``measured_with``);
+        derived from the scenarios, so a report of any schema has it as far as they carry it."""
+        return measured_with(self.scenarios)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
@@ -118,6 +194,7 @@ class RunReport:
             replay=str(data.get("replay", "")),
             schema=int(data.get("schema", 1)),
             timings={str(k): float(v) for k, v in (data.get("timings") or {}).items()},
+            provenance=Provenance.from_dict(data.get("provenance")),
         )
 
     @classmethod

@@ -1,4 +1,5 @@
-"""A run: its id, seed, directory, settings and the results its scenarios produced."""
+"""A run: its id, seed, directory, settings, the results its scenarios produced and the images
+its world ran them on."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from harness.matrix import Settings
 from harness.paths import RUNS
+from harness.provenance import ImagesRun
 from harness.result import ScenarioResult
 
 
@@ -30,6 +32,9 @@ class Run:
     )
     results: list[ScenarioResult] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # The images its world started containers from (the world's own record, shared with it, so
+    # it is complete whenever the report is written, even before the world is torn down).
+    images: ImagesRun = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:

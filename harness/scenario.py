@@ -214,6 +214,7 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         must_lose=owner.must_lose(knobs, fault.kind, fault.name),
         effective=reported.effective,
         versions=reported.versions,
+        servers=world.servers,
     )
 
 

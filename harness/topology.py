@@ -65,6 +65,9 @@ class Service:
     labels: dict[str, str]
     cap_add: list[str] = field(default_factory=list)
     profiles: list[str] = field(default_factory=list)
+    # The compose variable its image comes from (``${CHAOS_REDIS_IMAGE:-redis:7.2}``), if any:
+    # how a report names which image is which.
+    image_variable: str | None = None
 
     @property
     def role(self) -> str:
@@ -222,7 +225,14 @@ def _service(
         labels={k: sub(v) for k, v in (raw.get("labels") or {}).items()},
         cap_add=[str(c) for c in raw.get("cap_add") or []],
         profiles=[str(p) for p in profiles],
+        image_variable=_image_variable(str(raw["image"])),
     )
+
+
+def _image_variable(text: str) -> str | None:
+    """The variable an image reference is made of, when it is one variable alone."""
+    found = _VAR.fullmatch(text.strip())
+    return found.group("name") if found else None
 
 
 def _known(where: str, keys: set[str], understood: set[str]) -> None:

@@ -5,6 +5,11 @@ first scenario needs them and are stopped when the run moves on to another backe
 scenarios the broker is emptied and the proxies healed; a container is reused when its spec is
 unchanged and no fault touched it, and started afresh otherwise, so no scenario inherits another's
 killed process, cut connection or queued message.
+
+The world also keeps what a report's provenance needs from it: the image (tag and id) of every
+container it started, and the servers' versions as the running services report them: Toxiproxy's
+once, a backend's broker's once per switch to that backend (a broker restarted by a fault or a
+new scenario runs the same image, so the same version).
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import tarfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import docker
+import docker.errors
 import requests
 
 from harness import topology
@@ -24,6 +31,7 @@ from harness.backends import REGISTRY
 from harness.brokers import Broker
 from harness.containers import Cluster, reap_orphans
 from harness.observe import UNTAGGED, snapshot
+from harness.provenance import ImagesRun
 from harness.proxies import ToxiproxyControl
 from harness.topology import Service
 from harness.waits import WaitTimeout, until
@@ -96,6 +104,9 @@ class World:
         self._generation = 0
         self._notes: LedgerWriter | None = None
         self._queue: str | None = None  # the task queue the forensics read (None: built-in)
+        self._images: dict[tuple[str, str], str] = {}  # (variable, tag) -> id, of what started
+        self._toxiproxy_versions: dict[str, str] = {}
+        self._broker_versions: dict[str, str] = {}  # the active backend's broker's
 
     @staticmethod
     def clock() -> float:
@@ -130,15 +141,40 @@ class World:
     def mark_dirty(self, *services: str) -> None:
         self._dirty.update(services)
 
+    @property
+    def images(self) -> ImagesRun:
+        """Every image a container of this world was started from: (the compose variable that
+        chose it, or the service's name; its tag) -> the id the engine ran."""
+        return self._images
+
+    @property
+    def servers(self) -> dict[str, str]:
+        """The servers' versions the active backend's scenarios run on, as the services report
+        them: its broker's, and Toxiproxy's when its clients reach the broker through it."""
+        assert self.backend is not None, "no backend is active"
+        proxied = any(s.proxy for s in self.topology.of_backend(self.backend))
+        return {**self._broker_versions, **(self._toxiproxy_versions if proxied else {})}
+
     # -- shared services ----------------------------------------------------------------------
 
     def up(self) -> None:
         reap_orphans(self.cluster.engine)  # an orphan may hold our ports: reap before checking
         self.ports.check_free()
         proxy = self.topology.one("proxy")
-        self.cluster.start(proxy)
+        self._start(proxy)
         self._wait(lambda: _quietly(lambda: self.proxies.wait_ready(
             self.topology.proxies.values())), "Toxiproxy and its proxies", proxy.name)
+        self._toxiproxy_versions = self.proxies.server_versions(lambda: self._executable(proxy))
+
+    def _executable(self, service: Service) -> bytes:
+        """The bytes of the service's entrypoint in its container; b"" when they cannot be read
+        (best effort: what they are wanted for is a version)."""
+        if not service.entrypoint:
+            return b""
+        try:
+            return self.cluster.read_file(service.name, service.entrypoint[0])
+        except (docker.errors.DockerException, LookupError, OSError, tarfile.TarError):
+            return b""
 
     def down(self) -> int:
         if self.broker is not None:
@@ -204,6 +240,8 @@ class World:
                 self._wait(self._producer_healthy, f"{name}'s /health", name)
         for name in stale & set(self.workers):
             self.wait_worker_ready(name, since)
+        if not self._broker_versions:  # read once the broker answers; asked again until it does
+            self._broker_versions = self.broker.server_versions()
         self._dirty.clear()
         return self.ledger_dir
 
@@ -219,8 +257,10 @@ class World:
         )
 
     def _start(self, service: Service) -> None:
-        self.cluster.start(service)
+        container = self.cluster.start(service)
         self._running[service.name] = service
+        key = (service.image_variable or service.name, service.image)
+        self._images[key] = str(container.attrs.get("Image", ""))
 
     def _wait_broker(self) -> None:
         assert self.broker is not None
@@ -236,6 +276,7 @@ class World:
                 self._running.pop(service.name, None)
         self.backend = backend
         self._generation += 1
+        self._broker_versions = {}
         self._forensics(backend, None)
 
     def _forensics(self, backend: str, queue: str | None) -> None:

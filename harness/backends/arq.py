@@ -67,6 +67,7 @@ class Arq(Backend):
     broker = "redis"
     image = "arq"
     knobs_class = ArqKnobs
+    libraries = ("arq", "redis")
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS, Capability.LEASE})
 
     def forensics(self, port: int, queue: str | None = None) -> Broker:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.backend import Backend, Capability, Knobs
 from harness.checker import Guarantee
@@ -69,6 +69,7 @@ class Celery(Backend):
 
     kind = "celery"
     image = "celery"
+    libraries: ClassVar[tuple[str, ...]] = ("celery", "kombu", "billiard")
 
     def target_knobs(self, worker_args: list[str]) -> Knobs:
         """Pool and concurrency as their worker arguments give them (the pool decides whether

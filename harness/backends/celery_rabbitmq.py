@@ -147,6 +147,15 @@ class CeleryRabbitForensics:
                                   f"{self.queue!r}: waiting for a consumer"
         return held
 
+    def server_versions(self) -> dict[str, str]:
+        """From ``/api/overview``, the node's own answer (best effort: {} if it does not)."""
+        try:
+            response = self.session.get(f"{self.url}/overview", timeout=HTTP_TIMEOUT_S)
+            response.raise_for_status()
+            return server_versions(response.json())
+        except (requests.RequestException, ValueError):
+            return {}
+
     def close(self) -> None:
         self.session.close()
 
@@ -157,6 +166,14 @@ class CeleryRabbitForensics:
         inferred = attribute_unacked(lost, self.unmapped_unacked)
         return (inferred, 0) if inferred else ({}, self.unmapped_unacked)
 
+
+
+def server_versions(overview: Any) -> dict[str, str]:
+    """RabbitMQ's and its Erlang's versions in the management API's ``/api/overview``."""
+    if not isinstance(overview, dict):
+        return {}
+    fields = (("rabbitmq-server", "rabbitmq_version"), ("erlang", "erlang_version"))
+    return {name: str(overview[key]) for name, key in fields if overview.get(key)}
 
 
 INFERRED_UNACKED = (
@@ -187,6 +204,7 @@ class CeleryRabbit(Celery):
     title = "Celery on RabbitMQ"
     broker = "rabbitmq"
     knobs_class = CeleryRabbitKnobs
+    libraries = (*Celery.libraries, "amqp")  # kombu's amqp transport drives py-amqp
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS})
 
     def forensics(self, port: int, queue: str | None = None) -> Broker:

@@ -74,6 +74,7 @@ class CeleryRedis(Celery):
     title = "Celery on Redis"
     broker = "redis"
     knobs_class = CeleryRedisKnobs
+    libraries = (*Celery.libraries, "redis")  # kombu's Redis transport drives redis-py
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS,
                               Capability.VISIBILITY_TIMEOUT})
 

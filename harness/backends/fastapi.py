@@ -70,6 +70,9 @@ class InProcessForensics:
     def account(self, lost: list[str]) -> tuple[dict[str, str], int]:
         return {}, 0
 
+    def server_versions(self) -> dict[str, str]:
+        return {}  # no broker: uvicorn and starlette are the app's libraries, reported by it
+
     def close(self) -> None:
         return None
 
@@ -82,6 +85,8 @@ class FastAPI(Backend):
     broker = None
     image = "fastapi"
     knobs_class = FastAPIKnobs
+    libraries = ("fastapi", "starlette", "uvicorn")  # BackgroundTasks is starlette's; uvicorn
+    # decides what a shutdown does to them
     capabilities = frozenset({Capability.IN_PROCESS})
 
     def forensics(self, port: int, queue: str | None = None) -> Broker:

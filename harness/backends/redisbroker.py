@@ -1,9 +1,10 @@
-"""Redis as a broker, whichever library drives it: its readiness, its reset, and what a broker
-kill does to what it held (the persistence settings decide)."""
+"""Redis as a broker, whichever library drives it: its readiness, its reset, its server's
+version, and what a broker kill does to what it held (the persistence settings decide)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 
@@ -38,8 +39,28 @@ class RedisForensics:
     def account(self, lost: list[str]) -> tuple[dict[str, str], int]:
         return {}, 0
 
+    def server_versions(self) -> dict[str, str]:
+        """From ``INFO server``, the server's own answer (best effort: {} if it does not)."""
+        try:
+            info = cast(dict[str, Any], self.client.info("server"))
+        except redis.RedisError:
+            return {}
+        return server_versions(info)
+
     def close(self) -> None:
         self.client.close()
+
+
+def server_versions(info: Mapping[str, Any]) -> dict[str, str]:
+    """The server's versions in its ``INFO server`` section. Valkey answers there as Redis too:
+    its ``redis_version`` is the Redis version it is compatible with (7.2.4 for every Valkey so
+    far), so a Valkey (``server_name:valkey``, ``valkey_version``) is named by its own version.
+    """
+    if info.get("server_name") == "valkey" or "valkey_version" in info:
+        version = info.get("valkey_version")
+        return {"valkey-server": str(version)} if version is not None else {}
+    version = info.get("redis_version")
+    return {"redis-server": str(version)} if version is not None else {}
 
 
 def lost_to_broker_kill(r: ScenarioResult, n: int) -> str | None:

@@ -10,6 +10,7 @@ import pytest
 from harness.observe import of_scenario
 from harness.world import World
 from queue_chaos_agent.ledger import read_ledger
+from queue_chaos_agent.versions import parse
 from tests.container.conftest import SMALL, SmallRun
 
 pytestmark = pytest.mark.container
@@ -43,6 +44,10 @@ def test_arq_retries_a_killed_workers_jobs(run_small: SmallRun) -> None:
     assert result.counts["lost"] == 0
     assert result.counts["re_executed"] >= 1
     assert result.revived == [result.fault_target]
+    # What ran, read from the running services: Redis's INFO server, Toxiproxy's own version
+    # (the local build says "git"; its binary's build information says which release).
+    assert set(result.servers) == {"redis-server", "toxiproxy"}, result.servers
+    assert all(parse(v) for v in result.servers.values()), result.servers
 
 
 def test_fastapi_background_tasks_die_with_the_app(run_small: SmallRun) -> None:
@@ -68,6 +73,8 @@ def test_rabbitmq_requeues_a_killed_workers_tasks_at_once(run_small: SmallRun) -
     the queue the moment its connection closes, and the other worker runs them while the killed
     one is still down: no visibility timeout, no wait for the supervisor."""
     result = run_small("rabbit-acks-late", "sigkill-worker")
+    assert set(result.servers) == {"rabbitmq-server", "erlang", "toxiproxy"}, result.servers
+    assert all(parse(v) for v in result.servers.values()), result.servers  # read, not "git"
     assert result.counts["lost"] == 0
     assert result.counts["re_executed"] >= 1
     assert result.revived == [result.fault_target]

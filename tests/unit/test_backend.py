@@ -143,3 +143,13 @@ def test_background_tasks_read_the_style_and_uvicorn_timeout() -> None:
     assert cut.mismatch(cut.running(ready, idempotent=False)) is None
     assert "graceful_shutdown_s declared 1, running 10" in str(
         cut.mismatch(cut.running({**ready, "timeout_graceful_shutdown": 10.0}, False)))
+
+
+def test_each_backends_key_libraries_are_ones_its_workers_report() -> None:
+    """The report's "Measured with" line names them from the workers' worker_ready versions."""
+    from queue_chaos_agent.versions import DISTRIBUTIONS
+
+    for b in REGISTRY.values():
+        assert b.libraries and set(b.libraries) <= set(DISTRIBUTIONS), b.name
+    assert REGISTRY["celery-redis"].libraries[-1] == "redis"
+    assert REGISTRY["celery-rabbitmq"].libraries[-1] == "amqp"

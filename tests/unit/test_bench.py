@@ -65,6 +65,10 @@ def test_the_table_names_every_target_and_each_size(tmp_path: Path) -> None:
     assert "0.938 (ledger 750-750 tasks/s, bare 800-800 tasks/s)" in text
     assert "| 1 | ledger | 3,000 | 4.00 s | 750 | 3,000 | 3.99 s |" in text
     assert "adds 40.0 µs to an execution" in text
+    assert "| <= 1 ms, flat: met |" in text
+    assert "| <= 1 s: not met (services up apart: " in text  # overheads of 1.25 s
+    assert ">= 0.95: not met (the rounds vary" in text  # 750 / 800
+    assert "<= 3 min: met" in text and "<= 10 min: not met" in text  # no matrix report
     assert "0.993 for a slot time of 5.3 ms a task" in text
     assert "2.5 min (base 60 s; measured c)" in text
     write(bench, tmp_path)  # the cold figure is carried over to the next bench

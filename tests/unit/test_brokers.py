@@ -1,5 +1,6 @@
-"""harness/brokers.py: the forensics registry, and CeleryRabbit against a fake RabbitMQ management
-API (the real one is exercised by the container tests and the scenarios)."""
+"""harness/brokers.py: the forensics registry, CeleryRabbit against a fake RabbitMQ management
+API (the real one is exercised by the container tests and the scenarios), and the servers'
+versions each broker's forensics read."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import redis
 
-from harness.backends import REGISTRY
+from harness.backends import REGISTRY, celery_rabbitmq, redisbroker
 from harness.backends.celery_rabbitmq import CeleryRabbitForensics as CeleryRabbit
 from harness.backends.celery_rabbitmq import attribute_unacked
 from harness.backends.celery_redis import CeleryRedisForensics as CeleryRedis
@@ -40,6 +42,7 @@ class FakeRabbit:
 
     vhost: bool = True
     listener: bool = True
+    overview: Any = None
     queue: dict[str, Any] | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
@@ -51,6 +54,8 @@ class FakeRabbit:
         query = parse_qs(url.query)
         if method == "GET" and url.path == "/api/vhosts/%2F":
             return (200, {"name": "/"}) if self.vhost else (404, {"error": "Object Not Found"})
+        if method == "GET" and url.path == "/api/overview":
+            return (200, self.overview) if self.overview else (503, {"error": "starting"})
         if method == "GET" and url.path == "/api/health/checks/port-listener/5672":
             return (200, {"status": "ok"}) if self.listener else (503, {"status": "failed"})
         if method == "GET" and url.path == "/api/queues/%2F":
@@ -202,3 +207,76 @@ def test_unacked_deliveries_fewer_than_unaccounted_tasks_attribute_none() -> Non
     assert attribute_unacked(["t1", "t2", "t3"], 2) == {}
     assert attribute_unacked(["t1"], 0) == {}
     assert attribute_unacked([], 4) == {}
+
+
+# -- the servers' versions ----------------------------------------------------------------------
+
+OVERVIEW = {"management_version": "3.10.8", "rabbitmq_version": "3.10.8",
+            "erlang_version": "25.2.3", "erlang_full_version": "Erlang/OTP 25 [erts-13.1.5]",
+            "product_name": "RabbitMQ", "node": "rabbit@localhost"}
+
+
+def test_rabbitmq_and_erlang_versions_are_read_from_the_overview(
+    fake: tuple[FakeRabbit, CeleryRabbit],
+) -> None:
+    state, broker = fake
+    assert broker.server_versions() == {}  # not answering yet: best effort, no exception
+    state.overview = OVERVIEW
+    assert broker.server_versions() == {"rabbitmq-server": "3.10.8", "erlang": "25.2.3"}
+
+
+@pytest.mark.parametrize(("overview", "expected"), [
+    (OVERVIEW, {"rabbitmq-server": "3.10.8", "erlang": "25.2.3"}),
+    ({"rabbitmq_version": "3.13.7"}, {"rabbitmq-server": "3.13.7"}),
+    ({}, {}), ([], {}), ("<html>", {}),
+])
+def test_the_overview_parse_keeps_only_what_it_says(overview: Any,
+                                                    expected: dict[str, str]) -> None:
+    assert celery_rabbitmq.server_versions(overview) == expected
+
+
+def test_a_rabbitmq_that_does_not_answer_has_no_versions() -> None:
+    broker = CeleryRabbit(1)  # nothing listens on port 1
+    assert broker.server_versions() == {}
+    broker.close()
+
+
+@pytest.mark.parametrize(("info", "expected"), [
+    ({"redis_version": "7.0.15", "redis_mode": "standalone", "os": "Linux"},
+     {"redis-server": "7.0.15"}),
+    # Valkey says it is Redis 7.2.4 (the Redis it is compatible with): its own version names it.
+    ({"redis_version": "7.2.4", "server_name": "valkey", "valkey_version": "8.0.1"},
+     {"valkey-server": "8.0.1"}),
+    ({"redis_version": "7.2.4", "valkey_version": "8.1.0"}, {"valkey-server": "8.1.0"}),
+    ({}, {}),
+])
+def test_redis_and_valkey_versions_from_info_server(info: dict[str, Any],
+                                                    expected: dict[str, str]) -> None:
+    assert redisbroker.server_versions(info) == expected
+
+
+def test_redis_forensics_ask_info_server_and_survive_a_dead_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broker = CeleryRedis(1)  # nothing listens on port 1
+    assert broker.server_versions() == {}
+    asked: list[str] = []
+
+    def info(section: str) -> dict[str, Any]:
+        asked.append(section)
+        return {"redis_version": "7.0.15"}
+
+    monkeypatch.setattr(broker.client, "info", info)
+    assert broker.server_versions() == {"redis-server": "7.0.15"}
+    assert asked == ["server"]
+
+    def stalled(section: str) -> dict[str, Any]:
+        raise redis.TimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(broker.client, "info", stalled)
+    assert broker.server_versions() == {}
+    broker.close()
+
+
+def test_a_backend_without_a_broker_has_no_server_versions() -> None:
+    assert REGISTRY["fastapi"].forensics(1).server_versions() == {}

@@ -10,7 +10,8 @@ import pytest
 
 from harness import __main__ as cli
 from harness import report
-from harness.result import ScenarioResult
+from harness.paths import relative
+from harness.result import Provenance, ScenarioResult
 from tests.unit.test_report import good_run
 
 
@@ -62,9 +63,11 @@ def test_gate_without_a_report_says_how_to_make_one(
     assert "run `make durability` first" in capsys.readouterr().out
 
 
-def _shard(directory: Path, *scenarios: ScenarioResult, valid: bool = True) -> Path:
+def _shard(directory: Path, *scenarios: ScenarioResult, valid: bool = True,
+           provenance: Provenance | None = None) -> Path:
     report.write(list(scenarios), directory, run_id="r-w1", date="d", seed=3,
-                 replay="make durability SEED=3", timings={"whole run": 9.0})
+                 replay="make durability SEED=3", timings={"whole run": 9.0},
+                 provenance=provenance)
     if not valid:
         data = json.loads((directory / "durability.json").read_text())
         data["measurement_valid"] = False
@@ -87,13 +90,34 @@ def test_merge_writes_one_report_in_run_order_from_the_shards(
     assert "merged 2 shards, 4 scenarios" in capsys.readouterr().out
 
 
+def test_a_merge_keeps_the_shards_provenance(tmp_path: Path) -> None:
+    early_none, late_none, early_kill, late_kill = good_run()
+    early_none.servers = {"redis-server": "7.0.15"}
+    late_kill.versions = {"celery": "5.7.0"}
+    image = {"variable": "CHAOS_CELERY_IMAGE", "tag": "queue-chaos/celery:29", "id": "sha256:c"}
+    toxiproxy = {"variable": "CHAOS_TOXIPROXY_IMAGE", "tag": "t", "id": "sha256:t"}
+    one = _shard(tmp_path / "1", early_none, early_kill, late_none,
+                 provenance=Provenance("0.1.0", "local", [image, toxiproxy]))
+    two = _shard(tmp_path / "2", early_none, early_kill, late_kill,
+                 provenance=Provenance("0.1.0", "local", [image]))
+    assert cli.main(["merge", str(one), str(two), "--report-dir", str(tmp_path / "out")]) == 0
+    merged = json.loads((tmp_path / "out" / "durability.json").read_text())
+    assert merged["provenance"]["harness"] == "0.1.0"
+    assert merged["provenance"]["images"] == [image, toxiproxy]
+    assert merged["provenance"]["backends"]["celery-redis"] == {
+        "libraries": {"celery": "5.7.0"}, "servers": {"redis-server": "7.0.15"}}
+    text = (tmp_path / "out" / "durability.md").read_text()
+    assert "- celery-redis: celery 5.7.0; redis-server 7.0.15" in text
+
+
 def test_a_merge_with_an_invalid_shard_is_invalid_and_says_which(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     one = _shard(tmp_path / "1", *good_run())
     two = _shard(tmp_path / "2", *good_run(), valid=False)
     assert cli.main(["merge", str(one), str(two), "--report-dir", str(tmp_path / "out")]) == 1
-    assert f"shard 2 ({two}) is not a valid measurement" in capsys.readouterr().out
+    # Named relative to the work directory: no report carries a machine's absolute paths.
+    assert f"shard 2 ({relative(two)}) is not a valid measurement" in capsys.readouterr().out
 
 
 def test_a_merge_of_missing_shards_names_them(

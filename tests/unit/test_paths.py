@@ -35,3 +35,23 @@ def test_installed_files_are_the_packages_data_files() -> None:
         assert f'"{shipped}"' in text, shipped
     for backend in ("celery", "arq", "fastapi"):
         assert f'"backends/{backend}/requirements.txt"' in text
+
+
+def test_a_report_names_paths_relative_to_the_work_directory(tmp_path: Path) -> None:
+    ledger = tmp_path / "runs" / "r1-w2" / "ledger" / "celery-redis-3"
+    assert paths.relative(ledger, tmp_path) == "runs/r1-w2/ledger/celery-redis-3"
+    assert paths.resolve("runs/r1-w2/ledger/celery-redis-3", tmp_path) == str(ledger)
+    assert paths.relative(paths.RUNS / "r" / "ledger") == "runs/r/ledger"  # default: WORK
+
+
+def test_a_path_outside_the_work_directory_is_still_not_absolute(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    named = paths.relative("/elsewhere/runs/r/ledger", work)
+    assert not named.startswith("/") and named.endswith("elsewhere/runs/r/ledger")
+    assert paths.resolve(named, work) == "/elsewhere/runs/r/ledger"  # and it resolves back
+
+
+def test_relative_and_empty_paths_are_kept_and_old_absolute_ones_load_as_they_are() -> None:
+    assert paths.relative("runs/r/ledger") == "runs/r/ledger"
+    assert paths.relative("") == "" and paths.resolve("") == ""
+    assert paths.resolve("/tmp/fresh-dur/runs/r/ledger") == "/tmp/fresh-dur/runs/r/ledger"

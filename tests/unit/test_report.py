@@ -13,8 +13,8 @@ from typing import Any
 from harness.checker import Counts
 from harness.faults import FAULTS
 from harness.matrix import Settings, configuration, must_lose
-from harness.report import COLUMNS, Proof, render, self_proof, write
-from harness.result import ScenarioResult
+from harness.report import COLUMNS, Proof, measured_with_lines, render, self_proof, write
+from harness.result import SCHEMA, Provenance, RunReport, ScenarioResult
 
 EARLY = "acks-early-prefetch-1"
 EARLY4 = "acks-early-prefetch-4"
@@ -215,9 +215,9 @@ def test_render_a_section_per_backend_with_its_notes() -> None:
     text = render(results, **META)
     lines = text.splitlines()
     sections = [line for line in lines if line.startswith("## ")]
-    assert sections == ["## Is this a measurement?", "## Summary", "## Celery on Redis",
-                        "## arq on Redis", "## FastAPI BackgroundTasks", "## Configurations",
-                        "## Versions measured"]
+    assert sections == ["## Is this a measurement?", "## Measured with", "## Summary",
+                        "## Celery on Redis", "## arq on Redis", "## FastAPI BackgroundTasks",
+                        "## Configurations"]
     for title in ("**Celery on Redis**", "**arq on Redis**", "**FastAPI BackgroundTasks**"):
         assert title in lines
     assert "in-progress key expires (job_timeout plus 10s)" in text
@@ -319,3 +319,59 @@ def test_write_json_says_invalid_when_proof_fails(tmp_path: Path) -> None:
     assert data["measurement_valid"] is False
     assert data["violations"] == []
     assert "INVALID" in (tmp_path / "r.md").read_text()
+
+
+# -- provenance -------------------------------------------------------------------------------
+
+CELERY_IMAGE = {"variable": "CHAOS_CELERY_IMAGE", "tag": "queue-chaos/celery:29d4c1d452406d39",
+                "id": "sha256:0123456789abcdef0123"}
+PROVENANCE = Provenance("0.1.0", "local", [CELERY_IMAGE])
+
+
+def measured(results: list[ScenarioResult]) -> list[ScenarioResult]:
+    for r in results:
+        r.versions = {"celery": "5.7.0", "kombu": "5.7.0", "billiard": "4.3.2", "redis": "8.2.0",
+                      "amqp": "5.4.2", "fastapi": "0.165.0", "pydantic": "2.14.4"}
+        r.servers = {"redis-server": "7.0.15", "toxiproxy": "2.12.0"}
+    return results
+
+
+def test_measured_with_is_one_compact_line_per_backend_and_one_for_the_harness() -> None:
+    lines = measured_with_lines(measured(good_run()), PROVENANCE)
+    assert lines[0] == "## Measured with"
+    assert lines[-2:] == [
+        # Its key libraries (the JSON keeps every one), the client named apart from the server.
+        "- celery-redis: celery 5.7.0, kombu 5.7.0, billiard 4.3.2, redis-py 8.2.0; "
+        "redis-server 7.0.15, toxiproxy 2.12.0",
+        "- queue-chaos 0.1.0; images local: queue-chaos/celery:29d4c1d452406d39 (0123456789ab)",
+    ]
+
+
+def test_measured_with_shows_what_an_older_report_has_and_says_what_it_lacks() -> None:
+    results = good_run()
+    results[0].versions = {"celery": "5.7.0"}  # no servers read, no provenance
+    assert measured_with_lines(results)[-1] == "- celery-redis: celery 5.7.0"
+    arq = result("arq-defaults", "none", completed=40)
+    assert measured_with_lines([arq])[-1] == "- arq: libraries not reported"
+
+
+def test_measured_with_is_near_the_top_and_replaces_the_versions_list() -> None:
+    text = render(measured(good_run()), **META, provenance=PROVENANCE)
+    assert text.index("## Measured with") < text.index("## Summary")
+    assert "## Versions measured" not in text and "pydantic" not in text
+
+
+def test_the_json_holds_the_schema_and_the_runs_provenance(tmp_path: Path) -> None:
+    results = measured(good_run())
+    results[0].ledger_dir = str(tmp_path / "runs" / "r" / "ledger" / "celery-redis-1")
+    write(results, tmp_path, name="r", **META, provenance=PROVENANCE)
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["schema"] == SCHEMA
+    assert data["provenance"]["harness"] == "0.1.0"
+    assert data["provenance"]["images"] == [CELERY_IMAGE]
+    libraries = data["provenance"]["backends"]["celery-redis"]["libraries"]
+    assert libraries["pydantic"] == "2.14.4"  # every library reported, not only the key ones
+    assert not data["scenarios"][0]["ledger_dir"].startswith("/")  # no absolute path
+    loaded = RunReport.load(tmp_path / "r.json")
+    assert loaded.provenance == PROVENANCE
+    assert loaded.scenarios[0].servers == {"redis-server": "7.0.15", "toxiproxy": "2.12.0"}

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.paths import ROOT
-from harness.result import ReportError, RunReport, ScenarioResult
+from harness.paths import ROOT, RUNS, WORK
+from harness.result import (
+    SCHEMA,
+    Provenance,
+    ReportError,
+    RunReport,
+    ScenarioResult,
+    measured_with,
+)
 from tests.unit.build import BLANK, scenario_result
 
 COMMITTED = ROOT / "reports" / "durability.json"
@@ -63,3 +70,67 @@ def test_a_missing_report_says_how_to_make_one(tmp_path: Path) -> None:
 def test_the_schema_version_is_read() -> None:
     data = json.loads(COMMITTED.read_text())
     assert RunReport.from_dict({**data, "schema": 2}).schema == 2
+
+
+def test_a_report_without_a_schema_or_provenance_loads_as_schema_1() -> None:
+    data = json.loads(COMMITTED.read_text())
+    del data["schema"]
+    data.pop("provenance", None)
+    report = RunReport.from_dict(data)
+    assert report.schema == 1 and report.provenance == Provenance()
+    assert SCHEMA == 3
+
+
+def test_the_committed_reports_versions_are_gathered_per_backend() -> None:
+    backends = RunReport.load(COMMITTED).measured_with
+    assert list(backends) == ["celery-redis", "celery-rabbitmq", "arq", "fastapi"]
+    assert backends["arq"]["libraries"]["arq"] == "0.28.0"
+    # It predates the servers' versions: the field takes its default, nothing is made up.
+    assert backends["celery-redis"]["servers"] == {}
+
+
+def test_the_ledger_directory_is_written_relative_to_the_work_directory(tmp_path: Path) -> None:
+    ledger = RUNS / "20261204-052033-02f3-w1" / "ledger" / "celery-redis-2"
+    result = scenario_result(ledger_dir=str(ledger))
+    assert result.as_dict()["ledger_dir"] == "runs/20261204-052033-02f3-w1/ledger/celery-redis-2"
+    result.save(tmp_path / "result.json")
+    assert str(WORK) not in (tmp_path / "result.json").read_text()
+    # Read back, it is a path on this machine again: what readers of a result open.
+    assert ScenarioResult.load(tmp_path / "result.json").ledger_dir == str(ledger)
+
+
+def test_an_old_reports_absolute_ledger_directory_loads_as_it_was() -> None:
+    old = "/tmp/fresh-dur/runs/20261204-052033-02f3-w1/ledger/celery-redis-2"
+    assert scenario_result(ledger_dir=old).ledger_dir == old
+
+
+def test_versions_are_gathered_per_backend_and_differences_kept() -> None:
+    scenarios = [
+        scenario_result(versions={"celery": "5.7.0", "kombu": "5.7.0"},
+                        servers={"redis-server": "7.0.15", "toxiproxy": "2.12.0"}),
+        scenario_result(backend="arq", versions={"arq": "0.28.0"}),
+        scenario_result(versions={"celery": "5.4.0", "kombu": "5.7.0"},
+                        servers={"redis-server": "7.0.15"}),
+    ]
+    assert measured_with(scenarios) == {
+        "celery-redis": {"libraries": {"celery": "5.7.0 / 5.4.0", "kombu": "5.7.0"},
+                         "servers": {"redis-server": "7.0.15", "toxiproxy": "2.12.0"}},
+        "arq": {"libraries": {"arq": "0.28.0"}, "servers": {}},
+    }
+
+
+def test_shards_provenance_merges_keeping_every_difference() -> None:
+    redis = {"variable": "CHAOS_REDIS_IMAGE", "tag": "queue-chaos/debian-base:f3", "id": "sha256:a"}
+    rebuilt = {**redis, "id": "sha256:b"}  # another runner built the same tag itself
+    celery = {"variable": "CHAOS_CELERY_IMAGE", "tag": "queue-chaos/celery:29", "id": "sha256:c"}
+    one = Provenance("0.1.0", "local", [celery, redis])
+    two = Provenance("0.1.0", "local", [redis, rebuilt])
+    assert Provenance.merged([one, two]) == Provenance("0.1.0", "local", [celery, redis, rebuilt])
+    assert Provenance.merged([one, Provenance("0.2.0", "registry")]).harness == "0.1.0 / 0.2.0"
+    assert Provenance.merged([]) == Provenance()
+
+
+@pytest.mark.parametrize("data", [None, [], "x", {"images": [3, {"tag": 1}]}])
+def test_provenance_that_is_not_one_loads_as_what_it_holds(data: object) -> None:
+    loaded = Provenance.from_dict(data)
+    assert loaded.harness == "" and loaded.images in ([], [{"tag": "1"}])

@@ -430,6 +430,16 @@ def test_images_come_from_the_variables_provisioning_sets(
             assert service.image == expected, service.name
 
 
+def test_each_service_knows_the_variable_its_image_comes_from(topology: Topology) -> None:
+    """What a report's provenance names an image by, in either image mode."""
+    assert topology.one("proxy").image_variable == "CHAOS_TOXIPROXY_IMAGE"
+    for backend in BACKENDS:
+        for service in topology.of_backend(backend):
+            expected = BROKER_IMAGE_OF[backend] if service.role == "broker" \
+                else f"CHAOS_{IMAGE_OF[backend].upper()}_IMAGE"
+            assert service.image_variable == expected, service.name
+
+
 def test_other_variables_are_substituted(scenario_variables: dict[str, str]) -> None:
     topology = load(scenario_variables)
     for broker in topology.by_role("broker"):
