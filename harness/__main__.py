@@ -229,7 +229,7 @@ def _merge(paths: list[Path], report_dir: Path,
     path, proof = report.write(results, report_dir, timings=spent, proof=proof,
                                provenance=Provenance.merged(part.provenance for part in shards),
                                run_id=parallel.run_of(first.run_id), date=first.date,
-                               seed=first.seed or 0, replay=first.replay)
+                               seed=first.seed or 0, replay=first.replay, pictures=True)
     print(f"merged {len(shards)} shards, {len(results)} scenarios: {path}")
     for line in proof.lines:
         print(line)

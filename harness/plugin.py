@@ -305,7 +305,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path, proof = report.write(run.results, run.directory, timings=run.timings, **meta)
     if config.stash.get(MAIN_JOB, False):
         path, proof = report.write(run.results, config.getoption("report_dir"),
-                                   timings=run.timings, **meta)
+                                   timings=run.timings, pictures=True, **meta)
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     if terminal is not None:
         terminal.write_sep("=", f"durability report: {path}")

@@ -8,7 +8,7 @@ known to lose work under a kill (Celery acks early + SIGKILL) shows loss.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -135,8 +135,12 @@ def measured_with_lines(results: list[ScenarioResult],
 
 def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
            replay: str, timings: dict[str, float] | None = None,
-           proof: Proof | None = None, provenance: Provenance | None = None) -> str:
+           proof: Proof | None = None, provenance: Provenance | None = None,
+           pictures: Mapping[str, str] | None = None) -> str:
+    """The markdown. ``pictures``: the PNGs to embed (``timeline.report_pictures``), by
+    scenario id, "" for the summary figure."""
     proof = self_proof(results) if proof is None else proof
+    pictures = pictures or {}
     lines = [
         "# Durability report",
         "",
@@ -160,6 +164,8 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         "",
         "Each cell: the verdict of that configuration under that fault against the guarantee it "
         "claims, with what was lost or duplicated.",
+        *(["", f"![Loss and duplication per configuration and fault]({pictures['']})"]
+          if "" in pictures else []),
     ]
     for backend in dict.fromkeys(r.backend for r in results):
         lines += ["", *_summary(backend, [r for r in results if r.backend == backend])]
@@ -193,6 +199,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
                     if r.fault_target else ""
                 if notes:
                     lines.append(f"- **{r.configuration}**{target}: " + " ".join(notes))
+            lines += _timelines([r for r in rows if r.scenario in pictures], pictures)
     lines += ["", "## Configurations", "",
               "Each configuration's settings as its running workers reported them (read from the "
               "app inside the worker, not from a file), and the claim they imply.", ""]
@@ -206,6 +213,18 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         lines += [f"- {k}: {v:.1f}s" for k, v in timings.items()]
     lines.append("")
     return "\n".join(lines)
+
+
+def _timelines(rows: list[ScenarioResult], pictures: Mapping[str, str]) -> list[str]:
+    """The fault's timelines, folded: a lane per worker process, a bar per execution, the fault
+    window shaded, lost and duplicated tasks marked (docs/timeline.md)."""
+    if not rows:
+        return []
+    lines = ["", "<details><summary>Timelines: "
+             + ", ".join(r.configuration for r in rows) + "</summary>", ""]
+    for r in rows:
+        lines += [f"![{r.scenario}]({pictures[r.scenario]})", ""]
+    return [*lines, "</details>"]
 
 
 def _recovery(seconds: float | None) -> str:
@@ -243,7 +262,8 @@ def _verdict(r: ScenarioResult) -> str:
 
 def write(results: list[ScenarioResult], directory: Path, *, name: str = "durability",
           timings: dict[str, float] | None = None, proof: Proof | None = None,
-          provenance: Provenance | None = None, **meta: object) -> tuple[Path, Proof]:
+          provenance: Provenance | None = None, pictures: bool = False,
+          **meta: object) -> tuple[Path, Proof]:
     """Write ``<name>.md`` and ``<name>.json``; the JSON is what a CI gate reads. ``proof``:
     the self-proof when more than these results decide it (a merge of shards); ``provenance``:
     what the run as a whole ran (harness, images). The JSON's provenance also holds each
@@ -252,8 +272,14 @@ def write(results: list[ScenarioResult], directory: Path, *, name: str = "durabi
     markdown = directory / f"{name}.md"
     proof = self_proof(results) if proof is None else proof
     provenance = Provenance() if provenance is None else provenance
+    drawn: dict[str, str] = {}
+    if pictures:  # matplotlib only when a report people read is written
+        from harness.timeline import report_pictures
+
+        drawn = report_pictures(results, directory / f"{name}-pictures",
+                                str(meta.get("run_id", "")))
     markdown.write_text(render(results, timings=timings, proof=proof, provenance=provenance,
-                               **meta))  # type: ignore[arg-type]
+                               pictures=drawn, **meta))  # type: ignore[arg-type]
     (directory / f"{name}.json").write_text(json.dumps({
         "schema": SCHEMA,
         "measurement_valid": proof.valid,

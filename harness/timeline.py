@@ -982,6 +982,30 @@ def render_run(run_dir: Path, report: RunReport, *, everything: bool = False,
     return written
 
 
+def report_pictures(results: list[ScenarioResult], folder: Path, run_id: str = ""
+                    ) -> dict[str, str]:
+    """The pictures a report embeds, drawn into ``folder`` (beside the report, so it can be
+    committed with it): the summary, and the timeline of every scenario with an anomaly whose
+    ledger is on this machine. Returns each picture's path relative to the report's folder, by
+    scenario id ("" for the summary); what was drawn before in ``folder`` goes first, so a
+    picture of a scenario no longer in the report does not linger."""
+    if folder.is_dir():
+        for old in folder.glob("*.png"):
+            old.unlink()
+    drawn: dict[str, str] = {}
+    summary = RunReport(measurement_valid=True, scenarios=results, run_id=run_id)
+    drawn[""] = _relative(draw_summary(summarize(summary), folder / SUMMARY_NAME), folder)
+    for result in results:
+        if has_anomaly(result) and result.ledger_dir and Path(result.ledger_dir).is_dir():
+            path = render_scenario(result, folder / f"{result.scenario}.png")
+            drawn[result.scenario] = _relative(path, folder)
+    return drawn
+
+
+def _relative(path: Path, folder: Path) -> str:
+    return f"{folder.name}/{path.relative_to(folder).as_posix()}"
+
+
 def find_report(run_dir: Path) -> RunReport:
     """A run's report: its ``durability.json``; a run in worlds, its worlds' reports
     (``world-K/durability.json``) as one; else its scenarios' ``result.json`` files (a run cut

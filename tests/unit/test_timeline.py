@@ -311,3 +311,32 @@ def test_the_timeline_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (tmp_path / "pictures" / "durability.png").is_file()
     assert cli.main(["timeline", str(tmp_path / "nothing")]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_a_written_report_embeds_its_pictures_folded(tmp_path: Path) -> None:
+    from harness import report
+
+    _, run_report = a_run(tmp_path)
+    from dataclasses import asdict
+
+    from harness.checker import Counts
+    from harness.matrix import Settings
+
+    for scenario in run_report.scenarios:  # every count and setting a report's tables show
+        scenario.counts = Counts(**scenario.counts).as_dict()
+        scenario.settings = asdict(Settings())
+    folder = tmp_path / "reports"
+    (folder / "durability-pictures").mkdir(parents=True)
+    (folder / "durability-pictures" / "stale.png").write_bytes(PNG)  # an earlier run's
+    report.write(run_report.scenarios, folder, pictures=True, run_id="r", date="d", seed=1,
+                 replay="x")
+    drawn = sorted(p.name for p in (folder / "durability-pictures").iterdir())
+    assert drawn == [f"{SCENARIO}.png", "durability.png"]  # the anomalous one and the summary
+    text = (folder / "durability.md").read_text()
+    assert ("![Loss and duplication per configuration and fault]"
+            "(durability-pictures/durability.png)") in text
+    assert f"![{SCENARIO}](durability-pictures/{SCENARIO}.png)" in text
+    assert "<details><summary>Timelines: " in text
+    plain = tmp_path / "plain"
+    report.write(run_report.scenarios, plain, run_id="r", date="d", seed=1, replay="x")
+    assert "durability-pictures" not in (plain / "durability.md").read_text()
