@@ -85,8 +85,11 @@ def test_the_committed_reports_versions_are_gathered_per_backend() -> None:
     backends = RunReport.load(COMMITTED).measured_with
     assert list(backends) == ["celery-redis", "celery-rabbitmq", "arq", "fastapi"]
     assert backends["arq"]["libraries"]["arq"] == "0.28.0"
-    # It predates the servers' versions: the field takes its default, nothing is made up.
-    assert backends["celery-redis"]["servers"] == {}
+    # The servers as the running services answered, per backend: FastAPI's app has no broker.
+    assert set(backends["celery-redis"]["servers"]) == {"redis-server", "toxiproxy"}
+    assert set(backends["celery-rabbitmq"]["servers"]) == {"rabbitmq-server", "erlang",
+                                                           "toxiproxy"}
+    assert backends["fastapi"]["servers"] == {}
 
 
 def test_the_ledger_directory_is_written_relative_to_the_work_directory(tmp_path: Path) -> None:
