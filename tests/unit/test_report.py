@@ -192,8 +192,8 @@ def test_render_summary_is_a_grid_per_backend() -> None:
     assert lines[header + 1] == "|---|---|---|---|"
     # one row per configuration, one column per fault, in run order
     assert lines[header + 2: header + 4] == [
-        f"| {EARLY} | at-most-once | holds | holds (3 lost) |",
-        f"| {LATE} | at-least-once | holds | **VIOLATED** (2 duplicated) |",
+        f"| {EARLY} | at-most-once | clean | 3 lost (allowed) |",
+        f"| {LATE} | at-least-once | clean | **2 duplicated: VIOLATED** |",
     ]
     assert lines[header + 4] == ""
 
@@ -203,7 +203,7 @@ def test_render_summary_marks_pairs_that_did_not_run() -> None:
                                    completed=40)]
     lines = render(results, **META).splitlines()
     header = lines.index("| configuration | claims | none | sigkill-worker | cut-worker-broker |")
-    assert lines[header + 2] == f"| {EARLY} | at-most-once | holds | holds (3 lost) | · |"
+    assert lines[header + 2] == f"| {EARLY} | at-most-once | clean | 3 lost (allowed) | · |"
 
 
 def test_render_a_section_per_backend_with_its_notes() -> None:
@@ -217,7 +217,7 @@ def test_render_a_section_per_backend_with_its_notes() -> None:
     sections = [line for line in lines if line.startswith("## ")]
     assert sections == ["## Is this a measurement?", "## Measured with", "## Summary",
                         "## Celery on Redis", "## arq on Redis", "## FastAPI BackgroundTasks",
-                        "## Configurations"]
+                        "## Configurations", "## Self-proof in detail"]
     for title in ("**Celery on Redis**", "**arq on Redis**", "**FastAPI BackgroundTasks**"):
         assert title in lines
     assert "in-progress key expires (job_timeout plus 10s)" in text
@@ -266,6 +266,7 @@ def test_render_timings_only_when_given() -> None:
     text = render(good_run(), **META, timings={"drain": 12.34})
     assert "## Timings" in text
     assert "- drain: 12.3s" in text
+    assert text.index("<details><summary>Seconds per phase") < text.index("- drain: 12.3s")
 
 
 def test_render_invalid_banner_when_proof_fails() -> None:
@@ -283,7 +284,7 @@ def test_render_marks_invalid_scenarios_in_the_tables() -> None:
                         lost=3)
     text = render(results, **META)
     lines = text.splitlines()
-    assert f"| {EARLY} | at-most-once | holds | invalid |" in lines  # the summary grid
+    assert f"| {EARLY} | at-most-once | clean | invalid |" in lines  # the summary grid
     assert f"| {EARLY} | at-most-once | 40 | 40 | 0 | 3 | 0 | 0 | 0 | 0 | 0 | - | " \
            "invalid run (fired at an idle worker) |" in lines  # the fault's table
     assert "INVALID: do not trust" in text
@@ -375,3 +376,30 @@ def test_the_json_holds_the_schema_and_the_runs_provenance(tmp_path: Path) -> No
     loaded = RunReport.load(tmp_path / "r.json")
     assert loaded.provenance == PROVENANCE
     assert loaded.scenarios[0].servers == {"redis-server": "7.0.15", "toxiproxy": "2.12.0"}
+
+
+def test_the_self_proof_is_one_line_on_top_and_every_check_further_down() -> None:
+    text = render(good_run(), **META)
+    lines = text.splitlines()
+    top = lines[lines.index("## Is this a measurement?") + 2]
+    assert top.startswith("**VALID**: 2 no-fault controls lost and duplicated nothing, and 1 ")
+    detail = lines.index("## Self-proof in detail")
+    assert detail > lines.index("## Configurations")
+    assert all(f"- {line}" in lines[detail:] for line in self_proof(good_run()).lines)
+    bad = good_run()
+    bad[0].counts["lost"] = 1  # a control that lost a task
+    top = render(bad, **META).splitlines()[lines.index("## Is this a measurement?") + 2]
+    assert top.startswith("**INVALID: do not trust the numbers below**: control ")
+    assert "NOT ZERO" in top
+
+
+def test_a_cell_says_what_happened_then_what_it_means_for_the_claim() -> None:
+    from harness.report import _short
+
+    assert _short(result(EARLY, "none", completed=40)) == "clean"
+    assert _short(result(EARLY, "sigkill-worker", lost=3)) == "3 lost (allowed)"
+    violated = result(LATE, "broker-sigkill", verdict="VIOLATED", lost=7)
+    assert _short(violated) == "**7 lost: VIOLATED**"
+    stuck = result(LATE, "sigstop-worker", verdict="inconclusive", stuck=2)
+    assert _short(stuck) == "2 stuck: inconclusive"
+    assert _short(result(LATE, "none", valid=False)) == "invalid"
