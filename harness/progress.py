@@ -8,7 +8,7 @@ clock (callers pass the time), no terminal.
 The lines, a stable form that ``parallel.py`` (and anyone grepping a CI log) parses::
 
     [12/112] arq.arq-defaults.sigkill-worker (eta 6m40s)
-    [12/112] arq.arq-defaults.sigkill-worker: holds (0 lost, 2 re-executed) in 14.2s (eta 6m20s)
+    [12/112] arq.arq-defaults.sigkill-worker: clean; 2 re-executed in 14.2s (eta 6m20s)
 
 ``[I/N] SCENARIO`` at the start of the line, then ``:`` and what it ended in once it finished;
 ``(eta ...)`` last, the time the run still needs, left out while nothing can be estimated.
@@ -39,11 +39,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
 
+from harness.report import outcome_words
 from harness.result import ScenarioResult
 
 # Shown after "N lost" when not zero: what else a reader of a long run wants to see at once.
-SHOWN = (("duplicated", "duplicated"), ("re_executed", "re-executed"), ("stuck", "stuck"),
-         ("late", "late"))
+SHOWN = (("re_executed", "re-executed"), ("late", "late"))  # besides lost, duplicated, stuck
 
 LINE = re.compile(r"\[(?P<index>\d+)/(?P<total>\d+)\] (?P<scenario>[^\s:]+)(?P<finished>:)?"
                   r".*?(?: \(eta (?P<eta>(?:\d+h)?(?:\d+m)?(?:\d+s)?)\))?\s*$")
@@ -94,13 +94,13 @@ def eta_s(remaining: Iterable[str], finished: Sequence[tuple[str, float]],
 
 
 def verdict_text(result: ScenarioResult) -> str:
-    """What a scenario ended in, in a few words: its verdict and the counts that matter most."""
+    """What a scenario ended in, in a few words: as the report's summary says it (what
+    happened, then what it means for the claim), and what else happened to its tasks."""
     if not result.valid:
         return f"invalid ({result.validity})"
     counts = result.counts
-    shown = [f"{counts.get('lost', 0)} lost"] + [
-        f"{counts[key]} {label}" for key, label in SHOWN if counts.get(key)]
-    return f"{result.verdict} ({', '.join(shown)})"
+    also = [f"{counts[key]} {label}" for key, label in SHOWN if counts.get(key)]
+    return outcome_words(result, emphasis="") + (f"; {', '.join(also)}" if also else "")
 
 
 def _eta_part(seconds: float | None) -> str:

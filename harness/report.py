@@ -243,7 +243,7 @@ def _summary(backend: str, results: list[ScenarioResult]) -> list[str]:
              "| configuration | claims | " + " | ".join(faults) + " |",
              "|---|---|" + "---|" * len(faults)]
     for configuration in dict.fromkeys(r.configuration for r in results):
-        cells = {r.fault: _short(r) for r in results if r.configuration == configuration}
+        cells = {r.fault: outcome_words(r) for r in results if r.configuration == configuration}
         claims = next(r.guarantee for r in results if r.configuration == configuration)
         lines.append(f"| {configuration} | {claims} | "
                      + " | ".join(cells.get(f, "·") for f in faults) + " |")
@@ -263,15 +263,17 @@ def _proof_line(proof: Proof, results: list[ScenarioResult]) -> str:
             + " ([every check](#self-proof-in-detail)).")
 
 
-def _short(r: ScenarioResult) -> str:
-    """A summary cell in words nobody misreads: what happened, then what it means for the
-    claim (a loss the claim allows is never shown as "holds" alone)."""
+def outcome_words(r: ScenarioResult, emphasis: str = "**") -> str:
+    """A scenario's outcome in words nobody misreads: what happened, then what it means for the
+    claim (a loss the claim allows is never shown as "holds" alone). The summary's cells and
+    the progress lines (``emphasis`` "") both say it this way."""
     if not r.valid:
         return "invalid"
-    seen = ", ".join(f"{r.counts[k]} {k}" for k in ("lost", "duplicated", "stuck")
-                     if r.counts[k])
+    seen = ", ".join(f"{r.counts.get(k, 0)} {k}" for k in ("lost", "duplicated", "stuck")
+                     if r.counts.get(k, 0))
     if r.verdict == "VIOLATED":
-        return f"**{seen}: VIOLATED**" if seen else "**VIOLATED**"
+        text = f"{seen}: VIOLATED" if seen else "VIOLATED"
+        return f"{emphasis}{text}{emphasis}"
     if r.verdict != "holds":
         return f"{seen}: {r.verdict}" if seen else r.verdict
     return f"{seen} (allowed)" if seen else "clean"

@@ -67,9 +67,11 @@ def test_with_no_report_and_nothing_done_there_is_no_estimate() -> None:
 
 def test_the_verdict_shows_the_lost_and_whatever_else_happened() -> None:
     result = scenario_result(counts={"lost": 0, "re_executed": 2, "duplicated": 0, "late": 1})
-    assert verdict_text(result) == "holds (0 lost, 2 re-executed, 1 late)"
+    assert verdict_text(result) == "clean; 2 re-executed, 1 late"
+    allowed = scenario_result(counts={"lost": 2, "late": 4})
+    assert verdict_text(allowed) == "2 lost (allowed); 4 late"
     broken = scenario_result(verdict="VIOLATED", counts={"lost": 3})
-    assert verdict_text(broken) == "VIOLATED (3 lost)"
+    assert verdict_text(broken) == "3 lost: VIOLATED"
     invalid = scenario_result(valid=False, validity="the fault hit no running task")
     assert verdict_text(invalid) == "invalid (the fault hit no running task)"
 
@@ -176,8 +178,8 @@ def test_the_plugin_prints_a_line_of_its_own_before_and_after_each_scenario(
         "arq.arq-defaults.none", "arq.arq-defaults.sigkill-worker"]
     finished = [line for line, tick in zip(lines, map(parse, lines), strict=True)
                 if tick is not None and tick.finished]
-    assert ": holds (0 lost) in " in finished[0]
-    assert ": holds (0 lost, 2 re-executed) in " in finished[1]
+    assert ": clean in " in finished[0]
+    assert ": clean; 2 re-executed in " in finished[1]
     assert ": failed in " in finished[3]  # no result: how its test ended
     assert all(" (eta " in line for line in finished)  # the committed report knows them
     assert "the scenario's own line" in done.stdout

@@ -394,7 +394,7 @@ def test_the_self_proof_is_one_line_on_top_and_every_check_further_down() -> Non
 
 
 def test_a_cell_says_what_happened_then_what_it_means_for_the_claim() -> None:
-    from harness.report import _short
+    from harness.report import outcome_words as _short
 
     assert _short(result(EARLY, "none", completed=40)) == "clean"
     assert _short(result(EARLY, "sigkill-worker", lost=3)) == "3 lost (allowed)"
