@@ -34,7 +34,8 @@ from typing import Any
 from harness import containers, images
 from harness.matrix import CONFIGURATIONS, Settings
 from harness.paths import RUNS
-from harness.result import ReportError, RunReport
+from harness.provenance import image_mode
+from harness.result import ReportError, RunReport, attempt_prefix
 from harness.run import new_run_id
 from harness.world import Ports, World
 from queue_chaos_agent.ledger import LedgerWriter, read_ledger
@@ -106,6 +107,10 @@ class Bench:
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _peak_mib() -> float:
@@ -242,22 +247,23 @@ def provision_cold(log_path: Path, say: Callable[[str], None] = print) -> Cold:
         finally:
             wall = time.monotonic() - started
             removed = images.prune(engine, (), repo, everything=True)
+        output = done.stdout + done.stderr
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text(done.stdout + done.stderr)
+        log_path.write_text(output)
         if done.returncode != 0:
             raise RuntimeError(f"cold provisioning failed ({done.returncode}); see {log_path}")
-    steps = {m[1]: float(m[2]) for line in (done.stdout + done.stderr).splitlines()
+    steps = {m[1]: float(m[2]) for line in output.splitlines()
              if (m := _STEP.match(line.strip()))}
     say(f"bench: cold provisioning {wall:.0f}s; {len(removed)} cold images removed")
-    return Cold(date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    return Cold(date=_now(),
                 wall_s=round(wall, 1), steps=steps, log=str(log_path))
 
 
 def task_body_us(directory: Path, executions: int = 5_000) -> float:
     """Microseconds the instrumented task body adds to one execution, in this process: the
     whole body (``started``, the crash-marker check, ``completed``) with a zero duration, less
-    the bare body (only the zero sleep). The figure the throughput rounds' ratio should show,
-    without their noise: a 2-core machine's rounds vary by more than the body costs."""
+    the bare body (only the zero sleep): the body's own cost, beside what the throughput rounds
+    and the workers' runtimes show it costs in a worker."""
     from queue_chaos_agent import taskbody
 
     writer = LedgerWriter(directory, "bench-body")
@@ -292,7 +298,7 @@ def run(sizes: tuple[int, ...] = SIZES, matrix_report: Path = Path("reports/dura
     engine = containers.client()
     configuration = CONFIGURATIONS[CONFIGURATION]
     started = time.monotonic()
-    variables, timings = images.provision(engine, os.environ.get("CHAOS_IMAGES", "local"),
+    variables, timings = images.provision(engine, image_mode(),
                                     [], {configuration.owner.image})
     provision_cached_s = time.monotonic() - started
     run_id = new_run_id()
@@ -313,13 +319,12 @@ def run(sizes: tuple[int, ...] = SIZES, matrix_report: Path = Path("reports/dura
             # is an attempt of its own, so its task ids are its own.
             result = run_scenario(world, configuration, "none", settings, seed=tasks,
                                   run_dir=directory, replay="make bench", attempt=attempt)
-            prefix = result.scenario + ("" if attempt == 1 else f"~attempt-{attempt}") + "."
+            prefix = attempt_prefix(result.scenario, attempt) + "."
             wall, cpu = time.monotonic() - wall, _cpu_s() - cpu
             gc.collect()  # what the harness keeps, not garbage not yet collected
             rss = _rss_mib()
             up = result.phase_s.get("services_up", 0.0)
-            records = [r for r in read_ledger([result.ledger_dir]).records
-                       if str(r.get("task", "")).startswith(prefix)]
+            records = read_ledger([result.ledger_dir], task_prefix=prefix).records
             size = Size(tasks=tasks, wall_s=round(wall, 2), cpu_s=round(cpu, 3),
                         cpu_ms_per_task=round(cpu / tasks * 1000, 3), rss_mib=round(rss, 1),
                         peak_mib=round(_peak_mib(), 1),
@@ -339,7 +344,7 @@ def run(sizes: tuple[int, ...] = SIZES, matrix_report: Path = Path("reports/dura
         world.down()
     write_us = ledger_write_us(directory / "ledger-write")
     body_us = task_body_us(directory / "task-body")
-    return Bench(date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), run_id=run_id,
+    return Bench(date=_now(), run_id=run_id,
                  sizes=measured, provision_cached_s=round(provision_cached_s, 2),
                  provision_built=[t.step for t in timings if not t.cached], cold=cold,
                  ledger_write_us=round(write_us, 1), task_body_us=round(body_us, 1),

@@ -21,13 +21,7 @@ the report (a shard that died, a run with other ``--configs``) fails the gate, s
 cannot vouch for what it never measured; a name that is neither in the report nor built in is a
 typo, refused before anything is gated.
 
-exit codes:
-  0  pass: every chosen scenario holds (or is inconclusive and allowed), self-proof valid
-  1  gate failed: a chosen scenario is VIOLATED, INVALID or inconclusive (not allowed), the
-     run's self-proof failed, or a chosen configuration or fault never ran
-  2  bad input: the report is missing or not a durability report, a configuration or fault
-     name is unknown, an option is wrong, or the JUnit file cannot be written (no JUnit
-     XML is written for bad input)
+The exit codes (``EXIT_CODES`` below) end this docstring and the `gate --help` epilog alike.
 """
 
 from __future__ import annotations
@@ -42,7 +36,7 @@ from xml.etree import ElementTree
 from harness.result import ReportError, RunReport, ScenarioResult, Verdict
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
-# The `gate --help` epilog; the module docstring repeats it verbatim (a unit test holds them equal).
+# The `gate --help` epilog, and the end of the module docstring: written once, shown in both.
 EXIT_CODES = """exit codes:
   0  pass: every chosen scenario holds (or is inconclusive and allowed), self-proof valid
   1  gate failed: a chosen scenario is VIOLATED, INVALID or inconclusive (not allowed), the
@@ -51,6 +45,7 @@ EXIT_CODES = """exit codes:
      name is unknown, an option is wrong, or the JUnit file cannot be written (no JUnit
      XML is written for bad input)
 """
+__doc__ = f"{__doc__}\n{EXIT_CODES}"
 
 # Verdicts a user may accept. Only inconclusive: VIOLATED is a broken claim and INVALID a broken
 # instrument, and a gate that could be told to accept either would prove nothing.

@@ -477,6 +477,12 @@ def _provision(
     return variables, timings
 
 
+def _ours(tags: list[str], prefix: str) -> bool:
+    """An image of this repository alone: tagged, and every tag under ``prefix`` (one someone
+    also tagged as theirs is not ours to remove)."""
+    return bool(tags) and all(t.startswith(prefix) for t in tags)
+
+
 def stale(images: Sequence[tuple[str, list[str], str]], keep: Collection[str],
           prefix: str) -> list[str]:
     """Of (id, tags, created) images, the ids to remove: this repository's images (every tag
@@ -492,7 +498,7 @@ def stale(images: Sequence[tuple[str, list[str], str]], keep: Collection[str],
             newest[name] = max(newest.get(name, ""), created)
     doomed: list[str] = []
     for image_id, tags, created in images:
-        if not tags or not all(t.startswith(prefix) for t in tags) or set(tags) & set(keep):
+        if not _ours(tags, prefix) or set(tags) & set(keep):
             continue
         names = {t.rsplit(":", 1)[0] for t in tags}
         if all(n in kept_names or created < newest[n] for n in names):
@@ -507,7 +513,7 @@ def prune(engine: docker.DockerClient, keep: Collection[str],
     refuses); returns the tags removed."""
     prefix = f"{repository_name or repository()}/"
     listed = [(i.id, list(i.tags), str(i.attrs.get("Created", ""))) for i in engine.images.list()]
-    doomed = ([i for i, tags, _ in listed if tags and all(t.startswith(prefix) for t in tags)]
+    doomed = ([i for i, tags, _ in listed if _ours(tags, prefix)]
               if everything else stale(listed, keep, prefix))
     tags_of = {i: tags for i, tags, _ in listed}
     removed: list[str] = []

@@ -18,7 +18,7 @@ from harness.checker import Counts, Guarantee, Verdict
 from harness.paths import relative, resolve
 
 __all__ = ["Counts", "Guarantee", "Provenance", "ReportError", "RunReport", "ScenarioResult",
-           "Verdict", "measured_with"]
+           "Verdict", "attempt_prefix", "measured_with"]
 
 # The JSON report's schema version: 2 adds knobs, fault_kind, must_lose, effective and versions;
 # 3 adds servers, the run's provenance, and ledger_dir relative to the work directory (a report
@@ -141,6 +141,13 @@ class Provenance:
 def _joined(values: Iterable[str]) -> str:
     """The distinct non-empty values in first-seen order, ' / '-joined (normally just one)."""
     return " / ".join(dict.fromkeys(v for v in values if v))
+
+
+def attempt_prefix(scenario: str, attempt: int) -> str:
+    """The prefix of an attempt's task ids (``<prefix>.<n>``): the scenario's name, and for a
+    re-run attempt ``<scenario>~attempt-N``, so no two attempts share a task id. Here, in the
+    result model, because what reads a result back (timelines, the bench) needs it too."""
+    return scenario if attempt <= 1 else f"{scenario}~attempt-{attempt}"
 
 
 def measured_with(scenarios: Iterable[ScenarioResult]) -> dict[str, dict[str, dict[str, str]]]:

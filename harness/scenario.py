@@ -19,7 +19,7 @@ from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
 from harness.matrix import Settings, scenario_id
 from harness.observe import Running, forget, of_scenario, running, snapshot
-from harness.result import ScenarioResult
+from harness.result import ScenarioResult, attempt_prefix
 from harness.schedule import FaultPlan, Trigger, plan_fault, seeded, wait_for_trigger
 from harness.waits import WaitTimeout, until
 from harness.workload import Workload, plan_tasks
@@ -67,9 +67,9 @@ def run_scenario(
 ) -> ScenarioResult:
     name = scenario_id(configuration, fault_name)
     settings = configuration.settings(settings)
-    suffix = "" if attempt == 1 else f"~attempt-{attempt}"
     ctx = _Context(
-        world, configuration, FAULTS[fault_name], settings, seed, name, name + suffix,
+        world, configuration, FAULTS[fault_name], settings, seed, name,
+        attempt_prefix(name, attempt),
         run_dir / name if attempt == 1 else run_dir / name / f"attempt-{attempt}", replay,
     )
     ctx.directory.mkdir(parents=True, exist_ok=True)

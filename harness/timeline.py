@@ -40,7 +40,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.transforms import blended_transform_factory
 
 from harness.observe import of_scenario
-from harness.result import ReportError, RunReport, ScenarioResult
+from harness.result import ReportError, RunReport, ScenarioResult, attempt_prefix
 from harness.shard import merge
 from queue_chaos_agent.ledger import read_ledger
 
@@ -204,8 +204,8 @@ _Key = tuple[str, int, int]  # worker, life, pid
 
 def prefix_of(result: ScenarioResult) -> str:
     """The task id prefix of the attempt a result reports (a re-run attempt tags its tasks
-    ``<scenario>~attempt-N``, as harness/scenario.py names them)."""
-    return result.scenario if result.attempt <= 1 else f"{result.scenario}~attempt-{result.attempt}"
+    ``<scenario>~attempt-N``: ``result.attempt_prefix``)."""
+    return attempt_prefix(result.scenario, result.attempt)
 
 
 def task_classes(result: ScenarioResult) -> dict[str, str]:
