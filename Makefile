@@ -14,6 +14,8 @@ SET ?=
 TARGET ?=
 # Worlds side by side for `make durability` (auto: what this machine holds; 1: one at a time).
 WORLDS ?= auto
+# Trials for `make durability`: the whole selection N times (seed, seed+1, ...), one report.
+TRIALS ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: setup engine images durability bench gate stability test test-unit test-agent test-container lint reap
@@ -32,7 +34,8 @@ durability: setup
 	$(PY) -m harness run $(if $(SEED),--seed $(SEED)) \
 	  $(if $(BACKENDS),--backends $(BACKENDS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
 	  $(if $(FAULTS),--faults $(FAULTS)) $(if $(TARGET),--target $(TARGET)) \
-	  $(if $(SET),--set '$(SET)') --worlds $(WORLDS) $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
+	  $(if $(SET),--set '$(SET)') --worlds $(WORLDS) --trials $(TRIALS) \
+	  $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 # What the harness itself costs (CPU and memory per task, overhead per scenario) -> reports/bench.md
 bench: setup
@@ -44,9 +47,10 @@ gate:
 	$(PY) -m harness gate $(if $(CONFIGS),--configs $(CONFIGS)) $(if $(FAULTS),--faults $(FAULTS)) \
 	  $(if $(ALLOW),--allow $(ALLOW)) $(if $(JUNIT),--junit $(JUNIT))
 
-# The default matrix RUNS times with fresh seeds: do the verdicts hold still? -> reports/stability.md
-stability: setup
-	$(PY) -m harness stability $(RUNS)
+# Do the verdicts hold still? `make durability TRIALS=$(RUNS)`: the selection RUNS times (seed,
+# seed+1, ...), one reports/durability.md whose cells hold every trial and name the changed ones.
+stability:
+	$(MAKE) durability TRIALS=$(RUNS)
 
 # The images are provisioned in the background while the unit and agent tests run (a cold
 # provisioning takes a minute and a half, mostly waiting on apt and PyPI); the container tests

@@ -2,12 +2,12 @@
 
     queue-chaos run [--backends B] [--configs C] [--faults F] [--seed N] [--set k=v,...]
     queue-chaos run --target queue-chaos.toml [--faults F] [--set k=v,...]
-    queue-chaos run ... [--worlds N|auto] [--shard K/N]
+    queue-chaos run ... [--worlds N|auto] [--shard K/N] [--trials N]
     queue-chaos merge SHARD.json ... [--report-dir reports]
     queue-chaos gate [--report reports/durability.json] [--configs C] [--faults F]
                      [--allow inconclusive] [--junit gate.xml]
-    queue-chaos compare --reports A.json B.json ... [--out reports/stability.md]
-    queue-chaos stability [N]
+    queue-chaos compare --reports A.json [B.json ...] [--out reports/stability.md]
+    queue-chaos stability [N]                 (an alias of run --trials N)
     queue-chaos bench [--sizes 100,1000,10000] [--cold]
     queue-chaos images [--prune] | reap
     queue-chaos timeline RUN_DIR [--all] [--out DIR]
@@ -22,11 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-from harness import bench, containers, gate, images, parallel, report, shard, stability
+from harness import bench, containers, gate, images, parallel, progress, report, shard, stability
+from harness import trials as trials_
 from harness.matrix import order_key
 from harness.paths import ROOT, RUNS, relative
 from harness.provenance import harness_version, image_mode
-from harness.result import Provenance
+from harness.result import Provenance, ReportError
 from harness.run import new_run_id, new_seed
 from harness.selection import select
 
@@ -62,6 +63,10 @@ def parser() -> argparse.ArgumentParser:
                           "reports (auto: what this machine holds; default 1)")
     run.add_argument("--shard", default=None,
                      help="K/N: only shard K of N (for N CI runners; `merge` joins them)")
+    run.add_argument("--trials", default="1",
+                     help=f"run the whole selection N times (1..{trials_.MAX_TRIALS}; trial k "
+                          "with seed + k - 1) into one report whose cells hold every trial "
+                          "(default 1)")
     run.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
 
     m = commands.add_parser("merge", help="one report from the reports of a run's shards")
@@ -89,11 +94,13 @@ def parser() -> argparse.ArgumentParser:
 
     c = commands.add_parser("compare", help="verdict stability over reports of earlier runs")
     c.add_argument("--reports", nargs="+", type=Path, default=[],
-                   help="durability.json files of earlier runs (2 or more)")
+                   help="durability.json files of earlier runs, each one or more trials (2 or "
+                        "more trials in all)")
     c.add_argument("--out", type=Path, default=Path("reports") / "stability.md")
 
-    s = commands.add_parser("stability", help="run the matrix N times with fresh seeds")
-    s.add_argument("runs", nargs="?", type=int, default=3, help="how many runs (default 3)")
+    s = commands.add_parser("stability", help="an alias of `run --trials N`: the matrix N "
+                                              "times, one report of every trial")
+    s.add_argument("runs", nargs="?", default="3", help="how many trials (default 3)")
     s.add_argument("pytest_args", nargs="*", help="passed to pytest")
 
     b = commands.add_parser("bench", help="measure what the harness costs -> reports/bench.md")
@@ -125,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "stability":
-        return _stability(args.runs, args.pytest_args)
+        print(f"queue-chaos stability {args.runs} is `queue-chaos run --trials {args.runs}`: "
+              "one report (durability.md, .json) whose cells hold every trial", file=sys.stderr)
+        return main(["run", "--trials", args.runs,
+                     *(["--", *args.pytest_args] if args.pytest_args else [])])
     if args.command == "compare":
         return _compare(args.reports, args.out)
     if args.command == "merge":
@@ -161,12 +171,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """The main job: pytest over the scenarios with the plugin's options; with ``--worlds``
-    N > 1, N shards of it side by side, merged into one report."""
+    N > 1, N shards of it side by side, merged into one report; with ``--trials`` N > 1 all of
+    that N times, trial k with seed + k - 1, merged into one report of every trial."""
     try:
         worlds = parallel.parse_worlds(args.worlds)
+        trials = trials_.parse_count(args.trials)
         if worlds > 1 and args.shard:
             raise ValueError("--worlds splits the run into shards itself; --shard is for "
                              "splitting it over machines: give one or the other")
+        if trials > 1 and args.shard:
+            raise ValueError("--trials repeats the whole run on this machine; --shard runs one "
+                             "part of a run on one of several machines: give one or the other "
+                             "(to repeat a sharded run, run it again with the next --seed, "
+                             "merge each run's shards, and `queue-chaos compare` the merged "
+                             "reports)")
         # Checked here once, not once per world; and no more worlds than parts to give them.
         chosen = select(args.target, args.backends, args.configs, args.faults, args.overrides,
                         args.shard)
@@ -182,57 +200,116 @@ def _run(args: argparse.Namespace) -> int:
                         ("--shard", args.shard)):
         if value:
             options.append(f"{flag}={value}")
-    if worlds == 1:
+    if worlds == 1 and trials == 1:
         if args.seed is not None:
             options.append(f"--seed={args.seed}")
         return subprocess.call([*PYTEST, "-v", "-s", f"--report-dir={args.report_dir.resolve()}",
                                 *options, *args.pytest_args])
-    seed = new_seed() if args.seed is None else args.seed  # one seed: one run, N worlds
+    seed = new_seed() if args.seed is None else args.seed  # one seed: one run, N worlds, trials
     run_id = new_run_id()
     started = time.monotonic()
-    print(f"run {run_id}: {worlds} worlds side by side, seed {seed}")
-    codes = parallel.run_worlds(worlds, [*PYTEST, "-v", "-s"], RUNS / run_id, run_id,
-                                [*options, f"--seed={seed}", *args.pytest_args])
-    broken = [f"world {k} (exit {code})" for k, (code, out) in enumerate(codes, 1)
-              if not (out / "durability.json").is_file()]
-    if broken:
-        print(f"error: no report from {', '.join(broken)}; logs in {RUNS / run_id}",
-              file=sys.stderr)
-        return 1
-    merged = _merge([out / "durability.json" for _, out in codes], args.report_dir,
-                    {f"whole run ({worlds} worlds side by side)": time.monotonic() - started})
-    return merged or max(code for code, _ in codes)
+    shape = f"{worlds} worlds side by side" if worlds > 1 else "one world"
+    print(f"run {run_id}: {shape}, seed {seed}"
+          + (f", {trials} trials (seeds {seed}-{trials_.trial_seed(seed, trials)})"
+             if trials > 1 else ""))
+    parts: list[list[Path]] = []
+    codes: list[int] = []
+    spent: dict[str, float] = {}
+    for k in range(1, trials + 1):
+        trial_seed = trials_.trial_seed(seed, k)
+        out = RUNS / run_id if trials == 1 else RUNS / run_id / f"trial-{k}"
+        if trials > 1:
+            print(progress.trial_line(k, trials, trial_seed, list(spent.values())), flush=True)
+        begun = time.monotonic()
+        code, paths = _one_run(worlds, out, trials_.trial_run_id(run_id, k, trials),
+                               [*options, f"--seed={trial_seed}", *args.pytest_args])
+        spent[f"trial {k}"] = time.monotonic() - begun
+        if trials > 1:
+            print(progress.trial_line(k, trials, trial_seed, list(spent.values()),
+                                      f"exit {code}"), flush=True)
+        broken = [relative(p) for p in paths if not p.is_file()]
+        if broken:
+            print(f"error: no report at {', '.join(broken)} (exit {code}); logs in "
+                  f"{relative(RUNS / run_id)}", file=sys.stderr)
+            return 1
+        parts.append(paths)
+        codes.append(code)
+    whole = ", ".join(([f"{trials} trials"] if trials > 1 else []) + [shape])
+    timings = {f"whole run ({whole})": time.monotonic() - started,
+               **(spent if trials > 1 else {})}
+    merged = _write_merged(parts, args.report_dir, timings, run_id=run_id,
+                           keep=RUNS / run_id if trials > 1 else None)
+    return merged or max(codes)
+
+
+def _one_run(worlds: int, out: Path, run_id: str, options: list[str]) -> tuple[int, list[Path]]:
+    """One whole run of the selection (one trial) under ``run_id``: one pytest session
+    reporting to ``out``, or ``worlds`` of them side by side reporting to ``out/world-K``.
+    Returns the worst exit code and where each report should be."""
+    if worlds == 1:
+        code = subprocess.call([*PYTEST, "-v", "-s", f"--report-dir={out}",
+                                f"--run-id={run_id}", *options])
+        return code, [out / "durability.json"]
+    codes = parallel.run_worlds(worlds, [*PYTEST, "-v", "-s"], out, run_id, options)
+    return max((code for code, _ in codes), default=0), [o / "durability.json" for _, o in codes]
 
 
 def _merge(paths: list[Path], report_dir: Path,
            timings: dict[str, float] | None = None) -> int:
     """One report from the shards' reports: exit 0 when it is a valid measurement."""
+    return _write_merged([paths], report_dir, timings)
+
+
+def _write_merged(parts: list[list[Path]], report_dir: Path,
+                  timings: dict[str, float] | None = None, *, run_id: str | None = None,
+                  keep: Path | None = None) -> int:
+    """One report from each trial's shard (or world) reports, ``parts[k - 1]`` trial k's, in
+    ``report_dir`` (and, without pictures, in ``keep``: the run's own directory, so
+    ``queue-chaos timeline runs/<run id>`` finds it): exit 0 when it is a valid measurement.
+    ``run_id``: the whole run's (default: the run the first shard belongs to)."""
+    several = len(parts) > 1
     try:
-        shards = shard.load_all(paths)
-        results = sorted(shard.merge(shards), key=lambda r: order_key(r.configuration, r.fault))
+        loaded = [shard.load_all(paths) for paths in parts]
+        results = sorted(trials_.numbered(shard.merge(shards) for shards in loaded),
+                         key=lambda r: (order_key(r.configuration, r.fault), r.trial))
     except shard.ShardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    first = shards[0]
+    first = loaded[0][0]
     proof = report.self_proof(results)
-    for n, part in enumerate(shards, 1):
-        if not part.measurement_valid:  # a copy dropped by the merge may be the one that failed
-            proof.valid = False
-            proof.lines.append(f"shard {n} ({relative(paths[n - 1])}) is not a valid "
-                               "measurement")
     spent = dict(timings or {})
-    for n, part in enumerate(shards, 1):
-        spent.update({f"shard {n}: {k}": v for k, v in part.timings.items()
-                      if not k.startswith("scenario ")})
-    spent.update({k: v for part in shards for k, v in part.timings.items()
-                  if k.startswith("scenario ")})
-    path, proof = report.write(results, report_dir, timings=spent, proof=proof,
-                               provenance=Provenance.merged(part.provenance for part in shards),
-                               run_id=parallel.run_of(first.run_id), date=first.date,
-                               seed=first.seed or 0, replay=first.replay, pictures=True)
-    print(f"merged {len(shards)} shards, {len(results)} scenarios: {path}")
+    for k, (paths, shards) in enumerate(zip(parts, loaded, strict=True), 1):
+        trial = f"trial {k}, " if several else ""
+        for n, part in enumerate(shards, 1):
+            if not part.measurement_valid:  # a copy the merge dropped may be the one failing
+                proof.valid = False
+                proof.lines.append(f"{trial}shard {n} ({relative(paths[n - 1])}) is not a "
+                                   "valid measurement")
+            spent.update({f"{trial}shard {n}: {key}": v for key, v in part.timings.items()
+                          if not key.startswith("scenario ")})
+        spent.update({key + (f" (trial {k})" if several else ""): v for part in shards
+                      for key, v in part.timings.items() if key.startswith("scenario ")})
+    replay = first.replay + (f" TRIALS={len(parts)}" if several else "")
+    provenance = Provenance.merged(part.provenance for shards in loaded for part in shards)
+    path = report_dir
+    for directory in ([keep] if keep is not None else []) + [report_dir]:
+        path, proof = report.write(results, directory, timings=spent, proof=proof,
+                                   provenance=provenance, pictures=directory == report_dir,
+                                   run_id=run_id or parallel.run_of(first.run_id),
+                                   date=first.date, seed=first.seed or 0, replay=replay)
+    shards_n = sum(map(len, loaded))
+    print(f"merged {len(parts)} trials ({shards_n} reports), {len(results)} scenarios: {path}"
+          if several else f"merged {shards_n} shards, {len(results)} scenarios: {path}")
     for line in proof.lines:
         print(line)
+    if several:
+        found = trials_.cells(results)
+        flipped = trials_.changed(found)
+        print(f"{len(flipped)} of {len(found)} cells changed verdict between trials"
+              + (":" if flipped else ""))
+        for cell in flipped:
+            print(f"  {cell.scenario}: {', '.join(cell.verdicts)} "
+                  f"({trials_.cell_words(cell, emphasis='')})")
     return 0 if proof.valid else 1
 
 
@@ -261,48 +338,28 @@ def _names(text: str) -> list[str] | None:
 
 
 def _compare(reports: list[Path], out: Path) -> int:
-    """Stability over runs already made (e.g. full-matrix runs of different sessions)."""
+    """Stability over runs already made (e.g. full-matrix runs of different sessions, or one
+    run of several trials): the table of their cells; exit 1 when a verdict changed."""
     missing = [str(p) for p in reports if not p.is_file()]
-    if len(reports) < 2 or missing:
-        print("error: compare needs 2 or more existing durability.json files"
-              + (f"; not found: {', '.join(missing)}" if missing else
-                 f"; given {len(reports)}"), file=sys.stderr)
+    if not reports or missing:
+        print("error: compare needs 2 or more existing durability.json files (or one report "
+              "of several trials)" + (f"; not found: {', '.join(missing)}" if missing else
+                                      "; none given"), file=sys.stderr)
         return 2
-    _, code = _write_table(reports, out)
+    try:
+        runs = stability.load_runs(reports)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    held = trials_.count(trials_.numbered(r.scenarios for r in runs))
+    if held < 2:
+        print(f"error: compare needs 2 or more trials in all (2 or more reports, or a report of "
+              f"`run --trials N`); given {len(reports)} report of 1 trial", file=sys.stderr)
+        return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(stability.render(runs))
     print(f"written: {out}")
-    return code
-
-
-def _write_table(reports: list[Path], out: Path) -> tuple[str, int]:
-    """The stability table from reports, written to ``out``: its text, and exit code 1 when a
-    verdict changed between the runs (0 otherwise)."""
-    runs = stability.load_runs(reports)
-    text = stability.render(runs)
-    out.write_text(text)
-    return text, 1 if any(not s.stable for s in stability.aggregate(runs)) else 0
-
-
-def _stability(runs: int, pytest_args: list[str]) -> int:
-    if not 2 <= runs <= 20:
-        print(f"error: stability needs 2..20 runs, not {runs}", file=sys.stderr)
-        return 2
-    base = RUNS / f"stability-{new_run_id()}"
-    results = []
-    for n in range(1, runs + 1):
-        out = base / f"run-{n}"
-        started = time.monotonic()
-        code = subprocess.call([*PYTEST, "-q", "--report-dir", str(out), *pytest_args])
-        print(f"stability run {n}/{runs}: exit {code} in {time.monotonic() - started:.0f}s")
-        if not (out / "durability.json").is_file():
-            print(f"error: run {n} wrote no report", file=sys.stderr)
-            return 1
-        results.append(out / "durability.json")
-    target = Path("reports") / "stability.md"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text, code = _write_table(results, target)
-    print(text)
-    print(f"written: {target}")
-    return code
+    return 1 if trials_.changed(stability.cells(runs)) else 0
 
 
 if __name__ == "__main__":

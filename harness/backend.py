@@ -10,6 +10,11 @@ A ``Configuration`` is a target kept as data: a backend plus typed knobs (``acks
 ``prefetch_multiplier``, ``max_tries`` ...). Its claimed guarantee and its summary are derived
 from the knobs by the backend, so the self-proof and the explanations key on fields, never on
 the configuration's name.
+
+A ``Clock`` is a timescale a scenario compresses so that a run fits in minutes (a Redis
+visibility timeout of 15 s where kombu's default is an hour): each backend says which of its
+clocks a scenario ran compressed and which one governed a recovery, so every number that depends
+on one can also be read in production terms (``harness/production.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,30 @@ if TYPE_CHECKING:
     from harness.brokers import Broker
     from harness.result import ScenarioResult
     from harness.target import Target
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A compressed timescale: what it is, the value the scenario ran, the value production
+    runs (the library's default), and where that default is stated, so a reader can check it."""
+
+    name: str  # e.g. "visibility timeout"
+    scenario_s: float
+    production_s: float
+    source: str  # e.g. "kombu/transport/redis.py Channel.visibility_timeout = 3600"
+
+
+def stall_clock(settings: Mapping[str, Any], outlasts: Clock) -> Clock | None:
+    """The SIGSTOP window as a compressed clock, when it outlasts ``outlasts`` (the timeout after
+    which a stalled worker's tasks run elsewhere): that is why it is as long as it is, so in
+    production a stall does the same only when it outlasts the production timeout by as much.
+    None when it does not outlast it (a configuration with a longer timeout of its own)."""
+    window = float(settings["stop_window_s"])
+    if window <= outlasts.scenario_s:
+        return None
+    return Clock("SIGSTOP window", window, window - outlasts.scenario_s + outlasts.production_s,
+                 f"the scenario's stop_window_s, chosen to outlast the {outlasts.name}; a "
+                 f"production stall does the same once it outlasts {outlasts.production_s:g} s")
 
 
 class Capability(StrEnum):
@@ -160,6 +189,8 @@ class Backend:
     capabilities: ClassVar[frozenset[Capability]]
     knobs_class: ClassVar[type[Knobs]]
     configurations: ClassVar[tuple[Configuration, ...]] = ()
+    # Names its built-in configurations had before a rename: reports of past runs carry them.
+    former_names: ClassVar[tuple[str, ...]] = ()
     # The distributions (as the workers report them) whose versions decide what it measures:
     # the report's "Measured with" line names these; the JSON keeps every one reported.
     libraries: ClassVar[tuple[str, ...]] = ()
@@ -202,6 +233,24 @@ class Backend:
     def note(self, settings: Mapping[str, Any]) -> str:
         """The sentence under the backend's tables: the timescales and mechanisms at play."""
         return ""
+
+    def built_in(self, configuration: str) -> bool:
+        """Whether ``configuration`` names one of its built-in configurations (now or before a
+        rename), not a team's app: only a built-in one runs the scenario's compressed clocks;
+        a team's app runs its own settings, which are its production ones."""
+        return (configuration in {c.name for c in self.configurations}
+                or configuration in self.former_names)
+
+    def clocks(self, settings: Mapping[str, Any]) -> tuple[Clock, ...]:
+        """The clocks a scenario with these settings (``ScenarioResult.settings``) runs
+        compressed; none for a backend whose timing is the library's own."""
+        return ()
+
+    def recovery_clock(self, r: ScenarioResult) -> Clock | None:
+        """The compressed clock that governed ``r``'s recovery (the wait before a task lost in
+        flight came back), by the mechanism its fault met; None when none did (the broker
+        requeued at once, or nothing can bring a task back)."""
+        return None
 
     def read_knobs(self, effective: Mapping[str, Any], idempotent: bool) -> dict[str, Any]:
         """Knob fields read from a worker's ``effective`` settings (its ``worker_ready``

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -158,21 +157,24 @@ def throughput_round(world: World, bare: bool, tasks: int, seed: int, run_dir: P
                      attempt: int) -> Throughput:
     """The same workers' throughput with the task body writing the ledger or only sleeping.
 
-    The backlog is made first, with the workers stopped (SIGSTOP of every process of theirs), so
-    the submitting side (the producer, this process) cannot be what limits the rate; then they
-    resume and the stopwatch runs until the broker holds nothing, queued or unacknowledged. The
+    The backlog is made first, with the workers stopped (SIGSTOP of every process of theirs:
+    ``cost.backlog``, which the cost phase of every control shares), so the submitting side (the
+    producer, this process) cannot be what limits the rate; then they resume and the stopwatch
+    runs until the broker holds nothing, queued or unacknowledged. The
     configuration acknowledges late, so an empty broker means every task has returned: the
     same stopwatch for both modes, which the ledger cannot be (a bare task writes nothing). In
     the instrumented rounds the ledger checks the stopwatch: every task completed, the last
     before the broker was seen empty.
     """
+    from harness.cost import BACKLOG_RATE, backlog
     from harness.schedule import seeded
     from harness.waits import until
-    from harness.workload import Workload, plan_tasks
+    from harness.workload import plan_tasks
 
     configuration = CONFIGURATIONS[CONFIGURATION]
     assert getattr(configuration.knobs, "acks_late", False), "the stopwatch needs acks late"
-    settings = configuration.settings(Settings(tasks=tasks, submit_rate=1_000.0, task_min_s=0.0,
+    settings = configuration.settings(Settings(tasks=tasks, submit_rate=BACKLOG_RATE,
+                                               task_min_s=0.0,
                                                task_max_s=0.005))
     variables = {**configuration.variables(settings, world.variables),
                  "CHAOS_BARE": "true" if bare else "false"}
@@ -181,18 +183,7 @@ def throughput_round(world: World, bare: bool, tasks: int, seed: int, run_dir: P
     plans = plan_tasks(prefix, tasks, settings.submit_rate, 0.0, 0.005, seeded(seed, prefix))
     assert world.broker is not None
     broker = world.broker
-    for worker in world.workers:
-        world.cluster.signal_all(worker, signal.SIGSTOP)
-    try:
-        workload = Workload(world.producer_url, plans, LedgerWriter(ledger_dir, "harness"))
-        workload.start()
-        if not workload.join(tasks / settings.submit_rate + 60):
-            workload.stop()
-            raise RuntimeError(f"bench: {tasks} submissions did not finish")
-    finally:
-        resumed = world.clock()
-        for worker in world.workers:
-            world.cluster.signal_all(worker, signal.SIGCONT)
+    resumed = backlog(world, plans, LedgerWriter(ledger_dir, "harness"))
     until(lambda: broker.empty(), what="the broker empty after the backlog",
           timeout_s=300.0, interval_s=0.01)
     drain_s = world.clock() - resumed
@@ -309,9 +300,12 @@ def run(sizes: tuple[int, ...] = SIZES, matrix_report: Path = Path("reports/dura
     try:
         world.up()
         for attempt, tasks in enumerate(sizes, 1):
+            # No cost phase (harness/cost.py): the bench measures what the harness spends on a
+            # scenario's own tasks.
             settings = Settings(tasks=tasks, submit_rate=min(400.0, tasks / 2), task_min_s=0.0,
                                 task_max_s=0.005, fault_after_started=1, quiet_s=1.0,
-                                drain_s=600.0, late_after_s=600.0)
+                                drain_s=600.0, late_after_s=600.0, cost_tasks=0,
+                                cost_latency_tasks=0)
             say(f"bench: {tasks} tasks ...")
             cpu, wall = _cpu_s(), time.monotonic()
             # One run directory for every size, as a run has: the services started for the first

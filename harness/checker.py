@@ -3,6 +3,13 @@
 A pure function of its inputs (no Docker, no broker, no clock), so every edge case is a unit test.
 The vocabulary is the one in DESIGN.md: completed, duplicated, re-executed, lost, recovered,
 unexpected, late, stuck.
+
+Each task also carries its completion latency: its first completion's ``t`` minus its
+submission's ``t_sent``. Both are CLOCK_MONOTONIC readings of one kernel (the workload on the host,
+the agent inside containers, which share the host's clock), so they subtract as the heal time
+already does. ``late`` stays what it always was, "first completed more than ``late_after_s``
+after the fault healed", which includes whatever backlog the queue had anyway;
+``harness/latency.py`` sets latencies against the no-fault control to tell the two apart.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ class TaskResult:
     late: bool
     location: str | None  # where the broker still holds it, from forensics
     redelivered: bool = False  # re-executed, or a start the broker flagged as a redelivery
+    # Submission (its t_sent, the moment the request went out) to first completion, seconds;
+    # None when it never completed or was never submitted.
+    latency_s: float | None = None
 
 
 @dataclass
@@ -69,7 +79,7 @@ class Counts:
     stuck: int = 0
     recovered: int = 0
     unexpected: int = 0
-    late: int = 0
+    late: int = 0  # completed more than late_after_s after heal: backlog included
     deduplicated_runs: int = 0  # runs an idempotency key stopped before the side effect
     crashed_runs: int = 0  # runs whose process exited right after the side effect
     truncated_records: int = 0
@@ -86,6 +96,11 @@ class CheckResult:
     recovery_s: float | None = None  # heal -> last redelivered task completing
     stuck_locations: dict[str, int] = field(default_factory=dict)
 
+    def latencies(self, ndigits: int = 3) -> list[float]:
+        """Every completed task's latency (submission to first completion), sorted, rounded:
+        what a scenario result keeps (``ScenarioResult.latencies_s``)."""
+        return sorted(round(t.latency_s, ndigits) for t in self.tasks if t.latency_s is not None)
+
 
 def check(
     records: Iterable[Mapping[str, Any]],
@@ -99,12 +114,13 @@ def check(
     """Classify every task seen in ``records``.
 
     ``healed_t`` is the monotonic moment the fault healed (None without a fault); a task whose first
-    completion comes more than ``late_after_s`` after it is late. ``in_broker`` maps task ids the
-    broker still holds at the drain deadline to where (queue, unacked, ...): those are stuck, not
-    lost.
+    completion comes more than ``late_after_s`` after it is late (however long it waited behind
+    other tasks: the backlog counts too). ``in_broker`` maps task ids the broker still holds at
+    the drain deadline to where (queue, unacked, ...): those are stuck, not lost.
     """
     in_broker = in_broker or {}
     submissions: dict[str, str] = {}
+    sent: dict[str, float] = {}
     starts: dict[str, int] = defaultdict(int)
     flagged: set[str] = set()
     deduplicated = crashed = 0
@@ -116,6 +132,10 @@ def check(
             continue
         if kind == "submission":
             submissions[task] = str(record["outcome"])
+            # When the request went out; a ledger older than t_sent has the record's own time.
+            when = record.get("t_sent", record.get("t"))
+            if when is not None:
+                sent[task] = float(when)
         elif kind == "started":
             starts[task] += 1
             if record.get("redelivered") is True:
@@ -142,6 +162,7 @@ def check(
             first is not None and healed_t is not None and first > healed_t + late_after_s
         )
         outcome = _classify(submission, len(done), task in in_broker)
+        latency = None if first is None or task not in sent else first - sent[task]
         counts.late += late
         counts.redelivered += redelivered
         if redelivered and done and healed_t is not None:
@@ -150,7 +171,7 @@ def check(
         _tally(counts, submission, outcome, len(done), n_starts)
         results.append(
             TaskResult(task, submission, outcome, n_starts, len(done), first, re_executed, late,
-                       in_broker.get(task), redelivered)
+                       in_broker.get(task), redelivered, latency)
         )
     stuck_locations: dict[str, int] = defaultdict(int)
     for result in results:

@@ -12,7 +12,11 @@ fails because Redis without persistence loses acknowledged work when the broker 
 (``broker-sigkill``, ``broker-restart``), and the third because two tasks were still held by the
 broker at the drain deadline. tests/unit/test_gate.py runs these lines as written.
 
-A chosen scenario passes only when it is valid and its verdict is ``holds``. ``inconclusive``
+A chosen scenario passes only when it is valid and its verdict is ``holds``; in a report of
+several trials (``run --trials N``) a scenario is a cell (harness/trials.py) and every trial
+must pass: its verdict is its worst trial's, and it is one check (one JUnit testcase per
+configuration x fault, not per trial) whose message names the trials that decided it.
+``inconclusive``
 (tasks still stuck at the deadline, so the claim was neither kept nor broken) fails too, unless
 the user accepts it with ``--allow inconclusive``; VIOLATED and INVALID can never be accepted.
 The run's self-proof is held whatever is chosen: without it no number in the report is a
@@ -34,6 +38,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from harness.result import ReportError, RunReport, ScenarioResult, Verdict
+from harness.trials import Cell, cells, count, outcome_words, verdict_of
 
 EXIT_PASS, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 # The `gate --help` epilog, and the end of the module docstring: written once, shown in both.
@@ -105,11 +110,12 @@ def chosen(report: RunReport, configs: Collection[str] | None,
 def checks(report: RunReport, configs: Collection[str] | None = None,
            faults: Collection[str] | None = None, allow: Iterable[str] = ()) -> list[Check]:
     """Everything the gate holds, in a fixed order: the self-proof, what never ran, then each
-    chosen scenario in report order (so the same report gives the same checks)."""
+    chosen scenario (a cell of all its trials) in report order (so the same report gives the
+    same checks)."""
     scenarios = chosen(report, configs, faults)
     allowed = frozenset(allow)
     return [self_proof(report), *never_ran(report, scenarios, configs, faults),
-            *(scenario_check(s, allowed) for s in scenarios)]
+            *(cell_check(c, allowed) for c in cells(scenarios))]
 
 
 def gate(report: RunReport, configs: Collection[str] | None = None,
@@ -161,35 +167,58 @@ def never_ran(report: RunReport, scenarios: list[ScenarioResult],
     return found
 
 
-def scenario_check(s: ScenarioResult, allow: frozenset[str]) -> Check:
-    """One chosen scenario as a check, named where CI shows it: backend.configuration, fault."""
-    outcome, kind, message = judge(s, allow)
-    counts = ", ".join(f"{name} {n}" for name, n in sorted(s.counts.items()) if n)
-    replay = f"\nreplay: {s.replay}" if s.replay else ""
-    detail = f"{s.scenario}: {s.guarantee} claimed; {counts or 'no counts'}{replay}"
-    return Check(f"{s.backend}.{s.configuration}", s.fault, outcome, kind, message,
-                 detail if outcome != Outcome.PASSED else "", round(sum(s.phase_s.values()), 3))
+def cell_check(cell: Cell, allow: frozenset[str]) -> Check:
+    """One chosen scenario over all its trials as a check, named where CI shows it:
+    backend.configuration, fault. Its worst trial decides (``Cell.worst``); with several
+    trials the message says in which trials of how many that verdict came, and the detail
+    lists every trial with its seed, what it ended in and the command that replays it."""
+    s = cell.worst
+    decided = [r.trial for r in cell.results if verdict_of(r) == verdict_of(s)]
+    outcome, kind, message = judge(s, allow, _which(decided, cell.trials))
+    if outcome == Outcome.PASSED:
+        detail = ""
+    elif cell.trials == 1:
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(s.counts.items()) if n)
+        replay = f"\nreplay: {s.replay}" if s.replay else ""
+        detail = f"{s.scenario}: {s.guarantee} claimed; {counts or 'no counts'}{replay}"
+    else:
+        detail = "\n".join([f"{s.scenario}: {s.guarantee} claimed; {cell.trials} trials"] + [
+            f"trial {r.trial} (seed {r.seed}): {outcome_words(r, emphasis='')}"
+            + (f"; replay: {r.replay}" if r.replay else "") for r in cell.results])
+    seconds = sum(sum(r.phase_s.values()) for r in cell.results)
+    return Check(f"{s.backend}.{s.configuration}", s.fault, outcome, kind, message, detail,
+                 round(seconds, 3))
 
 
-def judge(s: ScenarioResult, allow: frozenset[str]) -> tuple[Outcome, str, str]:
+def _which(trials: list[int], of: int) -> str:
+    """Where in the message a verdict of several trials says which: " in trial 2 of 3",
+    " in trials 1, 3 of 3"; nothing for a report of one trial."""
+    if of <= 1:
+        return ""
+    return f" in trial{'s' if len(trials) > 1 else ''} {', '.join(map(str, trials))} of {of}"
+
+
+def judge(s: ScenarioResult, allow: frozenset[str], where: str = ""
+          ) -> tuple[Outcome, str, str]:
     """(outcome, kind, message) of one scenario: only a valid ``holds`` passes, an allowed
-    inconclusive is skipped, and a verdict this gate does not know is an error, never a pass."""
+    inconclusive is skipped, and a verdict this gate does not know is an error, never a pass.
+    ``where`` follows the verdict's word (which trials, ``_which``)."""
     if not s.valid:
-        return Outcome.ERROR, "invalid", f"invalid ({s.validity})"
+        return Outcome.ERROR, "invalid", f"invalid{where} ({s.validity})"
     if s.verdict == Verdict.HOLDS:
         return Outcome.PASSED, "", ""
     if s.verdict == Verdict.INCONCLUSIVE and s.verdict in allow:
         return (Outcome.SKIPPED, s.verdict,
-                f"{s.verdict}, allowed by --allow {s.verdict}: {s.reason}")
+                f"{s.verdict}{where}, allowed by --allow {s.verdict}: {s.reason}")
     if s.verdict == Verdict.INCONCLUSIVE:
         return (Outcome.FAILURE, s.verdict,
-                f"{s.verdict}: {s.reason} (accept with --allow {s.verdict})")
+                f"{s.verdict}{where}: {s.reason} (accept with --allow {s.verdict})")
     if s.verdict == Verdict.VIOLATED:
-        return Outcome.FAILURE, s.verdict, f"{s.verdict}: {s.reason}"
+        return Outcome.FAILURE, s.verdict, f"{s.verdict}{where}: {s.reason}"
     if s.verdict == Verdict.INVALID:
-        return Outcome.ERROR, s.verdict, f"{s.verdict}: {s.reason}"
+        return Outcome.ERROR, s.verdict, f"{s.verdict}{where}: {s.reason}"
     return (Outcome.ERROR, "unknown verdict",
-            f"verdict {s.verdict!r} is not one this gate knows: {s.reason}")
+            f"verdict {s.verdict!r}{where} is not one this gate knows: {s.reason}")
 
 
 def check_names(report: RunReport, configs: Collection[str] | None,
@@ -263,7 +292,8 @@ def gate_file(path: Path, configs: list[str] | None, faults: list[str] | None,
                 "report": str(path), "run_id": report.run_id,
                 "seed": "" if report.seed is None else str(report.seed),
                 "configs": ",".join(configs or []), "faults": ",".join(faults or []),
-                "allow": ",".join(allowed)}))
+                "allow": ",".join(allowed),
+                **({"trials": str(trials)} if (trials := count(report.scenarios)) > 1 else {})}))
         except OSError as exc:
             print(f"error: cannot write JUnit XML to {junit_path}: {exc.strerror or exc}")
             return EXIT_BAD_INPUT

@@ -44,6 +44,13 @@ class Settings:
     drain_s: float = 60.0  # after healing, wait at most this long for every task
     quiet_s: float = 2.0  # the drain ends once nothing ran and the broker held nothing this long
     ready_s: float = 60.0  # bound for any service to become ready
+    # The cost phase of every control (harness/cost.py), on its containers after its check: a
+    # backlog of this many zero-length tasks drained (throughput; 0: not measured) ...
+    cost_tasks: int = 400
+    # ... and this many submitted at this rate to running workers (latency; 0: not measured).
+    # Both 0: no cost phase at all.
+    cost_latency_tasks: int = 100
+    cost_latency_rate: float = 50.0  # tasks per second: below every configuration's capacity
 
     def __post_init__(self) -> None:
         problems = []
@@ -64,6 +71,11 @@ class Settings:
                      "ready_s"):
             if not 0 <= getattr(self, name) <= 3600:
                 problems.append(f"{name}={getattr(self, name)} (valid: 0..3600)")
+        for name in ("cost_tasks", "cost_latency_tasks"):
+            if not 0 <= getattr(self, name) <= 10_000:
+                problems.append(f"{name}={getattr(self, name)} (valid: 0..10000, 0: not measured)")
+        if not 0 < self.cost_latency_rate <= 1000:
+            problems.append(f"cost_latency_rate={self.cost_latency_rate} (valid: >0 and <=1000)")
         if not 1 <= self.visibility_timeout_s <= 86_400:
             problems.append(f"visibility_timeout_s={self.visibility_timeout_s} (valid: 1..86400)")
         if not 1 <= self.restore_interval_s <= self.visibility_timeout_s:

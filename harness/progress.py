@@ -7,11 +7,18 @@ clock (callers pass the time), no terminal.
 
 The lines, a stable form that ``parallel.py`` (and anyone grepping a CI log) parses::
 
-    [12/112] arq.arq-defaults.sigkill-worker (eta 6m40s)
-    [12/112] arq.arq-defaults.sigkill-worker: clean; 2 re-executed in 14.2s (eta 6m20s)
+    [12/112] arq.arq-max-tries-5.sigkill-worker (eta 6m40s)
+    [12/112] arq.arq-max-tries-5.sigkill-worker: clean; 2 re-executed in 14.2s (eta 6m20s)
 
 ``[I/N] SCENARIO`` at the start of the line, then ``:`` and what it ended in once it finished;
 ``(eta ...)`` last, the time the run still needs, left out while nothing can be estimated.
+
+A run of several trials (``--trials N``) is N whole runs one after another, each its own pytest
+session (or worlds of them) with its own ``[I/N]`` lines; the command adds a line before and
+after each trial, whose estimate covers the trials left (``trial_line``)::
+
+    trial 2/3, seed 43 (eta 12m40s)
+    trial 2/3, seed 43: exit 0 in 6m20s (eta 6m20s)
 
 The estimate: each scenario left is expected to take what it took in the committed report
 (``shard.durations``, the same numbers shards are weighed by), scaled by how this run compares
@@ -39,8 +46,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
 
-from harness.report import outcome_words
 from harness.result import ScenarioResult
+from harness.trials import outcome_words
 
 # Shown after "N lost" when not zero: what else a reader of a long run wants to see at once.
 SHOWN = (("re_executed", "re-executed"), ("late", "late"))  # besides lost, duplicated, stuck
@@ -105,6 +112,19 @@ def verdict_text(result: ScenarioResult) -> str:
 
 def _eta_part(seconds: float | None) -> str:
     return "" if seconds is None else f" (eta {format_eta(seconds)})"
+
+
+def trial_line(trial: int, trials: int, seed: int, done_s: Sequence[float],
+               ended: str | None = None) -> str:
+    """The line before trial ``trial`` of ``trials`` (``ended`` None) or after it (``ended``:
+    what it ended in, its seconds the last of ``done_s``). The estimate is the trials not yet
+    finished at the mean pace of those that did (``done_s``: each finished trial's seconds),
+    left out before any finished and after the last: a trial is a whole run, so the scenario
+    lines' own estimate says how long the first one takes."""
+    left = trials - len(done_s)
+    eta = fmean(done_s) * left if done_s and left > 0 else None
+    said = "" if ended is None else f": {ended} in {format_eta(done_s[-1])}"
+    return f"trial {trial}/{trials}, seed {seed}{said}{_eta_part(eta)}"
 
 
 @dataclass

@@ -3,6 +3,12 @@
 Pure rendering from scenario results (which hold the checker's counts), plus the self-proof: a run
 is only a measurement if its no-fault controls show no loss and no duplicate, and a configuration
 known to lose work under a kill (Celery acks early + SIGKILL) shows loss.
+
+The markdown's layout is a template (harness/templates/durability.md.j2): what comes first is
+decided there, what each sentence says is decided here and in the pure modules it calls
+(recommend, trials, latency, production, cost). The JSON is not templated: it is the schema's
+dict serialized (a text template could emit invalid JSON on one stray comma), and carries the
+same decisions (``recommendations``, ``comparison``) a machine needs.
 """
 
 from __future__ import annotations
@@ -13,8 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import jinja2
+
+from harness import cost, latency, production, recommend, trials
 from harness.backends import REGISTRY
 from harness.explain import explain
+from harness.faults import FAULTS
 from harness.result import SCHEMA, Provenance, ScenarioResult, measured_with
 
 # Distributions whose names say less than the projects' own (redis is the client, beside
@@ -94,7 +104,6 @@ COLUMNS = (
     ("re_executed", "re-executed"),
     ("redelivered", "redelivered"),
     ("stuck", "stuck"),
-    ("late", "late"),
 )
 
 
@@ -133,121 +142,167 @@ def measured_with_lines(results: list[ScenarioResult],
     return lines
 
 
+def _environment() -> jinja2.Environment:
+    """The templates beside this module (harness/templates/), markdown: nothing escaped, every
+    name a template uses must exist (a typo fails the tests, not the reader)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined)
+
+
 def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
            replay: str, timings: dict[str, float] | None = None,
            proof: Proof | None = None, provenance: Provenance | None = None,
            pictures: Mapping[str, str] | None = None) -> str:
-    """The markdown. ``pictures``: the PNGs to embed (``timeline.report_pictures``), by
-    scenario id, "" for the summary figure."""
+    """The markdown, from harness/templates/durability.md.j2. ``pictures``: the PNGs to embed
+    (``timeline.report_pictures``), by result key, "" for the summary figure."""
     proof = self_proof(results) if proof is None else proof
     pictures = pictures or {}
-    lines = [
-        "# Durability report",
-        "",
-        f"Run `{run_id}`, {date}, seed **{seed}**. Replay: `{replay}`",
-        "",
-        "Every number below is counted by the checker from the run's ledger (one record per "
-        "submission and per started/completed execution, written outside every fault's reach). "
-        f"The ledgers and per-scenario `result.json` files are under `runs/{run_id}/`.",
-        "",
-        "## Is this a measurement?",
-        "",
-        _proof_line(proof, results),
-        "",
-        *measured_with_lines(results, provenance),
-        "",
-        "## Summary",
-        "",
-        "Each cell: what happened to the tasks of that configuration under that fault (lost, "
-        "duplicated, stuck: still in the broker at the deadline; clean: none of these), then "
-        "what that means for the guarantee it claims: allowed by it, **VIOLATED**, or "
-        "inconclusive (stuck tasks: neither kept nor broken yet).",
-        *(["", f"![Loss and duplication per configuration and fault]({pictures['']})"]
-          if "" in pictures else []),
-    ]
-    for backend in dict.fromkeys(r.backend for r in results):
-        lines += ["", *_summary(backend, [r for r in results if r.backend == backend])]
-    for backend in dict.fromkeys(r.backend for r in results):
-        chosen = [r for r in results if r.backend == backend]
-        lines += ["", f"## {_title(backend)}", ""]
-        settings = _common_settings(chosen)
-        lines.append(
-            f"{settings['tasks']} tasks per scenario at {settings['submit_rate']}/s, each "
+    cells, controls = trials.cells(results), latency.controls(results)
+    choices, (faults, rows) = decide(results)
+    backends = list(dict.fromkeys(r.backend for r in results))
+    view = {
+        "run_id": run_id, "date": date, "seed": seed, "replay": replay,
+        "trials": trials.count(results),
+        "proof_line": _proof_line(proof, results),
+        "rule": recommend.RULE,
+        "choices": choices,
+        "comparison_faults": faults,
+        "comparison_rows": [{**vars(row), "title": _title(row.backend)} for row in rows],
+        "measured_with": measured_with_lines(results, provenance),
+        "summary_picture": pictures.get(""),
+        "summaries": [_summary(b, [c for c in cells if c.backend == b]) for b in backends],
+        "cost_tables": cost.tables(results),
+        "backends": [_section(b, [r for r in results if r.backend == b], controls, pictures)
+                     for b in backends],
+        "configurations": [
+            {"name": r.configuration, "summary": r.configuration_summary, "claim": r.guarantee,
+             "effective": ", ".join(f"{k}={v}" for k, v in sorted(r.effective.items()))}
+            for r in {r.configuration: r for r in results}.values()],
+        "proof_lines": proof.lines,
+        "timings": list((timings or {}).items()),
+    }
+    return _environment().get_template("durability.md.j2").render(view)
+
+
+def decide(results: list[ScenarioResult]) -> tuple[list[recommend.Choice],
+                                                   tuple[list[str], list[recommend.Row]]]:
+    """What to choose per backend, and the comparison across backends: what the markdown
+    shows first and the JSON carries for machines (``recommendations``, ``comparison``)."""
+    cells, controls = trials.cells(results), latency.controls(results)
+    choices = recommend.choose(
+        cells, throughput=cost.throughputs(results),
+        risk_of=lambda c: _delay_risk(c, controls),
+        recovery_of=_production_recovery, cost_of=lambda name: cost.words(results, name))
+    return choices, recommend.comparison(cells, choices)
+
+
+def _delay_risk(cell: trials.Cell, controls: Mapping[str, ScenarioResult]) -> str | None:
+    """Tasks the fault delayed beyond anything the control saw (the worst trial)."""
+    if cell.fault == "none":
+        return None
+    control = controls.get(cell.configuration)
+    counts = [n for r in cell.results if (n := latency.delayed(r, control))]
+    return f"{max(counts)} tasks delayed beyond its control's slowest" if counts else None
+
+
+def _production_recovery(cell: trials.Cell) -> str | None:
+    """The cell's slowest recovery, in production terms where a compressed clock governed it."""
+    slowest = max(cell.results, key=lambda r: r.recovery_s or 0.0)
+    if not slowest.recovery_s or slowest.recovery_s < 0:
+        return None
+    said = production.production_recovery(slowest)
+    return f"{cell.fault}: {said}" if said else \
+        f"{cell.fault}: {slowest.recovery_s}s after healing (no compressed clock governed it)"
+
+
+def _section(backend: str, chosen: list[ScenarioResult],
+             controls: Mapping[str, ScenarioResult],
+             pictures: Mapping[str, str]) -> dict[str, Any]:
+    """A backend's section: its scenario settings, its compressed clocks, and per fault (in
+    the catalogue's order) the counts of every configuration (every trial)."""
+    settings = _common_settings(chosen)
+    line = (f"{settings['tasks']} tasks per scenario at {settings['submit_rate']}/s, each "
             f"{settings['task_min_s']}-{settings['task_max_s']}s long; faults fire once "
-            f"{settings['fault_after_started']} executions have started and the target has tasks "
-            f"in flight, and heal {settings['fault_window_s']}s later "
-            f"({settings['stop_window_s']}s for SIGSTOP); late = completed over "
-            f"{settings['late_after_s']}s after healing; drain deadline {settings['drain_s']}s."
-            + _note(backend, settings)
-        )
-        for fault in dict.fromkeys(r.fault for r in chosen):
-            rows = [r for r in chosen if r.fault == fault]
-            lines += ["", f"### Fault: {fault}", "", rows[0].fault_description + ".", ""]
-            header = ["configuration", "claims", *[c[1] for c in COLUMNS], "recovery", "verdict"]
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|" + "---|" * len(header))
-            for r in rows:
-                cells = [r.configuration, r.guarantee, *[_cell(r.counts, k) for k, _ in COLUMNS],
-                         _recovery(r.recovery_s), _verdict(r)]
-                lines.append("| " + " | ".join(cells) + " |")
-            lines.append("")
-            for r in rows:
-                notes = explain(r)
-                target = f" (target {r.fault_target}, {len(r.in_flight_at_fault)} in flight)" \
-                    if r.fault_target else ""
-                if notes:
-                    lines.append(f"- **{r.configuration}**{target}: " + " ".join(notes))
-            lines += _timelines([r for r in rows if r.scenario in pictures], pictures)
-    lines += ["", "## Configurations", "",
-              "Each configuration's settings as its running workers reported them (read from the "
-              "app inside the worker, not from a file), and the claim they imply.", ""]
-    for r in {r.configuration: r for r in results}.values():
-        lines.append(f"- `{r.configuration}`: {r.configuration_summary}; claims {r.guarantee}.")
-        if r.effective:
-            shown = ", ".join(f"{k}={v}" for k, v in sorted(r.effective.items()))
-            lines.append(f"  - effective: {shown}")
-    lines += ["", "## Self-proof in detail", "",
-              "The no-fault controls must show no loss and no duplicate, and a configuration "
-              "known to lose work under a fault (Celery acks early + SIGKILL) must show loss.", "",
-              *[f"- {line}" for line in proof.lines]]
-    if timings:
-        lines += ["", "## Timings", "", "<details><summary>Seconds per phase of the run and "
-                  "per scenario</summary>", ""]
-        lines += [f"- {k}: {v:.1f}s" for k, v in timings.items()]
-        lines += ["", "</details>"]
-    lines.append("")
-    return "\n".join(lines)
+            f"{settings['fault_after_started']} executions have started and the target has "
+            f"tasks in flight, and heal {settings['fault_window_s']}s later "
+            f"({settings['stop_window_s']}s for SIGSTOP); delayed = completed more than "
+            f"{settings['late_after_s']}s later than the slowest task of the configuration's "
+            f"no-fault control; drain deadline {settings['drain_s']}s." + _note(backend, settings))
+    blocks = []
+    for fault in _in_catalogue_order({r.fault for r in chosen}):
+        rows = [r for r in chosen if r.fault == fault]
+        several = len({r.trial for r in rows}) > 1
+        notes = []
+        for r in rows:
+            said = explain(r)
+            target = f" (target {r.fault_target}, {len(r.in_flight_at_fault)} in flight)" \
+                if r.fault_target else ""
+            if said:
+                notes.append(f"**{_label(r, several)}**{target}: " + " ".join(said))
+        blocks.append({
+            "fault": fault, "description": rows[0].fault_description,
+            "header": ["configuration", "claims", *[c[1] for c in COLUMNS], "delayed",
+                       "latency p50 / p99 (control)", "recovery", "verdict"],
+            "rows": [[_label(r, several), r.guarantee, *[_cell(r.counts, k) for k, _ in COLUMNS],
+                      _delayed(r, controls), _latency(r, controls), _recovery(r),
+                      _verdict(r)] for r in rows],
+            "notes": notes,
+            "pictures": [(_label(r, several), pictures[r.key]) for r in rows
+                         if r.key in pictures],
+        })
+    return {"title": _title(backend), "settings_line": line,
+            "clocks": production.clock_lines(backend, settings), "faults": blocks}
 
 
-def _timelines(rows: list[ScenarioResult], pictures: Mapping[str, str]) -> list[str]:
-    """The fault's timelines, folded: a lane per worker process, a bar per execution, the fault
-    window shaded, lost and duplicated tasks marked (docs/timeline.md)."""
-    if not rows:
-        return []
-    lines = ["", "<details><summary>Timelines: "
-             + ", ".join(r.configuration for r in rows) + "</summary>", ""]
-    for r in rows:
-        lines += [f"![{r.scenario}]({pictures[r.scenario]})", ""]
-    return [*lines, "</details>"]
+def _in_catalogue_order(faults: Iterable[str]) -> list[str]:
+    """Faults in the catalogue's order (the same for every backend), unknown names last."""
+    faults = set(faults)
+    return [f for f in FAULTS if f in faults] + sorted(faults - set(FAULTS))
 
 
-def _recovery(seconds: float | None) -> str:
+def _label(r: ScenarioResult, several: bool) -> str:
+    return f"{r.configuration} (trial {r.trial})" if several else r.configuration
+
+
+def _delayed(r: ScenarioResult, controls: Mapping[str, ScenarioResult]) -> str:
+    n = latency.delayed(r, controls.get(r.configuration))
+    return "-" if n is None else str(n)
+
+
+def _latency(r: ScenarioResult, controls: Mapping[str, ScenarioResult]) -> str:
+    """Completion latency (submission to first completion), beside its control's."""
+    own = latency.percentiles(r.latencies_s)
+    if not own:
+        return "-"
+    text = f"{own['p50']} / {own['p99']}s"
+    control = controls.get(r.configuration)
+    base = latency.percentiles(control.latencies_s) if control and control is not r else {}
+    return f"{text} ({base['p50']} / {base['p99']}s)" if base else text
+
+
+def _recovery(r: ScenarioResult) -> str:
+    """Heal to the last redelivered task's completion; in production terms too where a
+    compressed clock governed it."""
+    seconds = r.recovery_s
     if seconds is None:
         return "-"
-    return f"{seconds}s" if seconds >= 0 else f"{-seconds}s before heal"
+    if seconds < 0:
+        return f"{-seconds}s before heal"
+    return production.production_recovery(r) or f"{seconds}s"
 
 
-def _summary(backend: str, results: list[ScenarioResult]) -> list[str]:
-    faults = list(dict.fromkeys(r.fault for r in results))
-    lines = [f"**{_title(backend)}**", "",
-             "| configuration | claims | " + " | ".join(faults) + " |",
-             "|---|---|" + "---|" * len(faults)]
-    for configuration in dict.fromkeys(r.configuration for r in results):
-        cells = {r.fault: outcome_words(r) for r in results if r.configuration == configuration}
-        claims = next(r.guarantee for r in results if r.configuration == configuration)
-        lines.append(f"| {configuration} | {claims} | "
-                     + " | ".join(cells.get(f, "·") for f in faults) + " |")
-    return lines
+def _summary(backend: str, cells: list[trials.Cell]) -> dict[str, Any]:
+    """A backend's summary table: a row per configuration, a column per fault it met, in the
+    catalogue's order (the same order for every backend)."""
+    faults = [f for f in FAULTS if any(c.fault == f for c in cells)]
+    rows = []
+    for configuration in dict.fromkeys(c.configuration for c in cells):
+        own = {c.fault: trials.cell_words(c) for c in cells if c.configuration == configuration}
+        claims = next(c.claim for c in cells if c.configuration == configuration)
+        rows.append([configuration, claims, *[own.get(f, "·") for f in faults]])
+    return {"title": _title(backend), "faults": faults, "rows": rows}
 
 
 def _proof_line(proof: Proof, results: list[ScenarioResult]) -> str:
@@ -261,22 +316,6 @@ def _proof_line(proof: Proof, results: list[ScenarioResult]) -> str:
     failed = [line for line in proof.lines if not line.endswith("as required")]
     return ("**INVALID: do not trust the numbers below**: " + "; ".join(failed)
             + " ([every check](#self-proof-in-detail)).")
-
-
-def outcome_words(r: ScenarioResult, emphasis: str = "**") -> str:
-    """A scenario's outcome in words nobody misreads: what happened, then what it means for the
-    claim (a loss the claim allows is never shown as "holds" alone). The summary's cells and
-    the progress lines (``emphasis`` "") both say it this way."""
-    if not r.valid:
-        return "invalid"
-    seen = ", ".join(f"{r.counts.get(k, 0)} {k}" for k in ("lost", "duplicated", "stuck")
-                     if r.counts.get(k, 0))
-    if r.verdict == "VIOLATED":
-        text = f"{seen}: VIOLATED" if seen else "VIOLATED"
-        return f"{emphasis}{text}{emphasis}"
-    if r.verdict != "holds":
-        return f"{seen}: {r.verdict}" if seen else r.verdict
-    return f"{seen} (allowed)" if seen else "clean"
 
 
 def _verdict(r: ScenarioResult) -> str:
@@ -303,6 +342,7 @@ def write(results: list[ScenarioResult], directory: Path, *, name: str = "durabi
 
         drawn = report_pictures(results, directory / f"{name}-pictures",
                                 str(meta.get("run_id", "")))
+    choices, (faults, rows) = decide(results)
     markdown.write_text(render(results, timings=timings, proof=proof, provenance=provenance,
                                pictures=drawn, **meta))  # type: ignore[arg-type]
     (directory / f"{name}.json").write_text(json.dumps({
@@ -310,6 +350,9 @@ def write(results: list[ScenarioResult], directory: Path, *, name: str = "durabi
         "measurement_valid": proof.valid,
         "self_proof": proof.lines,
         "violations": [r.scenario for r in results if r.violated],
+        "trials": trials.count(results),
+        "recommendations": [asdict(c) for c in choices],
+        "comparison": {"faults": faults, "rows": [asdict(row) for row in rows]},
         **{k: v for k, v in meta.items() if isinstance(v, str | int | float)},
         "provenance": {**asdict(provenance), "backends": measured_with(results)},
         "timings": {k: round(v, 2) for k, v in (timings or {}).items()},

@@ -77,6 +77,23 @@ class ScenarioResult:
     # The servers' versions, read from the running services' own APIs (redis-server,
     # rabbitmq-server and Erlang, Toxiproxy), not assumed from an image tag.
     servers: dict[str, str] = field(default_factory=dict)
+    # A control's cost phase without faults (harness/cost.py): backlog throughput and latency at
+    # a steady load, each figure checked against the ledger (every cost task completed exactly
+    # once) or None with the reason; empty for a scenario with a fault, or with the phase off.
+    cost: dict[str, Any] = field(default_factory=dict)
+    # Submission to first completion, seconds (3 decimals), sorted, of every task that completed
+    # at least once: harness/latency.py sets them against the configuration's no-fault control.
+    latencies_s: list[float] = field(default_factory=list)
+    # Which trial of the run this is (``--trials N``, harness/trials.py: trial k ran with seed
+    # + k - 1); a report of N trials holds each scenario N times, 1 without trials.
+    trial: int = 1
+
+    @property
+    def key(self) -> str:
+        """This result's own name in a report of several trials (what its picture is keyed
+        by): the scenario id for trial 1, ``<scenario>~trial-<k>`` for trial k, as
+        ``attempt_prefix`` names attempts."""
+        return self.scenario if self.trial <= 1 else f"{self.scenario}~trial-{self.trial}"
 
     @property
     def violated(self) -> bool:

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness import cost
 from harness.backend import Configuration, Knobs
 from harness.checker import CheckResult, Outcome, check, verdict
 from harness.faults import FAULTS, Fault, sleep_window
@@ -82,6 +83,16 @@ def run_scenario(
         ctx.phase("services_up")
         # Each attempt draws its own schedule, still a function of the seed alone.
         result = _measure(ctx, seeded(seed, ctx.prefix))
+        if ctx.fault.control and result.valid:
+            # The cost of its settings, on the same containers, after its own check: its counts
+            # are its own tasks' alone (the cost tasks are tagged <prefix>~cost-...).
+            result.cost = cost.measure(world, ctx.ledger_dir, settings,
+                                       seeded(seed, f"{ctx.prefix}~cost"), ctx.prefix,
+                                       configuration.capabilities)
+            if result.cost:
+                ctx.phase("cost")
+            if not result.cost.get("valid", True):  # what it left running starts afresh
+                ctx.touched |= set(world.workers)
     except Exception as exc:
         # Whatever broke (a stuck broker, proxy or worker; a Docker call), say it with the
         # containers' own last words, never as a bare timeout.
@@ -215,6 +226,7 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         effective=reported.effective,
         versions=reported.versions,
         servers=world.servers,
+        latencies_s=result.latencies(),
     )
 
 

@@ -73,7 +73,8 @@ def most_parts(cases: list[Case]) -> int:
 
 def merge(reports: Iterable[RunReport]) -> list[ScenarioResult]:
     """One list of results from the shards' reports: one copy of each scenario (the first
-    shard's, in the order given), in the order the shards ran them.
+    shard's, in the order given), in the order the shards ran them. A scenario's trials
+    (``ScenarioResult.key``) are kept apart: one copy of each trial.
 
     Shards of one run share its seed: reports of different seeds are different runs, and
     merging them would present two schedules as one.
@@ -88,7 +89,7 @@ def merge(reports: Iterable[RunReport]) -> list[ScenarioResult]:
     merged: dict[str, ScenarioResult] = {}
     for report in reports:
         for result in report.scenarios:
-            merged.setdefault(result.scenario, result)
+            merged.setdefault(result.key, result)
     return list(merged.values())
 
 

@@ -1,80 +1,66 @@
-"""Stability: the same matrix run several times, each with its own seed; do verdicts hold still?
+"""Stability over earlier runs: ``queue-chaos compare --reports A.json B.json``.
 
-A verdict that flips between runs is not a finding, it is noise; counts are allowed to vary (the
-moment a kill lands decides how many tasks were in flight), and their spread is reported.
+Repeating a run is ``run --trials N`` now (harness/trials.py), one report holding every trial.
+Runs already made (full matrices of different sessions, before and after a change) are compared
+the same way: each report's scenarios are further trials (``trials.numbered``), grouped into
+cells (``trials.cells``), and this module only lays the cells out as the table of
+``reports/stability.md``. A verdict that flips between trials is not a finding, it is noise;
+counts are allowed to vary (the moment a kill lands decides how many tasks were in flight), and
+their spread is shown.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import trials
 from harness.result import RunReport
 
-SPREAD_KEYS = ("lost", "duplicated", "re_executed", "redelivered", "stuck", "late")
+
+def cells(runs: list[RunReport]) -> list[trials.Cell]:
+    """The runs' scenarios as cells, each run's scenarios the next trials."""
+    return trials.cells(trials.numbered(r.scenarios for r in runs))
 
 
-@dataclass
-class Spread:
-    scenario: str
-    verdicts: list[str] = field(default_factory=list)
-    counts: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    recovery: list[float] = field(default_factory=list)
-
-    @property
-    def stable(self) -> bool:
-        return len(set(self.verdicts)) == 1
-
-
-def aggregate(runs: list[RunReport]) -> list[Spread]:
-    """Per scenario, every run's verdict and counts (from each run's durability.json)."""
-    spreads: dict[str, Spread] = {}
-    for run in runs:
-        for scenario in run.scenarios:
-            spread = spreads.setdefault(scenario.scenario, Spread(scenario.scenario))
-            spread.verdicts.append(scenario.verdict if scenario.valid else "invalid")
-            for key in SPREAD_KEYS:
-                spread.counts[key].append(int(scenario.counts.get(key, 0)))
-            if scenario.recovery_s is not None:
-                spread.recovery.append(float(scenario.recovery_s))
-    return list(spreads.values())
-
-
-def _range(values: list[int] | list[float]) -> str:
+def _recovery(cell: trials.Cell) -> str:
+    values = [float(r.recovery_s) for r in cell.results if r.recovery_s is not None]
     if not values:
         return "-"
     low, high = min(values), max(values)
-    return f"{low}" if low == high else f"{low}–{high}"
+    return f"{low}" if low == high else f"{low}-{high}"
 
 
 def render(runs: list[RunReport]) -> str:
     """The spread table. Runs of different matrices may be compared: a scenario that only some
-    of them held says in how many it ran, so no count hides a missing run."""
-    spreads = aggregate(runs)
-    changed = [s for s in spreads if not s.stable]
-    seeds = ", ".join(str(r.seed) for r in runs)
-    in_all = sum(len(s.verdicts) == len(runs) for s in spreads)
-    held = (f"{len(spreads)} scenarios each" if in_all == len(spreads) else
-            f"{len(spreads)} scenarios, {in_all} of them in every run")
-    noun = "verdict" if len(changed) == 1 else "verdicts"
+    of the trials held says in how many it ran, so no count hides a missing run."""
+    joined = trials.numbered(r.scenarios for r in runs)
+    found = trials.cells(joined)
+    total = trials.count(joined)
+    flipped = trials.changed(found)
+    # Each trial's own seed (a report of several trials ran seed, seed+1, ...).
+    seeds = ", ".join(str(seed) for seed in {r.trial: r.seed for r in joined}.values())
+    reports = f"{len(runs)} report{'s' if len(runs) != 1 else ''}"
+    in_all = sum(c.trials == total for c in found)
+    held = (f"{len(found)} scenarios each" if in_all == len(found) else
+            f"{len(found)} scenarios, {in_all} of them in every trial")
+    noun = "verdict" if len(flipped) == 1 else "verdicts"
     lines = [
         "# Stability of the durability verdicts",
         "",
-        f"{len(runs)} full runs of the matrix (seeds {seeds}); {held}. "
-        f"**{len(changed)} {noun} changed between runs.** Counts are shown as min–max over "
-        "the runs.",
+        f"{total} trials from {reports} of the matrix (seeds {seeds}); {held}. "
+        f"**{len(flipped)} {noun} changed between trials.** Counts are shown as min-max over "
+        "the trials.",
         "",
-        "| scenario | verdicts | " + " | ".join(SPREAD_KEYS) + " | recovery s |",
-        "|---|---|" + "---|" * len(SPREAD_KEYS) + "---|",
+        "| scenario | verdicts | " + " | ".join(trials.RANGE_KEYS) + " | recovery s |",
+        "|---|---|" + "---|" * len(trials.RANGE_KEYS) + "---|",
     ]
-    for s in spreads:
-        verdicts = s.verdicts[0] if s.stable else "**changed**: " + ", ".join(s.verdicts)
-        if len(s.verdicts) < len(runs):
-            verdicts += f" ({len(s.verdicts)} of {len(runs)} runs)"
-        cells = [_range(s.counts[k]) for k in SPREAD_KEYS]
-        lines.append(f"| {s.scenario} | {verdicts} | " + " | ".join(cells)
-                     + f" | {_range(s.recovery)} |")
+    for c in found:
+        verdicts = "**changed**: " + ", ".join(c.verdicts) if c.changed else c.verdicts[0]
+        if c.trials < total:
+            verdicts += f" ({c.trials} of {total} trials)"
+        spans = [trials.span(*c.ranges[k]) for k in trials.RANGE_KEYS]
+        lines.append(f"| {c.scenario} | {verdicts} | " + " | ".join(spans)
+                     + f" | {_recovery(c)} |")
     lines.append("")
     return "\n".join(lines)
 

@@ -966,8 +966,9 @@ def render_run(run_dir: Path, report: RunReport, *, everything: bool = False,
     """The timelines of a run's scenarios with an anomaly (every scenario with
     ``everything``), each as ``<scenario dir>/timeline.png``, and the summary as
     ``<run dir>/durability.png``; with ``out``, all of them in that folder instead
-    (``<scenario>.png``). A scenario whose ledger is not on this machine is skipped, said in
-    the log. Returns the paths written, the summary last."""
+    (``<scenario>.png``, ``<scenario>~trial-<k>.png`` for a later trial). A scenario whose
+    ledger is not on this machine is skipped, said in the log. Returns the paths written, the
+    summary last."""
     written = []
     for result in report.scenarios:
         if not (everything or has_anomaly(result)):
@@ -975,7 +976,7 @@ def render_run(run_dir: Path, report: RunReport, *, everything: bool = False,
         if not result.ledger_dir or not Path(result.ledger_dir).is_dir():
             log.warning("%s: no ledger at %r; no timeline", result.scenario, result.ledger_dir)
             continue
-        target = (out / f"{result.scenario}.png" if out is not None
+        target = (out / f"{result.key}.png" if out is not None
                   else scenario_dir(run_dir, result) / TIMELINE_NAME)
         written.append(render_scenario(result, target))
     written.append(draw_summary(summarize(report), (out or run_dir) / SUMMARY_NAME))
@@ -987,7 +988,8 @@ def report_pictures(results: list[ScenarioResult], folder: Path, run_id: str = "
     """The pictures a report embeds, drawn into ``folder`` (beside the report, so it can be
     committed with it): the summary, and the timeline of every scenario with an anomaly whose
     ledger is on this machine. Returns each picture's path relative to the report's folder, by
-    scenario id ("" for the summary); what was drawn before in ``folder`` goes first, so a
+    result key (``ScenarioResult.key``: the scenario id, ``<scenario>~trial-<k>`` for a later
+    trial; "" for the summary); what was drawn before in ``folder`` goes first, so a
     picture of a scenario no longer in the report does not linger."""
     if folder.is_dir():
         for old in folder.glob("*.png"):
@@ -997,8 +999,8 @@ def report_pictures(results: list[ScenarioResult], folder: Path, run_id: str = "
     drawn[""] = _relative(draw_summary(summarize(summary), folder / SUMMARY_NAME), folder)
     for result in results:
         if has_anomaly(result) and result.ledger_dir and Path(result.ledger_dir).is_dir():
-            path = render_scenario(result, folder / f"{result.scenario}.png")
-            drawn[result.scenario] = _relative(path, folder)
+            path = render_scenario(result, folder / f"{result.key}.png")
+            drawn[result.key] = _relative(path, folder)
     return drawn
 
 

@@ -3,6 +3,15 @@
 arq's "pessimistic execution" (its docs): a job stays in the ``arq:queue`` sorted set until it
 finishes, and a worker that dies leaves an ``arq:in-progress:<id>`` key whose expiry (job_timeout
 plus a margin) lets another worker retry it: at least once, unless max_tries=1 turns retries off.
+
+The margin, read in arq/worker.py (``Worker.__init__``): ``in_progress_timeout_s = max(f.timeout_s
+or job_timeout for every function) + 10``, and ``start_jobs`` claims a job with
+``psetex(in-progress key, in_progress_timeout_s * 1000)``. So the in-progress key of a job whose
+worker died expires job_timeout + 10 s after the job started, and only then can another worker
+claim it. Scenarios run job_timeout 10 s (key 20 s) where arq's default is 300 s (key 310 s):
+``clocks`` states both, ``recovery_clock`` says when the key's expiry is what a recovery waited
+for. A warm shutdown waits for none of it: arq cancels the job, deletes its key and leaves it
+queued ("cancelled, will be run again").
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from harness.backend import Backend, Capability, Configuration, Knobs
+from harness.backend import Backend, Capability, Clock, Configuration, Knobs, stall_clock
 from harness.backends.redisbroker import RedisForensics, lost_to_broker_kill
 from harness.checker import Guarantee
 
@@ -20,12 +29,21 @@ if TYPE_CHECKING:
     from harness.result import ScenarioResult
 
 NAME = "arq"
+# arq's own defaults and the in-progress key's margin (arq/worker.py, Worker): production's values.
+ARQ_JOB_TIMEOUT_S = 300
+IN_PROGRESS_MARGIN_S = 10
+JOB_TIMEOUT_SOURCE = "arq/worker.py Worker(job_timeout=300)"
+IN_PROGRESS_SOURCE = ("arq/worker.py Worker.__init__: in_progress_timeout_s = job_timeout + 10, "
+                      "set by psetex when a worker claims the job")
+# Faults after which a job waited for its in-progress key to expire: its worker died (SIGKILL;
+# a crash, which in arq is the worker's own process), stalled, or lost its link with the key set.
+KEY_EXPIRY_KINDS = ("worker-death", "stall", "link")
 
 
 @dataclass(frozen=True)
 class ArqKnobs(Knobs):
     """WorkerSettings fields as the sample worker reads them; job_timeout and max_jobs are
-    scenario sizes (arq's own defaults are 300 s and 10)."""
+    scenario sizes (arq's own defaults: ``ARQ_JOB_TIMEOUT_S`` and 10), max_tries is arq's."""
 
     arq_max_tries: int = 5
     arq_job_timeout: int = 10
@@ -68,6 +86,7 @@ class Arq(Backend):
     image = "arq"
     knobs_class = ArqKnobs
     libraries = ("arq", "redis")
+    former_names = ("arq-defaults",)  # now arq-max-tries-5: its other knobs are scenario sizes
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS, Capability.LEASE})
 
     def forensics(self, port: int, queue: str | None = None) -> Broker:
@@ -89,9 +108,32 @@ class Arq(Backend):
         return text + (", idempotency key checked before the side effect"
                        if knobs.idempotent else "")
 
+    def clocks(self, settings: Mapping[str, Any]) -> tuple[Clock, ...]:
+        """job_timeout and the in-progress key's lifetime as the built-in configurations run
+        them (``ArqKnobs``' default; a configuration that changes it says so in its summary),
+        and the SIGSTOP window that outlasts the key."""
+        timeout = float(ArqKnobs().arq_job_timeout)
+        key = _in_progress(timeout)
+        stall = stall_clock(settings, key)
+        return (Clock("job_timeout", timeout, ARQ_JOB_TIMEOUT_S, JOB_TIMEOUT_SOURCE), key,
+                *((stall,) if stall else ()))
+
+    def recovery_clock(self, r: ScenarioResult) -> Clock | None:
+        """The in-progress key's expiry, for the job_timeout the workers ran, when the fault
+        left a job claimed by a worker that could not finish it; not after a warm shutdown
+        (arq deletes the key and requeues at once) nor a broker fault (the key went with
+        Redis). A team's own app runs its own job_timeout, its production one: nothing was
+        compressed."""
+        if not self.built_in(r.configuration):
+            return None
+        if r.fault_kind not in KEY_EXPIRY_KINDS or r.fault == "sigterm-worker":
+            return None
+        timeout = r.knobs.get("arq_job_timeout", ArqKnobs().arq_job_timeout)
+        return _in_progress(float(timeout))
+
     def note(self, settings: Any) -> str:
         return ("A dead worker's job is retried once its in-progress key expires (job_timeout "
-                "plus 10s).")
+                f"plus {IN_PROGRESS_MARGIN_S}s).")
 
     def lost(self, r: ScenarioResult, n: int) -> str | None:
         said = lost_to_broker_kill(r, n)
@@ -111,12 +153,18 @@ class Arq(Backend):
         return "retried it"
 
 
+def _in_progress(job_timeout_s: float) -> Clock:
+    return Clock("in-progress key expiry", job_timeout_s + IN_PROGRESS_MARGIN_S,
+                 ARQ_JOB_TIMEOUT_S + IN_PROGRESS_MARGIN_S, IN_PROGRESS_SOURCE)
+
+
 def _c(name: str, knobs: ArqKnobs, meets: tuple[str, ...]) -> Configuration:
     return Configuration(NAME, name, knobs, meets)
 
 
 Arq.configurations = (
-    _c("arq-defaults", ArqKnobs(),
+    # max_tries=5 is arq's default; job_timeout and max_jobs are scenario sizes (ArqKnobs).
+    _c("arq-max-tries-5", ArqKnobs(),
        ("sigkill-worker", "sigterm-worker", "sigstop-worker", "broker-sigkill", "broker-restart",
         "cut-worker-broker", "blackhole-worker-broker", "latency-worker-broker",
         "cut-producer-broker", "crash-after-effect")),

@@ -4,15 +4,21 @@ built-in configurations that measure it.
 kombu's Redis transport emulates acknowledgements: a worker takes a message off the queue's list
 with BRPOP, then records it in the ``unacked`` hash; a live worker's sweep restores entries older
 than the visibility timeout (kombu/transport/redis.py). Both facts explain what the runs show.
+
+Scenarios compress kombu's clocks so that a redelivery happens inside a run: a visibility timeout
+of 15 s where kombu's default is an hour, a restore sweep every 2 s where kombu's is about every
+100 s. ``clocks`` states both (and a SIGSTOP window that outlasts the timeout) with kombu's
+defaults; ``recovery_clock`` says when the visibility timeout is what a recovery waited for.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from harness.backend import Capability, Configuration
+from harness.backend import Capability, Clock, Configuration, stall_clock
 from harness.backends.celery import WORKER_DEATH, Celery, CeleryKnobs
 from harness.backends.redisbroker import RedisForensics, lost_to_broker_kill
 
@@ -22,6 +28,19 @@ if TYPE_CHECKING:
 
 NAME = "celery-redis"
 LINK_KINDS = ("link", "stall")
+# kombu's Redis transport defaults (kombu/transport/redis.py, Channel): what production runs.
+KOMBU_VISIBILITY_TIMEOUT_S = 3600
+KOMBU_VISIBILITY_SOURCE = "kombu/transport/redis.py Channel.visibility_timeout = 3600"
+# The periodic restore_visible sweep: a 10 s timer that scans Redis on every 10th call
+# (unacked_restore_interval 10 x unacked_restore_throttle 10 in kombu's main branch; a fixed
+# 10 s timer and restore_visible(interval=10) in 5.6).
+KOMBU_SWEEP_S = 100
+KOMBU_SWEEP_SOURCE = ("kombu/transport/redis.py: a restore_visible call every 10 s, scanning on "
+                      "every 10th (unacked_restore_interval x unacked_restore_throttle)")
+# Faults whose task died with its pool child while the worker's main process, holding the
+# connection, lived on: it acknowledges or requeues the message at once (WorkerLostError;
+# task_reject_on_worker_lost requeues), never through the visibility timeout.
+POOL_CHILD_FAULTS = ("sigkill-pool-child", "crash-after-effect")
 
 
 @dataclass(frozen=True)
@@ -86,9 +105,42 @@ class CeleryRedis(Celery):
             return [f"Redis appendonly yes, appendfsync {knobs.redis_appendfsync}"]
         return []
 
+    def clocks(self, settings: Mapping[str, Any]) -> tuple[Clock, ...]:
+        visibility = _visibility(float(settings["visibility_timeout_s"]))
+        sweep = Clock("restore sweep period", float(settings["restore_interval_s"]),
+                      KOMBU_SWEEP_S, KOMBU_SWEEP_SOURCE)
+        stall = stall_clock(settings, visibility)
+        return (visibility, sweep, *((stall,) if stall else ()))
+
+    def recovery_clock(self, r: ScenarioResult) -> Clock | None:
+        """The visibility timeout, when a message came back only through the sweep: its
+        worker died whole (SIGKILL of the worker; a crash of the solo or threads pool's only
+        process), stalled, or lost its link, leaving it in the ``unacked`` hash. Not after a warm
+        shutdown (kombu restores a closing channel's unacked messages at once), nor when only a
+        pool child died (the main process requeues or acknowledges it at once), nor after a
+        broker fault (a reconnecting channel may restore them at once, or the sweep later: not
+        established, so no clock is claimed). A team's own app runs its own timeout, which is
+        its production one: nothing was compressed."""
+        if not self.built_in(r.configuration):
+            return None
+        if r.fault_kind in LINK_KINDS:
+            governed = True
+        elif r.fault_kind == WORKER_DEATH:
+            child_only = (r.fault in POOL_CHILD_FAULTS
+                          and r.knobs.get("pool", "prefork") == "prefork")
+            governed = r.fault != "sigterm-worker" and not child_only
+        else:
+            governed = False
+        if not governed:
+            return None
+        ran = r.effective.get("visibility_timeout") or r.settings.get("visibility_timeout_s")
+        return _visibility(float(ran)) if ran else None
+
     def note(self, settings: Any) -> str:
-        return (f"Redis visibility timeout {settings['visibility_timeout_s']}s, swept every "
-                f"{settings['restore_interval_s']}s (production defaults: 3600s, ~100s).")
+        visibility, sweep = self.clocks(settings)[:2]
+        return (f"Redis visibility timeout {visibility.scenario_s:g}s, swept every "
+                f"{sweep.scenario_s:g}s (production defaults: {visibility.production_s:g}s, "
+                f"~{sweep.production_s:g}s).")
 
     def lost(self, r: ScenarioResult, n: int) -> str | None:
         said = lost_to_broker_kill(r, n) or super().lost(r, n)
@@ -140,6 +192,11 @@ class CeleryRedis(Celery):
                 "(reserved, unacknowledged) when it lost them; Redis restored them only after "
                 f"the visibility timeout ({r.settings.get('visibility_timeout_s')}s). A lower "
                 "`worker_prefetch_multiplier` holds fewer such tasks.")
+
+
+def _visibility(scenario_s: float) -> Clock:
+    return Clock("visibility timeout", scenario_s, KOMBU_VISIBILITY_TIMEOUT_S,
+                 KOMBU_VISIBILITY_SOURCE)
 
 
 def _late(prefetch: int = 1, **knobs: Any) -> CeleryRedisKnobs:

@@ -40,7 +40,7 @@ def test_idempotency_key_absorbs_the_repeat(run_small: SmallRun) -> None:
 
 
 def test_arq_retries_a_killed_workers_jobs(run_small: SmallRun) -> None:
-    result = run_small("arq-defaults", "sigkill-worker")
+    result = run_small("arq-max-tries-5", "sigkill-worker")
     assert result.counts["lost"] == 0
     assert result.counts["re_executed"] >= 1
     assert result.revived == [result.fault_target]

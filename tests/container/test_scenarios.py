@@ -11,8 +11,9 @@ from dataclasses import replace
 
 import pytest
 
-from harness import report
+from harness import cost, report
 from harness.matrix import CONFIGURATIONS
+from harness.result import attempt_prefix
 from harness.run import Run
 from harness.scenario import run_valid_scenario
 from harness.world import World
@@ -91,6 +92,33 @@ def test_with_short_tasks_a_kill_counts_only_what_it_cut(world: World, chaos_run
            and r["execution"] not in ended}
     assert result.in_flight_at_fault, "a valid kill cut at least one execution"
     assert set(result.in_flight_at_fault) <= cut, (result.in_flight_at_fault, cut)
+
+
+def test_a_control_measures_the_cost_of_its_settings(world: World, chaos_run: Run) -> None:
+    """After its own check, a control drains a backlog and serves a steady load on the same
+    containers: both figures valid, each traced back to the ledger, its own counts untouched."""
+    small = replace(SMALL, cost_tasks=60, cost_latency_tasks=20, cost_latency_rate=40.0)
+    result = run_valid_scenario(world, CONFIGURATIONS["acks-late-prefetch-1"], "none", small,
+                                chaos_run.seed, chaos_run.directory,
+                                chaos_run.replay("acks-late-prefetch-1", "none"))
+    chaos_run.results.append(result)
+    assert result.valid, result.validity
+    assert result.counts["submitted"] == result.counts["completed"] == SMALL.tasks
+    figures = result.cost
+    assert figures["valid"], figures["reason"]
+    assert figures["tasks_per_s"] > 0 and figures["latency_tasks"] >= 1
+    assert 0 < figures["p50_s"] <= figures["p99_s"] < small.drain_s
+    assert "cost" in result.phase_s
+    # The figure is the ledger's: the measured backlog's (the pilot's, when it sized none
+    # larger) completions, from the resume the ledger recorded.
+    tasks = figures["throughput_tasks"]
+    part = cost.PILOT if tasks == figures["pilot_tasks"] else cost.THROUGHPUT
+    tagged = cost.cost_prefix(attempt_prefix(result.scenario, result.attempt), part)
+    ledger = read_ledger([result.ledger_dir], task_prefix=tagged + ".")
+    done = [float(r["t"]) for r in ledger.of_kind("completed")]
+    (mark,) = [r for r in ledger.of_kind("backlog_resumed") if r["prefix"] == tagged]
+    assert len(done) == tasks
+    assert figures["tasks_per_s"] == round(tasks / (max(done) - mark["resumed"]), 1)
 
 
 def test_report_of_this_run_is_a_valid_measurement(chaos_run: Run) -> None:

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.container
 
 # Clear of this session's ports and of the other tests' children (+100 to +300); worlds add 100.
 PORTS = {name: str(port + 500) for name, port in port_variables().items()}
-CONFIGS, FAULTS = "acks-late-prefetch-1,arq-defaults", "sigkill-worker"
+CONFIGS, FAULTS = "acks-late-prefetch-1,arq-max-tries-5", "sigkill-worker"
 
 
 def test_two_worlds_make_one_valid_report_of_the_whole_selection(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from harness.backend import Capability
@@ -11,7 +13,8 @@ from harness.backends.celery_redis import CeleryRedisKnobs
 from harness.backends.fastapi import FastAPIKnobs
 from harness.checker import Guarantee
 from harness.faults import FAULTS
-from harness.matrix import CONFIGURATIONS
+from harness.matrix import CONFIGURATIONS, Settings
+from harness.result import ScenarioResult
 
 AMO, ALO, EO = Guarantee.AT_MOST_ONCE, Guarantee.AT_LEAST_ONCE, Guarantee.EFFECTIVELY_ONCE
 
@@ -107,7 +110,7 @@ ARQ_READY = {"allow_abort_jobs": False, "job_timeout": 10, "keep_result": 60, "m
 def test_a_built_in_configuration_running_as_declared_has_no_mismatch() -> None:
     late = CONFIGURATIONS["acks-late-prefetch-1"]
     assert late.mismatch(late.running(CELERY_READY, idempotent=False)) is None
-    arq = CONFIGURATIONS["arq-defaults"]
+    arq = CONFIGURATIONS["arq-max-tries-5"]
     assert arq.mismatch(arq.running(ARQ_READY, idempotent=False)) is None
     threads = CONFIGURATIONS["acks-late-threads"]
     assert threads.mismatch(threads.running({**CELERY_READY, "pool": "thread"}, False)) is None
@@ -153,3 +156,85 @@ def test_each_backends_key_libraries_are_ones_its_workers_report() -> None:
         assert b.libraries and set(b.libraries) <= set(DISTRIBUTIONS), b.name
     assert REGISTRY["celery-redis"].libraries[-1] == "redis"
     assert REGISTRY["celery-rabbitmq"].libraries[-1] == "amqp"
+
+
+# -- compressed clocks ------------------------------------------------------------------------
+
+
+def _scenario(configuration: str, fault: str, **knobs: object) -> ScenarioResult:
+    from harness.faults import FAULTS as CATALOGUE
+
+    conf = CONFIGURATIONS.get(configuration)
+    return ScenarioResult(
+        scenario=f"x.{configuration}.{fault}",
+        backend=conf.backend if conf else "celery-redis", configuration=configuration,
+        configuration_summary="", guarantee="at-least-once", fault=fault, fault_description="",
+        seed=1, valid=True, validity="", verdict="holds", reason="", counts={}, recovery_s=1.0,
+        stuck_locations={}, settings=asdict(conf.settings(Settings()) if conf else Settings()),
+        knobs={**(conf.knobs.as_dict() if conf else {}), **knobs},
+        fault_kind=CATALOGUE[fault].kind)
+
+
+def _recovery_clock(configuration: str, fault: str, **knobs: object) -> str | None:
+    r = _scenario(configuration, fault, **knobs)
+    clock = REGISTRY[r.backend].recovery_clock(r)
+    return None if clock is None else f"{clock.name} {clock.scenario_s:g}/{clock.production_s:g}"
+
+
+@pytest.mark.parametrize(("config", "fault", "expected"), [
+    # Celery on Redis: a message comes back through the sweep, after the visibility timeout,
+    # when the worker holding it died whole, stalled, or lost its link ...
+    ("acks-late-prefetch-1", "sigkill-worker", "visibility timeout 15/3600"),
+    ("acks-early-prefetch-4", "sigkill-worker", "visibility timeout 15/3600"),  # prefetched
+    ("acks-late-prefetch-1", "sigstop-worker", "visibility timeout 15/3600"),
+    ("acks-late-prefetch-4", "cut-worker-broker", "visibility timeout 15/3600"),
+    ("acks-late-solo", "crash-after-effect", "visibility timeout 15/3600"),  # the worker died
+    ("acks-late-vt-120", "sigkill-worker", "visibility timeout 120/3600"),
+    # ... never when the worker gave it back or requeued it itself.
+    ("acks-late-prefetch-4", "sigterm-worker", None),  # warm shutdown restores the channel's
+    ("acks-late-prefetch-1", "sigkill-pool-child", None),  # the main process requeues
+    ("acks-late-prefetch-1", "crash-after-effect", None),  # a prefork child died, likewise
+    ("acks-late-aof-everysec", "broker-sigkill", None),
+    ("rabbit-acks-late", "sigkill-worker", None),  # RabbitMQ requeues on channel close
+    # arq: a dead, stalled or cut-off worker's job waits for its in-progress key to expire.
+    ("arq-max-tries-5", "sigkill-worker", "in-progress key expiry 20/310"),
+    ("arq-max-tries-5", "sigstop-worker", "in-progress key expiry 20/310"),
+    ("arq-max-tries-5", "blackhole-worker-broker", "in-progress key expiry 20/310"),
+    ("arq-job-timeout-30", "sigkill-worker", "in-progress key expiry 40/310"),
+    ("arq-max-tries-5", "sigterm-worker", None),  # arq deletes the key and requeues at once
+    ("arq-max-tries-5", "broker-sigkill", None),
+    ("fastapi-graceful-10", "sigkill-worker", None),
+])
+def test_the_recovery_clock_follows_the_mechanism(config: str, fault: str,
+                                                  expected: str | None) -> None:
+    assert _recovery_clock(config, fault) == expected
+
+
+def test_a_teams_app_runs_its_own_clocks_and_a_renamed_configuration_still_counts() -> None:
+    assert _recovery_clock("shop", "sigkill-worker") is None  # their timeout is production's
+    old = _scenario("arq-max-tries-5", "sigkill-worker")
+    old.configuration = "arq-defaults"  # a committed report of a past run
+    assert REGISTRY["arq"].recovery_clock(old) is not None
+
+
+def test_clocks_state_the_scenarios_values_and_the_libraries_defaults() -> None:
+    settings = asdict(Settings())
+    redis = REGISTRY["celery-redis"].clocks(settings)
+    assert [(c.name, c.scenario_s, c.production_s) for c in redis] == [
+        ("visibility timeout", 15, 3600), ("restore sweep period", 2, 100),
+        ("SIGSTOP window", 25, 3610)]
+    # A timeout the stall does not outlast: no SIGSTOP clock to translate.
+    longer = REGISTRY["celery-redis"].clocks({**settings, "visibility_timeout_s": 120})
+    assert [c.name for c in longer] == ["visibility timeout", "restore sweep period"]
+    arq = REGISTRY["arq"].clocks(settings)
+    assert [(c.name, c.scenario_s, c.production_s) for c in arq] == [
+        ("job_timeout", 10, 300), ("in-progress key expiry", 20, 310), ("SIGSTOP window", 25, 315)]
+    assert all(c.source for c in (*redis, *arq))
+    assert REGISTRY["celery-rabbitmq"].clocks(settings) == ()
+    assert REGISTRY["fastapi"].clocks(settings) == ()
+
+
+def test_the_redis_note_takes_its_numbers_from_the_clocks() -> None:
+    settings = {**asdict(Settings()), "visibility_timeout_s": 30, "restore_interval_s": 5}
+    assert REGISTRY["celery-redis"].note(settings) == (
+        "Redis visibility timeout 30s, swept every 5s (production defaults: 3600s, ~100s).")

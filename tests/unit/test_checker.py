@@ -301,6 +301,45 @@ def test_late_only_after_heal_plus_threshold() -> None:
     assert result.counts.late == 1
 
 
+def test_latency_is_first_completion_minus_t_sent() -> None:
+    records = [{**submission("t1", t=10.4), "t_sent": 10.0}, started("t1", 11.0),
+               started("t1", 20.0), completed("t1", 12.5), completed("t1", 21.0)]
+    task = only(check(records), "t1")
+    assert task.latency_s == pytest.approx(2.5)  # the first completion, from when it was sent
+
+
+def test_latency_falls_back_to_the_submission_time_of_older_ledgers() -> None:
+    records = [submission("t1", t=10.0), started("t1", 11.0), completed("t1", 13.0)]
+    assert only(check(records), "t1").latency_s == pytest.approx(3.0)
+
+
+def test_no_latency_without_a_completion_or_a_submission() -> None:
+    records = [submission("lost"), started("lost", 1.0), started("ghost", 1.0),
+               completed("ghost", 2.0)]
+    result = check(records)
+    assert only(result, "lost").latency_s is None
+    assert only(result, "ghost").latency_s is None  # unexpected: never submitted
+    assert result.latencies() == []
+
+
+def test_latencies_are_sorted_and_rounded_for_the_result() -> None:
+    records = [*[{**r, "t_sent": 0.0} if r["kind"] == "submission" else r
+                 for r in run("slow", 1.0, 4.12345)],
+               *[{**r, "t_sent": 0.0} if r["kind"] == "submission" else r
+                 for r in run("fast", 1.0, 1.5)],
+               submission("lost")]
+    assert check(records).latencies() == [1.5, 4.123]
+
+
+def test_late_counts_backlog_too_and_latency_does_not_change_it() -> None:
+    # Submitted after the heal, it waited its turn: late by the threshold, though the fault did
+    # nothing to it. latency.delayed (against the control) is what tells the two apart.
+    records = [{**submission("queued", t=101.0), "t_sent": 101.0}, started("queued", 108.0),
+               completed("queued", 109.0)]
+    task = only(check(records, healed_t=100.0, late_after_s=5.0), "queued")
+    assert task.late and task.latency_s == pytest.approx(8.0)
+
+
 def test_late_uses_first_completion() -> None:
     # Completed in time once; the duplicate came much later. The task was not late.
     records = [submission("t1"), started("t1", 1.0), started("t1", 50.0),

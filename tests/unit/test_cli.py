@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +157,103 @@ def test_worlds_are_no_more_than_the_parts_of_the_selection(
     cli.main(["run", "--configs", "acks-early-prefetch-1", "--faults", "none,sigkill-worker",
               "--worlds", "8", "--report-dir", str(tmp_path)])
     assert started == [2]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--trials", "0"], "--trials '0': expected a count 1..20"),
+    (["--trials", "21"], "expected a count 1..20"),
+    (["--trials", "x"], "expected a count 1..20"),
+    (["--trials", "2", "--shard", "1/2"], "--trials repeats the whole run on this machine"),
+])
+def test_run_refuses_trials_that_cannot_be(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["run", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def _fake_sessions(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                   lose_in: int = 0) -> list[list[str]]:
+    """subprocess.call as a pytest session that writes its report where it is told (trial
+    ``lose_in`` loses a task the late configuration must not lose)."""
+    calls: list[list[str]] = []
+
+    def call(argv: list[str], **_: Any) -> int:
+        calls.append(argv)
+        given = dict(a.removeprefix("--").split("=", 1) for a in argv if a.startswith("--")
+                     and "=" in a)
+        results = [replace(r, seed=int(given["seed"])) for r in good_run()]
+        if len(calls) == lose_in:
+            results[3].counts["lost"], results[3].verdict = 1, "VIOLATED"
+        report.write(results, Path(given["report-dir"]), run_id=given.get("run-id", "r"), date="d",
+                     seed=int(given["seed"]), replay=f"make durability SEED={given['seed']}")
+        return 0
+
+    monkeypatch.setattr("subprocess.call", call)
+    monkeypatch.setattr("harness.__main__.RUNS", tmp_path / "runs")
+    monkeypatch.setattr("harness.__main__.new_run_id", lambda: "r")
+    return calls
+
+
+def test_trials_run_the_selection_with_seed_after_seed_into_one_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls = _fake_sessions(monkeypatch, tmp_path, lose_in=2)
+    out = tmp_path / "reports"
+    assert cli.main(["run", "--configs", "acks-early-prefetch-1,acks-late-prefetch-1",
+                     "--faults", "none,sigkill-worker", "--seed", "7", "--trials", "2",
+                     "--report-dir", str(out)]) == 0
+    for k, argv in enumerate(calls, 1):
+        assert f"--seed={6 + k}" in argv and f"--run-id=r-t{k}" in argv
+        assert f"--report-dir={tmp_path / 'runs' / 'r' / f'trial-{k}'}" in argv
+    data = json.loads((out / "durability.json").read_text())
+    assert data["trials"] == 2 and data["seed"] == 7 and data["run_id"] == "r"
+    assert data["replay"] == "make durability SEED=7 TRIALS=2"
+    assert [(s["scenario"].split(".", 1)[1], s["trial"], s["seed"])
+            for s in data["scenarios"]][:4] == [
+        ("acks-early-prefetch-1.none", 1, 7), ("acks-early-prefetch-1.none", 2, 8),
+        ("acks-early-prefetch-1.sigkill-worker", 1, 7),
+        ("acks-early-prefetch-1.sigkill-worker", 2, 8)]
+    assert (tmp_path / "runs" / "r" / "durability.json").is_file()  # beside the trials' own
+    printed = capsys.readouterr().out
+    assert "trial 1/2, seed 7" in printed and "trial 2/2, seed 8: exit 0 in " in printed
+    assert "1 of 4 cells changed verdict between trials" in printed
+    assert "acks-late-prefetch-1.sigkill-worker: holds, VIOLATED" in printed
+
+
+def test_one_trial_runs_as_before(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls = _fake_sessions(monkeypatch, tmp_path)
+    cli.main(["run", "--configs", "acks-late-prefetch-1", "--faults", "none", "--seed", "7",
+              "--report-dir", str(tmp_path), "--trials", "1"])
+    [argv] = calls
+    assert "--seed=7" in argv and not any(a.startswith("--run-id") for a in argv)
+
+
+def test_stability_is_an_alias_of_run_with_trials(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[str] = []
+
+    def run(args: argparse.Namespace) -> int:
+        seen.append(args.trials)
+        return 0
+
+    monkeypatch.setattr("harness.__main__._run", run)
+    assert cli.main(["stability", "4"]) == 0
+    assert seen == ["4"]
+    assert "is `queue-chaos run --trials 4`" in capsys.readouterr().err
+
+
+def test_compare_reads_each_report_as_further_trials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    first = _shard(tmp_path / "1", *good_run())
+    violated = good_run()
+    violated[3].verdict = "VIOLATED"
+    second = _shard(tmp_path / "2", *violated)
+    out = tmp_path / "stability.md"
+    assert cli.main(["compare", "--reports", str(first), str(second), "--out", str(out)]) == 1
+    assert "**changed**: holds, VIOLATED" in out.read_text()
+    assert cli.main(["compare", "--reports", str(first), str(first), "--out", str(out)]) == 0
+    assert cli.main(["compare", "--reports", str(first), "--out", str(out)]) == 2
+    assert "compare needs 2 or more trials in all" in capsys.readouterr().err

@@ -12,7 +12,7 @@ IDEMPOTENCY = "An idempotency key checked before the side effect makes the repea
 
 def test_nothing_for_a_clean_result() -> None:
     assert explain(result(EARLY, "none", completed=40)) == []
-    assert explain(result("arq-defaults", "sigkill-worker", target="arq-worker1",
+    assert explain(result("arq-max-tries-5", "sigkill-worker", target="arq-worker1",
                           completed=40)) == []
 
 
@@ -45,7 +45,7 @@ def test_redis_loss_before_the_first_start_is_the_brpop_window() -> None:
 
 def test_broker_loss_without_persistence_names_appendonly() -> None:
     for config, fault in ((LATE, "broker-sigkill"), (LATE, "broker-restart"),
-                          ("arq-defaults", "broker-sigkill")):
+                          ("arq-max-tries-5", "broker-sigkill")):
         (line,) = explain(result(config, fault, target="redis", completed=30, lost=10))
         assert line.startswith("10 lost: Redis ran without persistence (appendonly no)"), config
         assert "`appendonly yes`" in line and "`appendfsync always`" in line
@@ -84,7 +84,7 @@ def test_celery_loss_under_a_stop_or_cut_names_the_unacked_hash() -> None:
 
 
 def test_any_other_loss_is_stated_plainly() -> None:
-    (line,) = explain(result("arq-defaults", "cut-producer-broker", target="arq-producer",
+    (line,) = explain(result("arq-max-tries-5", "cut-producer-broker", target="arq-producer",
                              lost=1))
     assert line == ("1 lost: acknowledged by the producer, never completed, and no longer in the "
                     "broker.")
@@ -105,7 +105,7 @@ def test_duplicates_under_a_cut_name_the_visibility_timeout_and_idempotency() ->
 
 def test_every_duplicate_line_gives_the_idempotency_advice() -> None:
     for config, fault, cause in (
-        ("arq-defaults", "sigstop-worker", "arq ran the job again once its in-progress key"),
+        ("arq-max-tries-5", "sigstop-worker", "arq ran the job again once its in-progress key"),
         (LATE, "crash-after-effect", "the process died after the side effect but before Celery"),
         (LATE, "sigkill-worker", "a redelivery after the visibility timeout (15s)"),
     ):
@@ -133,7 +133,7 @@ def test_re_executions_stuck_late_submissions_and_truncation() -> None:
 
 
 def test_arq_re_execution_is_a_retry() -> None:
-    (line,) = explain(result("arq-defaults", "sigkill-worker", target="arq-worker1",
+    (line,) = explain(result("arq-max-tries-5", "sigkill-worker", target="arq-worker1",
                              re_executed=2, redelivered=2))
     assert line.startswith("2 re-executed without a duplicate effect")
     assert line.endswith("the backend retried it.")
@@ -155,7 +155,7 @@ def test_redelivered_before_first_start_names_prefetch() -> None:
         explain(result(LATE, "sigkill-worker", re_executed=2, redelivered=2)))
     # arq flags every retry as a redelivery; prefetch is Celery's
     assert "redelivered before" not in " ".join(
-        explain(result("arq-defaults", "sigkill-worker", re_executed=1, redelivered=3)))
+        explain(result("arq-max-tries-5", "sigkill-worker", re_executed=1, redelivered=3)))
 
 
 def test_fastapi_tasks_cut_by_the_graceful_timeout_name_it() -> None:

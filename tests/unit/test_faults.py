@@ -48,9 +48,9 @@ def test_faults_ask_for_capabilities_and_say_what_is_missing() -> None:
     for fault in FAULTS.values():
         assert fault.kind in KINDS, fault.name
         assert fault.control is (fault.name == "none")
-    message = FAULTS["sigkill-pool-child"].unmet(CONFIGURATIONS["arq-defaults"])
+    message = FAULTS["sigkill-pool-child"].unmet(CONFIGURATIONS["arq-max-tries-5"])
     assert message == ("fault sigkill-pool-child needs pool-children, which configuration "
-                       "arq-defaults (backend arq) does not have")
+                       "arq-max-tries-5 (backend arq) does not have")
 
 
 def test_crash_after_effect_is_valid_only_when_a_task_crashed() -> None:
@@ -69,7 +69,7 @@ def test_sigkill_pool_child_applies_only_to_celery_with_prefork() -> None:
     assert applies("sigkill-pool-child", "acks-late-prefetch-1")
     assert applies("sigkill-pool-child", "rabbit-acks-late")
     assert not applies("sigkill-pool-child", "acks-late-threads")
-    assert not applies("sigkill-pool-child", "arq-defaults")
+    assert not applies("sigkill-pool-child", "arq-max-tries-5")
     assert not applies("sigkill-pool-child", "fastapi-graceful-10")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -147,9 +147,9 @@ def test_violations_of_configurations_not_chosen_are_ignored() -> None:
 
 
 def test_a_chosen_configuration_that_never_ran_fails() -> None:
-    passes, reasons = gate(good(), [LATE, "arq-defaults", "arq-defaults"])
+    passes, reasons = gate(good(), [LATE, "arq-max-tries-5", "arq-max-tries-5"])
     assert not passes
-    assert reasons == ["configuration arq-defaults: configuration arq-defaults is not in the "
+    assert reasons == ["configuration arq-max-tries-5: configuration arq-max-tries-5 is not in the "
                        "report: it never ran (a shard that died, or a run of other "
                        "configurations or faults)"]
 
@@ -195,6 +195,52 @@ def test_a_misspelt_fault_is_refused_naming_the_valid_ones() -> None:
 def test_built_in_names_and_names_in_the_report_are_known() -> None:
     team = report(scenario("shop", "none"))  # a team's target: in the report, not built in
     check_names(team, ["shop", LATE], ["none", "broker-sigkill"])
+
+
+# -- trials ---------------------------------------------------------------------------------------
+
+
+def trials(*verdicts: str, valid: bool = True) -> RunReport:
+    """``good()`` run once per verdict, the late kill's trial k ending in ``verdicts[k - 1]``."""
+    data = report(*(replace(s, trial=k, seed=k) for k, verdict in enumerate(verdicts, 1)
+                    for s in with_late_kill(verdict, f"reason {k}", valid=valid).scenarios))
+    return data
+
+
+def test_a_cell_of_trials_fails_when_any_trial_fails_naming_which() -> None:
+    data = trials("holds", "VIOLATED", "VIOLATED")
+    assert gate(data, [LATE]) == (False, [
+        f"celery-redis.{LATE}.sigkill-worker: VIOLATED in trials 2, 3 of 3: reason 2"])
+    assert gate(trials("holds", "holds", "holds"), [LATE]) == (True, [])
+
+
+def test_the_worst_trial_decides_a_cell() -> None:
+    assert gate(trials("inconclusive", "holds"), [LATE], allow=["inconclusive"]) == (True, [])
+    assert gate(trials("inconclusive", "VIOLATED"), [LATE], allow=["inconclusive"]) == (False, [
+        f"celery-redis.{LATE}.sigkill-worker: VIOLATED in trial 2 of 2: reason 2"])
+    data = trials("VIOLATED", "holds")
+    data.scenarios[-1] = replace(data.scenarios[-1], valid=False, validity="fired on nothing")
+    assert gate(data, [LATE]) == (False, [
+        f"celery-redis.{LATE}.sigkill-worker: invalid in trial 2 of 2 (fired on nothing)"])
+
+
+def test_junit_has_one_testcase_per_cell_not_per_trial(tmp_path: Path) -> None:
+    data = trials("holds", "inconclusive", "holds")
+    data.scenarios = [replace(s, phase_s={"drain": 10.0}) for s in data.scenarios]
+    suite = parsed(tmp_path, data, [LATE])[0]
+    cases = suite.findall("testcase")
+    assert [(c.get("classname"), c.get("name")) for c in cases] == [
+        ("queue-chaos", "self-proof"), (f"celery-redis.{LATE}", "none"),
+        (f"celery-redis.{LATE}", "sigkill-worker")]
+    assert cases[2].get("time") == "30.000"  # every trial's time
+    [failure] = cases[2]
+    assert failure.get("message") == (
+        "inconclusive in trial 2 of 3: reason 2 (accept with --allow inconclusive)")
+    text = failure.text or ""
+    assert "trial 1 (seed 1): clean" in text and "trial 2 (seed 2): inconclusive" in text
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["trials"] == "3"
+    assert "trials" not in {p.get("name") for p in parsed(tmp_path, good())[0].iter("property")}
 
 
 # -- JUnit XML ------------------------------------------------------------------------------------
@@ -256,13 +302,13 @@ def test_junit_shows_an_invalid_self_proof_and_a_configuration_never_run_at_suit
     data = good()
     data.measurement_valid = False
     data.self_proof = ["control x: 0 lost — as required", "known to lose: NO LOSS SEEN"]
-    root = parsed(tmp_path, data, [LATE, "arq-defaults"])
+    root = parsed(tmp_path, data, [LATE, "arq-max-tries-5"])
     suite = root[0]
     assert (suite.get("errors"), suite.get("failures")) == ("1", "1")
     run = {c.get("name"): c for c in suite.iter("testcase") if c.get("classname") == "queue-chaos"}
     proof = run["self-proof"].find("error")
     assert proof is not None and proof.text == "known to lose: NO LOSS SEEN"
-    never = run["configuration arq-defaults"].find("failure")
+    never = run["configuration arq-max-tries-5"].find("failure")
     assert never is not None and never.get("type") == "never ran"
 
 
@@ -301,7 +347,7 @@ def test_exit_codes_through_the_command(tmp_path: Path,
     invalid_run = good()
     invalid_run.measurement_valid = False
     assert main(invalid_run) == 1
-    assert main(good(), "--configs", "arq-defaults") == 1  # built in, never ran
+    assert main(good(), "--configs", "arq-max-tries-5") == 1  # built in, never ran
     capsys.readouterr()
     assert main(good(), "--configs", f"{LATE},acks-late-prefech-1") == 2
     assert capsys.readouterr().out == (

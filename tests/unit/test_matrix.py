@@ -333,7 +333,7 @@ def test_every_backend_that_redelivers_has_an_idempotent_variant_under_its_dupli
 
 def test_arq_and_fastapi_configurations_claim_what_they_document() -> None:
     claims = {
-        "arq-defaults": Guarantee.AT_LEAST_ONCE,  # pessimistic execution: retried
+        "arq-max-tries-5": Guarantee.AT_LEAST_ONCE,  # pessimistic execution: retried
         "arq-max-tries-1": Guarantee.AT_MOST_ONCE,  # no retry
         "arq-idempotent": Guarantee.EFFECTIVELY_ONCE,
         "fastapi-graceful-10": Guarantee.AT_MOST_ONCE,  # in memory, fire and forget
@@ -501,7 +501,7 @@ def test_faults_none_alone_is_every_control() -> None:
 
 
 def test_configs_and_faults_give_the_cross_product() -> None:
-    configs = ["acks-late-prefetch-4", "arq-defaults"]
+    configs = ["acks-late-prefetch-4", "arq-max-tries-5"]
     named = ["sigstop-worker", "cut-worker-broker"]
     chosen = cases(ALL, configs, named)
     product = {(c, f) for c in configs for f in named}

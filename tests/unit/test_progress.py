@@ -19,6 +19,7 @@ from harness.progress import (
     format_eta,
     parse,
     parse_eta,
+    trial_line,
     verdict_text,
 )
 from tests.unit.build import BLANK, scenario_result
@@ -108,11 +109,21 @@ def test_the_lines_written_read_back() -> None:
 
 
 @pytest.mark.parametrize("line", [
-    "", "PASSED", "scenarios/test_durability.py::test_durability[arq:arq-defaults:none] ",
-    "arq.arq-defaults.none: {'completed': 40} -> holds (at-least-once holds); 18.2s",
+    "", "PASSED", "scenarios/test_durability.py::test_durability[arq:arq-max-tries-5:none] ",
+    "arq.arq-max-tries-5.none: {'completed': 40} -> holds (at-least-once holds); 18.2s",
     "[world 1] [1/2] x.a.none", "see [1/2] x.a.none"])
 def test_other_output_is_not_progress(line: str) -> None:
     assert parse(line) is None
+
+
+def test_a_run_of_trials_says_which_trial_and_how_long_the_trials_left_take() -> None:
+    assert trial_line(1, 3, 42, []) == "trial 1/3, seed 42"  # nothing to go on yet
+    assert trial_line(1, 3, 42, [400.0], "exit 0") == "trial 1/3, seed 42: exit 0 in 6m40s " \
+        "(eta 13m20s)"
+    assert trial_line(2, 3, 43, [400.0]) == "trial 2/3, seed 43 (eta 13m20s)"
+    assert trial_line(3, 3, 44, [300.0, 500.0, 400.0], "exit 1") == \
+        "trial 3/3, seed 44: exit 1 in 6m40s"  # none left
+    assert parse(trial_line(2, 3, 43, [400.0])) is None  # not a scenario's line
 
 
 def test_across_worlds_the_count_adds_up_and_the_slowest_world_sets_the_estimate() -> None:
@@ -149,7 +160,7 @@ BLANK = {BLANK!r}
 
 
 def test_durability(chaos_run, configuration, fault):
-    assert fault != "sigkill-worker" or configuration.name != "arq-defaults", "broke"
+    assert fault != "sigkill-worker" or configuration.name != "arq-max-tries-5", "broke"
     counts = Counts(re_executed=2 if fault != "none" else 0).as_dict()
     chaos_run.results.append(ScenarioResult.from_dict(
         {{**BLANK, "scenario": scenario_id(configuration, fault), "counts": counts,
@@ -164,7 +175,7 @@ def test_the_plugin_prints_a_line_of_its_own_before_and_after_each_scenario(
     (tmp_path / "test_fake_durability.py").write_text(TEST_FILE)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "test_fake_durability.py", verbosity, "-s",
-         "-p", "no:cacheprovider", f"--rootdir={tmp_path}", "--configs=arq-defaults",
+         "-p", "no:cacheprovider", f"--rootdir={tmp_path}", "--configs=arq-max-tries-5",
          "--faults=none,sigkill-worker", f"--report-dir={tmp_path / 'reports'}"],
         cwd=tmp_path, env={**os.environ, "QUEUE_CHAOS_HOME": str(tmp_path)},
         capture_output=True, text=True, timeout=120)
@@ -175,7 +186,7 @@ def test_the_plugin_prints_a_line_of_its_own_before_and_after_each_scenario(
     assert [t.scenario for t in ticks[::2]] == [
         "celery-redis.acks-early-prefetch-1.none",
         "celery-redis.acks-early-prefetch-1.sigkill-worker",
-        "arq.arq-defaults.none", "arq.arq-defaults.sigkill-worker"]
+        "arq.arq-max-tries-5.none", "arq.arq-max-tries-5.sigkill-worker"]
     finished = [line for line, tick in zip(lines, map(parse, lines), strict=True)
                 if tick is not None and tick.finished]
     assert ": clean in " in finished[0]

@@ -209,13 +209,14 @@ def test_render_summary_marks_pairs_that_did_not_run() -> None:
 def test_render_a_section_per_backend_with_its_notes() -> None:
     results = [
         *good_run(),
-        result("arq-defaults", "none", completed=40),
+        result("arq-max-tries-5", "none", completed=40),
         result("fastapi-graceful-10", "none", completed=40),
     ]
     text = render(results, **META)
     lines = text.splitlines()
     sections = [line for line in lines if line.startswith("## ")]
-    assert sections == ["## Is this a measurement?", "## Measured with", "## Summary",
+    assert sections == ["## What to choose", "## Backends side by side", "## Measured with",
+                        "## Summary",
                         "## Celery on Redis", "## arq on Redis", "## FastAPI BackgroundTasks",
                         "## Configurations", "## Self-proof in detail"]
     for title in ("**Celery on Redis**", "**arq on Redis**", "**FastAPI BackgroundTasks**"):
@@ -223,7 +224,7 @@ def test_render_a_section_per_backend_with_its_notes() -> None:
     assert "in-progress key expires (job_timeout plus 10s)" in text
     assert "No broker: the app runs its tasks in its own process after responding." in text
     # the Redis visibility timeout is Celery's note, not arq's or FastAPI's
-    at_arq = text.index("## arq on Redis")
+    at_arq = text.index("\n## arq on Redis\n")
     assert "visibility timeout" not in text[at_arq:text.index("## Configurations")]
 
 
@@ -234,12 +235,16 @@ def test_render_fault_sections_and_count_tables() -> None:
     for fault in ("none", "sigkill-worker"):
         at = lines.index(f"### Fault: {fault}")
         assert lines[at + 2] == DESCRIPTIONS[fault] + "."
-    header = ["configuration", "claims", *[c[1] for c in COLUMNS], "recovery", "verdict"]
+    header = ["configuration", "claims", *[c[1] for c in COLUMNS], "delayed",
+              "latency p50 / p99 (control)", "recovery", "verdict"]
     assert text.count("| " + " | ".join(header) + " |") == 2
-    # duplicated shows the extra runs; recovery in seconds; a dash without recovery
-    row = f"| {LATE} | at-least-once | 40 | 40 | 38 | 0 | 2 (+3) | 4 | 5 | 0 | 0 | 12.5s | holds |"
+    # duplicated shows the extra runs; recovery in seconds (in production terms where a
+    # compressed clock governed it); a dash without recovery or latencies
+    row = (f"| {LATE} | at-least-once | 40 | 40 | 38 | 0 | 2 (+3) | 4 | 5 | 0 | - | - | 12.5 s "
+           "here; about 1 h 0 min in production (visibility timeout 3600 s, not 15 s) | holds |")
     assert row in lines
-    assert f"| {EARLY} | at-most-once | 40 | 40 | 37 | 3 | 0 | 0 | 0 | 0 | 0 | - | holds |" in lines
+    assert f"| {EARLY} | at-most-once | 40 | 40 | 37 | 3 | 0 | 0 | 0 | 0 | - | - | - | holds |" \
+        in lines
     assert f"- **{EARLY}** (target worker1, 2 in flight): 3 lost:" in text
     assert "40 tasks per scenario at 10.0/s" in text
     assert "Redis visibility timeout 15s, swept every 2s" in text
@@ -285,7 +290,7 @@ def test_render_marks_invalid_scenarios_in_the_tables() -> None:
     text = render(results, **META)
     lines = text.splitlines()
     assert f"| {EARLY} | at-most-once | clean | invalid |" in lines  # the summary grid
-    assert f"| {EARLY} | at-most-once | 40 | 40 | 0 | 3 | 0 | 0 | 0 | 0 | 0 | - | " \
+    assert f"| {EARLY} | at-most-once | 40 | 40 | 0 | 3 | 0 | 0 | 0 | 0 | - | - | - | " \
            "invalid run (fired at an idle worker) |" in lines  # the fault's table
     assert "INVALID: do not trust" in text
 
@@ -352,7 +357,7 @@ def test_measured_with_shows_what_an_older_report_has_and_says_what_it_lacks() -
     results = good_run()
     results[0].versions = {"celery": "5.7.0"}  # no servers read, no provenance
     assert measured_with_lines(results)[-1] == "- celery-redis: celery 5.7.0"
-    arq = result("arq-defaults", "none", completed=40)
+    arq = result("arq-max-tries-5", "none", completed=40)
     assert measured_with_lines([arq])[-1] == "- arq: libraries not reported"
 
 
@@ -381,20 +386,20 @@ def test_the_json_holds_the_schema_and_the_runs_provenance(tmp_path: Path) -> No
 def test_the_self_proof_is_one_line_on_top_and_every_check_further_down() -> None:
     text = render(good_run(), **META)
     lines = text.splitlines()
-    top = lines[lines.index("## Is this a measurement?") + 2]
+    top = lines[4]  # under the run's line, before anything else
     assert top.startswith("**VALID**: 2 no-fault controls lost and duplicated nothing, and 1 ")
     detail = lines.index("## Self-proof in detail")
     assert detail > lines.index("## Configurations")
     assert all(f"- {line}" in lines[detail:] for line in self_proof(good_run()).lines)
     bad = good_run()
     bad[0].counts["lost"] = 1  # a control that lost a task
-    top = render(bad, **META).splitlines()[lines.index("## Is this a measurement?") + 2]
+    top = render(bad, **META).splitlines()[4]
     assert top.startswith("**INVALID: do not trust the numbers below**: control ")
     assert "NOT ZERO" in top
 
 
 def test_a_cell_says_what_happened_then_what_it_means_for_the_claim() -> None:
-    from harness.report import outcome_words as _short
+    from harness.trials import outcome_words as _short
 
     assert _short(result(EARLY, "none", completed=40)) == "clean"
     assert _short(result(EARLY, "sigkill-worker", lost=3)) == "3 lost (allowed)"

@@ -67,6 +67,14 @@ def test_merge_keeps_one_copy_of_each_scenario_in_shard_order() -> None:
         ("x.none", "holds"), ("x.kill", "VIOLATED"), ("y.none", "holds")]
 
 
+def test_merge_keeps_one_copy_of_each_trial_of_a_scenario() -> None:
+    first = run_report(scenario_result(scenario="x.kill", trial=1),
+                       scenario_result(scenario="x.kill", trial=2, verdict="VIOLATED"), seed=5)
+    second = run_report(scenario_result(scenario="x.kill", trial=2), seed=5)
+    assert [(r.trial, r.verdict) for r in merge([first, second])] == [
+        (1, "holds"), (2, "VIOLATED")]
+
+
 def test_shards_of_different_seeds_are_not_one_run() -> None:
     with pytest.raises(ShardError, match="different seeds"):
         merge([run_report(seed=1), run_report(seed=2)])

@@ -223,9 +223,9 @@ def test_the_summary_holds_loss_and_duplication_per_configuration_and_fault(
     lossy = result(lost=3)
     dup = result(scenario="celery-redis.acks-late-prefetch-1.cut-worker-broker",
                  fault="cut-worker-broker", duplicated=2)
-    other = result(scenario="arq.arq-defaults.sigkill-worker", lost=0)
+    other = result(scenario="arq.arq-max-tries-5.sigkill-worker", lost=0)
     summary = timeline.summarize(report_of(lossy, dup, other))
-    assert summary.rows == ("celery-redis · acks-late-prefetch-1", "arq · arq-defaults")
+    assert summary.rows == ("celery-redis · acks-late-prefetch-1", "arq · arq-max-tries-5")
     assert summary.faults == ("sigkill-worker", "cut-worker-broker")
     assert summary.lost == ((3, 0), (0, None))
     assert summary.duplicated == ((0, 2), (0, None))
@@ -313,6 +313,20 @@ def test_the_timeline_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "error:" in capsys.readouterr().err
 
 
+def test_a_report_s_pictures_are_keyed_by_result_so_trials_keep_their_own(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    _, run_report = a_run(tmp_path)
+    lossy, clean = run_report.scenarios
+    again = replace(lossy, trial=2)
+    drawn = timeline.report_pictures([lossy, clean, again], tmp_path / "pictures")
+    assert sorted(drawn) == ["", SCENARIO, f"{SCENARIO}~trial-2"]
+    assert drawn[again.key] == f"pictures/{SCENARIO}~trial-2.png"
+    assert (tmp_path / "pictures" / f"{SCENARIO}~trial-2.png").is_file()
+
+
 def test_a_written_report_embeds_its_pictures_folded(tmp_path: Path) -> None:
     from harness import report
 
@@ -335,7 +349,7 @@ def test_a_written_report_embeds_its_pictures_folded(tmp_path: Path) -> None:
     text = (folder / "durability.md").read_text()
     assert ("![Loss and duplication per configuration and fault]"
             "(durability-pictures/durability.png)") in text
-    assert f"![{SCENARIO}](durability-pictures/{SCENARIO}.png)" in text
+    assert f"](durability-pictures/{SCENARIO}.png)" in text  # embedded, however labelled
     assert "<details><summary>Timelines: " in text
     plain = tmp_path / "plain"
     report.write(run_report.scenarios, plain, run_id="r", date="d", seed=1, replay="x")
