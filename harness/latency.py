@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from harness.result import ScenarioResult
 
@@ -54,13 +55,27 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     return {name: round(percentile(values, q), 2) for name, q in QUANTILES}
 
 
-def controls(results: Iterable[ScenarioResult]) -> dict[str, ScenarioResult]:
-    """Per configuration name, its no-fault control: the first valid one when there are
-    several (trials, merged shards). An invalid control measured nothing to compare with."""
-    found: dict[str, ScenarioResult] = {}
+@dataclass(frozen=True)
+class Controls:
+    """The no-fault controls of a run, to hold each faulted scenario against. With trials each
+    trial has its own control (same seed neighbourhood, same moment of the run): a scenario is
+    compared with its own trial's, else with the configuration's first valid one (merged
+    shards, a trial whose control was invalid). An invalid control measured nothing."""
+
+    first: dict[str, ScenarioResult] = field(default_factory=dict)
+    by_trial: dict[tuple[str, int], ScenarioResult] = field(default_factory=dict)
+
+    def of(self, r: ScenarioResult) -> ScenarioResult | None:
+        return self.by_trial.get((r.configuration, r.trial)) or self.first.get(r.configuration)
+
+
+def controls(results: Iterable[ScenarioResult]) -> Controls:
+    """The valid no-fault controls, per configuration (the first) and per trial."""
+    found = Controls()
     for r in results:
         if r.fault == CONTROL and r.valid:
-            found.setdefault(r.configuration, r)
+            found.first.setdefault(r.configuration, r)
+            found.by_trial.setdefault((r.configuration, r.trial), r)
     return found
 
 

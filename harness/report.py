@@ -198,13 +198,16 @@ def decide(results: list[ScenarioResult]) -> tuple[list[recommend.Choice],
     return choices, recommend.comparison(cells, choices)
 
 
-def _delay_risk(cell: trials.Cell, controls: Mapping[str, ScenarioResult]) -> str | None:
+def _delay_risk(cell: trials.Cell, controls: latency.Controls) -> str | None:
     """Tasks the fault delayed beyond anything the control saw (the worst trial)."""
     if cell.fault == "none":
         return None
-    control = controls.get(cell.configuration)
-    counts = [n for r in cell.results if (n := latency.delayed(r, control))]
-    return f"{max(counts)} tasks delayed beyond its control's slowest" if counts else None
+    counts = [n for r in cell.results if (n := latency.delayed(r, controls.of(r)))]
+    if not counts:
+        return None
+    tolerance = cell.results[0].settings.get("late_after_s")
+    return (f"{max(counts)} tasks delayed (completed over {tolerance}s later than any task of "
+            "its no-fault control)")
 
 
 def _production_recovery(cell: trials.Cell) -> str | None:
@@ -218,7 +221,7 @@ def _production_recovery(cell: trials.Cell) -> str | None:
 
 
 def _section(backend: str, chosen: list[ScenarioResult],
-             controls: Mapping[str, ScenarioResult],
+             controls: latency.Controls,
              pictures: Mapping[str, str]) -> dict[str, Any]:
     """A backend's section: its scenario settings, its compressed clocks, and per fault (in
     the catalogue's order) the counts of every configuration (every trial)."""
@@ -266,18 +269,18 @@ def _label(r: ScenarioResult, several: bool) -> str:
     return f"{r.configuration} (trial {r.trial})" if several else r.configuration
 
 
-def _delayed(r: ScenarioResult, controls: Mapping[str, ScenarioResult]) -> str:
-    n = latency.delayed(r, controls.get(r.configuration))
+def _delayed(r: ScenarioResult, controls: latency.Controls) -> str:
+    n = latency.delayed(r, controls.of(r))
     return "-" if n is None else str(n)
 
 
-def _latency(r: ScenarioResult, controls: Mapping[str, ScenarioResult]) -> str:
+def _latency(r: ScenarioResult, controls: latency.Controls) -> str:
     """Completion latency (submission to first completion), beside its control's."""
     own = latency.percentiles(r.latencies_s)
     if not own:
         return "-"
     text = f"{own['p50']} / {own['p99']}s"
-    control = controls.get(r.configuration)
+    control = controls.of(r)
     base = latency.percentiles(control.latencies_s) if control and control is not r else {}
     return f"{text} ({base['p50']} / {base['p99']}s)" if base else text
 

@@ -39,6 +39,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.transforms import blended_transform_factory
 
+from harness.faults import FAULTS
 from harness.observe import of_scenario
 from harness.result import ReportError, RunReport, ScenarioResult, attempt_prefix
 from harness.shard import merge
@@ -848,19 +849,28 @@ class Summary:
 
 
 def summarize(report: RunReport) -> Summary:
-    """The summary's cells, configurations and faults in the order the run met them (the
-    report is in the registry's order). A case reported twice keeps its last result."""
+    """The summary's cells: configurations in the order the run met them (the report is in the
+    registry's order), faults in the catalogue's. A case run in several trials shows its worst:
+    the most tasks any trial lost (or duplicated), outlined if any trial's count broke the
+    claim."""
     rows = list(dict.fromkeys(f"{s.backend} · {s.configuration}" for s in report.scenarios))
-    faults = list(dict.fromkeys(s.fault for s in report.scenarios))
-    cells = {(f"{s.backend} · {s.configuration}", s.fault): s for s in report.scenarios}
+    order = list(FAULTS)  # the catalogue's order, as the report's tables have it
+    faults = sorted(dict.fromkeys(s.fault for s in report.scenarios),
+                    key=lambda f: order.index(f) if f in order else len(order))
+    cells: dict[tuple[str, str], list[ScenarioResult]] = {}
+    for s in report.scenarios:
+        cells.setdefault((f"{s.backend} · {s.configuration}", s.fault), []).append(s)
+
+    def worst(found: list[ScenarioResult], count: str) -> int:
+        return max(int(s.counts.get(count, 0)) for s in found)
 
     def grid(count: str) -> _Grid:
-        return tuple(tuple(int(cells[(r, f)].counts.get(count, 0)) if (r, f) in cells
-                           else None for f in faults) for r in rows)
+        return tuple(tuple(worst(cells[(r, f)], count) if (r, f) in cells else None
+                           for f in faults) for r in rows)
 
     def breaks(count: str) -> _Flags:
-        return tuple(tuple(bool((r, f) in cells and cells[(r, f)].counts.get(count, 0)
-                                and cells[(r, f)].guarantee in _BREAKS[count])
+        return tuple(tuple(any(s.counts.get(count, 0) and s.guarantee in _BREAKS[count]
+                               for s in cells.get((r, f), []))
                            for f in faults) for r in rows)
 
     return Summary(tuple(rows), tuple(faults), grid("lost"), grid("duplicated"),
@@ -872,7 +882,8 @@ def draw_summary(summary: Summary, path: Path) -> Path:
     color the share of the scenario's submitted tasks, a count that broke the claim outlined."""
     n_rows, n_cols = max(len(summary.rows), 1), max(len(summary.faults), 1)
     cell_w, cell_h, label_w, top_in, bottom_in, gap_in = 0.5, 0.26, 2.9, 0.85, 1.25, 0.35
-    width = label_w + 2 * n_cols * cell_w + gap_in + 0.2
+    # Wide enough for the title and the legend line even with few faults.
+    width = max(label_w + 2 * n_cols * cell_w + gap_in + 0.2, 9.0)
     height = top_in + n_rows * cell_h + bottom_in
     with _style():
         figure = _new_figure(width, height)
@@ -887,10 +898,11 @@ def draw_summary(summary: Summary, path: Path) -> Path:
         run = f" — run {summary.run_id}" if summary.run_id else ""
         figure.text(0.01, 1 - 0.1 / height, f"Loss and duplication per configuration and "
                     f"fault{run}", fontsize=11, fontweight="bold", va="top")
-        figure.text(0.01, 1 - 0.38 / height, "the number in a cell: tasks lost or duplicated "
-                    "in that scenario; its color: their share of the tasks submitted (darkest "
-                    "at half or more); outlined: that count broke the configuration's claim; "
-                    "grey: not run", fontsize=7.5, color="#555555", va="top")
+        figure.text(0.01, 1 - 0.34 / height, "the number in a cell: tasks lost or duplicated "
+                    "in that scenario (the most in any trial); its color: their share of the "
+                    "tasks submitted (darkest at half or more);\noutlined: that count broke the "
+                    "configuration's claim; grey: not run", fontsize=7.5, color="#555555",
+                    va="top")
         return _save(figure, path)
 
 

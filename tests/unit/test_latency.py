@@ -37,8 +37,20 @@ def test_controls_are_the_first_valid_no_fault_run_per_configuration() -> None:
     first, second = result("a", latencies=[1.0]), result("a", latencies=[2.0])
     other = result("b")
     found = controls([result("a", "sigkill-worker"), invalid, first, second, other])
-    assert found == {"a": first, "b": other}
-    assert found["a"] is first
+    assert found.first == {"a": first, "b": other}
+    assert found.of(result("a", "sigkill-worker")) is first
+
+
+def test_each_trial_is_held_against_its_own_control() -> None:
+    first, later = result("a", latencies=[1.0]), result("a", latencies=[2.0])
+    later.trial = 2
+    found = controls([first, later])
+    faulted = result("a", "sigkill-worker")
+    assert found.of(faulted) is first
+    faulted.trial = 2
+    assert found.of(faulted) is later
+    faulted.trial = 3  # its trial's control was invalid or missing: the first one
+    assert found.of(faulted) is first
 
 
 def test_delayed_counts_tasks_beyond_the_controls_slowest_plus_the_tolerance() -> None:
