@@ -275,9 +275,14 @@ def _matrix_figures(path: Path) -> dict[str, Any]:
         report = RunReport.load(path)
     except ReportError as exc:
         return {"error": str(exc)}
-    whole = {k: v for k, v in report.timings.items() if k.startswith("whole run")}
+    # A run of several trials is several matrices: the target is one's wall time, so each
+    # trial's own ("trial k") is what is held against it.
+    several = re.compile(r"trial \d+$")
+    whole = {k: v for k, v in report.timings.items() if several.match(k)} or {
+        k: v for k, v in report.timings.items() if k.startswith("whole run")}
     ups = [r.phase_s.get("services_up", 0.0) for r in report.scenarios]
-    return {"report": str(path), "run_id": report.run_id, "scenarios": len(report.scenarios),
+    distinct = len({r.scenario for r in report.scenarios})
+    return {"report": str(path), "run_id": report.run_id, "scenarios": distinct,
             "whole_run_s": whole,
             "services_up_mean_s": round(sum(ups) / len(ups), 2) if ups else None}
 

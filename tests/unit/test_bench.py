@@ -107,3 +107,22 @@ def test_celery_s_own_runtimes_are_read_from_the_worker_logs(tmp_path: Path) -> 
         "[INFO/MainProcess] Task queue_chaos.probe[b] received\n"
         "[INFO/ForkPoolWorker-2] Task queue_chaos.probe[b] succeeded in 0.0031s: None\n")
     assert celery_runtimes([tmp_path / "worker1.log"]) == [0.0029, 0.0031]
+
+
+def test_a_run_of_several_trials_is_held_to_the_target_one_trial_at_a_time(
+        tmp_path: Path) -> None:
+    from tests.unit.test_report import result
+
+    scenario = result().as_dict()
+    report = {"scenarios": [scenario, {**scenario, "trial": 2}], "run_id": "r",
+              "timings": {"trial 1": 600.0, "trial 2": 560.0, "trial 1, shard 1: whole run": 1.0,
+                          "whole run (2 trials, 4 worlds side by side)": 1160.0}}
+    path = tmp_path / "durability.json"
+    path.write_text(json.dumps(report))
+    figures = _matrix_figures(path)
+    assert figures["whole_run_s"] == {"trial 1": 600.0, "trial 2": 560.0}
+    assert figures["scenarios"] == 1  # distinct scenarios, not one per trial
+    del report["timings"]["trial 1"], report["timings"]["trial 2"]
+    path.write_text(json.dumps(report))
+    assert _matrix_figures(path)["whole_run_s"] == {
+        "whole run (2 trials, 4 worlds side by side)": 1160.0}
