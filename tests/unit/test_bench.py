@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from harness.bench import (
     _STEP,
@@ -114,7 +115,7 @@ def test_a_run_of_several_trials_is_held_to_the_target_one_trial_at_a_time(
     from tests.unit.test_report import result
 
     scenario = result().as_dict()
-    report = {"scenarios": [scenario, {**scenario, "trial": 2}], "run_id": "r",
+    report: dict[str, Any] = {"scenarios": [scenario, {**scenario, "trial": 2}], "run_id": "r",
               "timings": {"trial 1": 600.0, "trial 2": 560.0, "trial 1, shard 1: whole run": 1.0,
                           "whole run (2 trials, 4 worlds side by side)": 1160.0}}
     path = tmp_path / "durability.json"
