@@ -47,13 +47,14 @@ from __future__ import annotations
 import math
 import signal
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.backend import Capability
 from harness.checker import Counts, check
+from harness.latency import percentile
 from harness.observe import snapshot
 from harness.waits import WaitTimeout, until
 from harness.workload import TaskPlan, Workload, plan_tasks
@@ -277,15 +278,6 @@ def latencies(records: Iterable[Mapping[str, Any]]) -> list[float]:
         if r.get("kind") == "completed" and isinstance(task, str) and task in sent:
             first[task] = min(first.get(task, math.inf), float(r["t"]))
     return sorted(t - sent[task] for task, t in first.items())
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The nearest-rank ``q``-th percentile (0 < q <= 100) of ``values``: a value that was
-    measured, never one interpolated between two (p99 of 100 tasks is the 99th slowest)."""
-    if not values or not 0 < q <= 100:
-        raise ValueError(f"percentile {q} of {len(values)} values: need values and 0 < q <= 100")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def _throughput(records: Iterable[Mapping[str, Any]], resumed: float) -> dict[str, Any]:

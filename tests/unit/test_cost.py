@@ -72,16 +72,6 @@ def test_latency_is_first_completion_minus_submission() -> None:
     assert cost.latencies([{"kind": "completed", "task": "x", "t": 1.0}]) == []  # never sent
 
 
-def test_percentiles_are_by_nearest_rank() -> None:
-    values = [n / 1000 for n in range(100, 0, -1)]  # 1 ms .. 100 ms, unordered
-    assert cost.percentile(values, 50) == 0.05
-    assert cost.percentile(values, 99) == 0.099
-    assert cost.percentile([0.2], 99) == 0.2
-    assert cost.percentile([0.1, 0.2, 0.3], 50) == 0.2
-    with pytest.raises(ValueError, match="need values"):
-        cost.percentile([], 50)
-
-
 def test_the_throughput_is_the_ledger_s_span_from_the_resume() -> None:
     done = [{"kind": "completed", "t": 100.0 + n / 100} for n in range(1, 401)]
     assert cost._throughput(done, resumed=100.0) == {"throughput_s": 4.0, "tasks_per_s": 100.0}

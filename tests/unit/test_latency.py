@@ -89,3 +89,11 @@ def test_latency_words_beside_the_control() -> None:
     assert latency_words(control, control) == "p50 1.8 s, p99 4.1 s"
     assert latency_words(faulted, result()) == "p50 1.9 s, p99 6.2 s"
     assert latency_words(result(fault="x"), control) == "no task completed"
+
+
+def test_a_percentile_is_a_measured_value_never_an_interpolated_one() -> None:
+    values = [n / 1000 for n in range(100, 0, -1)]  # 1 ms .. 100 ms, unordered
+    assert percentile(values, 50) == 0.05
+    assert percentile(values, 99) == 0.099
+    assert percentile([0.2], 99) == 0.2
+    assert percentile([0.1, 0.2, 0.3], 50) == 0.2
