@@ -206,8 +206,9 @@ def _delay_risk(cell: trials.Cell, controls: latency.Controls) -> str | None:
     if not counts:
         return None
     tolerance = cell.results[0].settings.get("late_after_s")
-    return (f"{max(counts)} tasks delayed (completed over {tolerance}s later than any task of "
-            "its no-fault control)")
+    most = max(counts)
+    return (f"{most} {'task' if most == 1 else 'tasks'} delayed (completed over {tolerance}s "
+            "later than any task of its no-fault control)")
 
 
 def _production_recovery(cell: trials.Cell) -> str | None:

@@ -202,8 +202,10 @@ def cell_words(cell: Cell, emphasis: str = "**") -> str:
     VIOLATED**``, ``2 stuck: inconclusive``, ``invalid``). Several: for each of lost,
     duplicated and stuck that any trial saw, ``<range> <count> in <m> of <n> trials``, where
     the range is over the m trials that saw it (so "1-2 lost in 3 of 5 trials": three trials
-    lost one or two tasks, the other two lost none); then ``invalid in <m> of <n> trials`` for
-    trials that measured nothing, and a verdict the counts do not explain the same way; then
+    lost one or two tasks, the other two lost none), neighbours seen in as many trials
+    sharing one "in m of n trials" ("1 lost, 1 duplicated in 3 of 3 trials"); then ``invalid
+    in <m> of <n> trials`` for trials that measured nothing, and a verdict the counts do not
+    explain the same way; then
     what the worst trial means for the claim, as for one trial: `` (allowed)`` when every trial
     held, ``: inconclusive``, ``: INVALID``, or ``: VIOLATED`` (the whole text in ``emphasis``).
     A cell where no trial saw anything is ``clean in <n> of <n> trials``.
@@ -220,27 +222,36 @@ def cell_words(cell: Cell, emphasis: str = "**") -> str:
     >>> cell_words(cell(s(), s(counts={"stuck": 2}, verdict="inconclusive"), s()))
     '2 stuck in 1 of 3 trials: inconclusive'
     >>> cell_words(cell(s(counts={"lost": 3}), s(valid=False)), emphasis="")
-    '3 lost in 1 of 2 trials, invalid in 1 of 2 trials: INVALID'
+    '3 lost, invalid in 1 of 2 trials: INVALID'
+    >>> cell_words(cell(*[s(counts={"lost": 1, "duplicated": 1}, verdict="VIOLATED")] * 3))
+    '**1 lost, 1 duplicated in 3 of 3 trials: VIOLATED**'
     """
     if cell.trials == 1:
         return outcome_words(cell.results[0], emphasis)
     n = cell.trials
     valid = [r for r in cell.results if r.valid]
-    parts = []
+    seen: list[tuple[str, int]] = []  # (what, in how many trials)
     for key in SEEN:
         values = [r.counts[key] for r in valid if r.counts.get(key, 0)]
         if values:
-            parts.append(f"{span(min(values), max(values))} {key} in {len(values)} of {n} trials")
+            seen.append((f"{span(min(values), max(values))} {key}", len(values)))
     invalid = n - len(valid)
     if invalid:
-        parts.append(f"invalid in {invalid} of {n} trials")
+        seen.append(("invalid", invalid))
     unexplained = Counter(r.verdict for r in valid
                           if r.verdict != Verdict.HOLDS and not any(r.counts.get(k, 0)
                                                                     for k in SEEN))
-    parts.extend(f"{verdict} in {m} of {n} trials" for verdict, m in unexplained.items())
-    if not parts:
+    seen.extend(unexplained.items())
+    if not seen:
         return f"clean in {n} of {n} trials"
-    text = ", ".join(parts)
+    # Neighbours seen in as many trials share one "in m of n trials".
+    parts: list[tuple[list[str], int]] = []
+    for what, m in seen:
+        if parts and parts[-1][1] == m:
+            parts[-1][0].append(what)
+        else:
+            parts.append(([what], m))
+    text = ", ".join(f"{', '.join(whats)} in {m} of {n} trials" for whats, m in parts)
     worst = cell.verdict
     if worst == Verdict.HOLDS:
         return f"{text} (allowed)"

@@ -100,7 +100,7 @@ def test_changed_lists_the_cells_whose_trials_disagree() -> None:
      "VIOLATED**"),
     ([trial(1), trial(2, verdict="VIOLATED")], "**VIOLATED in 1 of 2 trials**"),
     ([trial(1, counts={"stuck": 2}, verdict="inconclusive"), trial(2),
-      trial(3, valid=False)], "2 stuck in 1 of 3 trials, invalid in 1 of 3 trials: INVALID"),
+      trial(3, valid=False)], "2 stuck, invalid in 1 of 3 trials: INVALID"),
 ])
 def test_cell_words_say_how_often_how_much_and_the_worst_verdict(
     results: list[ScenarioResult], words: str,
