@@ -313,16 +313,17 @@ def test_the_timeline_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "error:" in capsys.readouterr().err
 
 
-def test_a_report_s_pictures_are_keyed_by_result_so_trials_keep_their_own(
+def test_a_report_s_pictures_are_keyed_by_result_one_per_scenario_with_trials(
     tmp_path: Path,
 ) -> None:
     from dataclasses import replace
 
     _, run_report = a_run(tmp_path)
     lossy, clean = run_report.scenarios
-    again = replace(lossy, trial=2)
+    # The second trial lost more: its timeline is the scenario's, under its own key.
+    again = replace(lossy, trial=2, counts={**lossy.counts, "lost": lossy.counts["lost"] + 1})
     drawn = timeline.report_pictures([lossy, clean, again], tmp_path / "pictures")
-    assert sorted(drawn) == ["", SCENARIO, f"{SCENARIO}~trial-2"]
+    assert sorted(drawn) == ["", f"{SCENARIO}~trial-2"]
     assert drawn[again.key] == f"pictures/{SCENARIO}~trial-2.png"
     assert (tmp_path / "pictures" / f"{SCENARIO}~trial-2.png").is_file()
 
@@ -354,3 +355,17 @@ def test_a_written_report_embeds_its_pictures_folded(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     report.write(run_report.scenarios, plain, run_id="r", date="d", seed=1, replay="x")
     assert "durability-pictures" not in (plain / "durability.md").read_text()
+
+
+def test_with_trials_a_scenario_gets_one_timeline_its_most_telling_trial() -> None:
+    from dataclasses import replace
+
+    from tests.unit.build import scenario_result as s
+
+    clean, lossy = s(), s(counts={"lost": 3}, verdict="VIOLATED")
+    worse = s(counts={"lost": 5}, verdict="VIOLATED")
+    trials = [clean, replace(lossy, trial=2), replace(worse, trial=3)]
+    [shown] = timeline._telling(trials)
+    assert shown.trial == 3  # the worst verdict, then the most tasks lost
+    other = replace(clean, scenario="other")
+    assert [r.scenario for r in timeline._telling([*trials, other])] == [clean.scenario, "other"]
