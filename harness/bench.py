@@ -282,7 +282,11 @@ def _matrix_figures(path: Path) -> dict[str, Any]:
         k: v for k, v in report.timings.items() if k.startswith("whole run")}
     ups = [r.phase_s.get("services_up", 0.0) for r in report.scenarios]
     distinct = len({r.scenario for r in report.scenarios})
+    trials = max((r.trial for r in report.scenarios), default=1)
+    cost = [r.phase_s.get("cost", 0.0) for r in report.scenarios if r.fault == "none"]
     return {"report": str(path), "run_id": report.run_id, "scenarios": distinct,
+            "cost_phase_s": round(sum(cost) / trials, 1),
+            "cost_phase_mean_s": round(sum(cost) / len(cost), 2) if cost else None,
             "whole_run_s": whole,
             "services_up_mean_s": round(sum(ups) / len(ups), 2) if ups else None}
 
@@ -354,6 +358,17 @@ def run(sizes: tuple[int, ...] = SIZES, matrix_report: Path = Path("reports/dura
 def _target(target: str, met: bool, why: str = "") -> str:
     """A target and whether the figure meets it; what stands in its way when not."""
     return f"{target}: {'met' if met else 'not met'}" + (f" ({why})" if why else "")
+
+
+def _matrix_why(matrix: dict[str, Any]) -> str:
+    """What the matrix's wall time holds beyond its scenarios' tasks: the cost of safety,
+    measured in every control (a backlog drained, latency at a steady load)."""
+    spent = matrix.get("cost_phase_s")
+    if not spent:
+        return ""
+    return (f"it includes the cost of safety, measured in every control: {spent:.0f} s of "
+            f"scenario time a matrix ({matrix.get('cost_phase_mean_s')} s a control), spread "
+            "over the worlds")
 
 
 def _cpu_target(sizes: list[Size]) -> str:
@@ -434,7 +449,7 @@ def render(bench: Bench) -> str:
             if 1_000 in by and 10_000 in by else None)
     rows = [
         ("default matrix, wall", whole or "no timing in the report",
-         _target("<= 10 min", whole_s is not None and whole_s <= 600),
+         _target("<= 10 min", whole_s is not None and whole_s <= 600, _matrix_why(matrix)),
          f"from {matrix.get('report')} (run {matrix.get('run_id')}, "
          f"{matrix.get('scenarios')} scenarios)"),
         ("harness CPU per task, 100 / 1,000 / 10,000 tasks", f"{cpu} ms",
