@@ -69,9 +69,12 @@ AGENT_VENVS := build/agent-venvs
 test-agent:
 	bash tools/agent-venv $(AGENT_VENVS)/celery backends/celery/requirements.txt
 	bash tools/agent-venv $(AGENT_VENVS)/arq backends/arq/requirements.txt
+	bash tools/agent-venv $(AGENT_VENVS)/rq backends/rq/requirements.txt
 	$(AGENT_VENVS)/celery/bin/python -m pytest tests/agent/test_celery_agent.py --noconftest \
 	  -p no:cacheprovider -p no:queue_chaos -q
 	$(AGENT_VENVS)/arq/bin/python -m pytest tests/agent/test_arq_agent.py --noconftest \
+	  -p no:cacheprovider -p no:queue_chaos -q
+	$(AGENT_VENVS)/rq/bin/python -m pytest tests/agent/test_rq_agent.py --noconftest \
 	  -p no:cacheprovider -p no:queue_chaos -q
 
 test-unit:

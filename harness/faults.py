@@ -19,7 +19,10 @@ import time
 from typing import Any, ClassVar
 
 from harness.backend import Capability, Configuration
-from harness.observe import in_flight_at, killed_mid_task
+from harness.backends.redisbroker import AckEmulation
+from harness.observe import in_flight_at, killed_mid_task, snapshot
+from harness.schedule import PopWindowHit, PopWindowWatch, stays_in_pop_window, wait_for_pop_window
+from harness.waits import WaitTimeout, until
 from harness.world import World
 from queue_chaos_agent import taskbody
 
@@ -250,12 +253,161 @@ class CrashAfterEffect(Fault):
         return None
 
 
+class BrpopWindowKill(Fault):
+    """The BRPOP window of kombu's Redis transport, reproduced on purpose, every time.
+
+    kombu takes a message off the queue's list with BRPOP and records it in the ``unacked``
+    hash only once the whole reply has reached the worker (``CeleryRedis.pop_window``;
+    docs/kombu-brpop-window.md). A worker that dies in between takes the message with it, and
+    no visibility timeout brings it back, since the sweep restores only what is recorded.
+
+    A window of microseconds is hit by chance (the matrix's kills and link faults did, now and
+    then); this fault widens it and fires inside it, observed, in three steps:
+
+    1. Widen: a Toxiproxy bandwidth toxic on the target worker's downstream link (Redis ->
+       worker) at ``RATE_KBPS``: a reply carrying a message (about 1.2 KB) trickles in for
+       about a second after Redis has popped it, while the short replies the worker waits for
+       otherwise (acknowledgements, the restore sweep, its heartbeats' PUBLISH) pass in
+       milliseconds. Latency would slow those too: with 3 s on every reply the worker's event
+       loop fell behind its own timers and never popped again in 30 s (measured).
+    2. See: the broker read directly on its published port (list and hash in one MULTI/EXEC)
+       and the ledger; a task seen in the list and since in neither, nor started, for
+       ``HOLD_S`` is a candidate.
+    3. Prove, then kill: every process of the worker is frozen (SIGSTOP), so it can record
+       nothing more; if the candidate then stays in the window for ``CONFIRM_S`` it is the
+       frozen worker's (any other worker would record it within milliseconds), and the worker
+       is SIGKILLed. Otherwise (another worker's, or recorded just before the freeze) the
+       worker is thawed and the watch goes on, at most ``MAX_FREEZES`` times, within
+       ``WATCH_S`` in all.
+
+    Once the worker is gone the broker is read again and a ``brpop_window`` record is written
+    per task, with ``lost_at_kill`` (still in no key). The check then shows that task lost
+    before its first start (``lost_unstarted``).
+
+    Applies to a backend whose transport has such a window (``pop_window``) and whose forensics
+    can read both keys at once (``AckEmulation``): kombu's Redis transport, the built-in
+    Celery-on-Redis configurations. Not to a team's target: the watch waits for the worker to
+    pop a message while the toxic lasts, which a team's own task (of any length) does not
+    promise within its bound.
+    """
+
+    name = "brpop-window-kill"
+    description = ("SIGKILL of a worker while a message is in kombu's BRPOP window: Redis's "
+                   "replies to the worker throttled to 1 KB/s (Toxiproxy bandwidth, downstream), "
+                   "the worker frozen once the broker shows a message popped off the queue's "
+                   "list that is neither in the unacked hash nor started, and killed if it stays "
+                   "there 1 s; started again after the fault window")
+    needs = frozenset({Capability.BROKERED})
+    RATE_KBPS = 1  # Toxiproxy's lowest rate: a 1.2 KB message takes 1.2 s to arrive
+    HOLD_S = 0.2  # in the window this long before the freeze (within the 1.2 s)
+    CONFIRM_S = 1.0  # ... and this long with the worker frozen before the kill
+    WATCH_S = 30.0  # the worker finishes a task, acknowledges it and pops again within it
+    MAX_FREEZES = 5
+    EXIT_S = 10.0  # for the killed worker's container to be gone
+    TOXIC = "brpop_window_bandwidth"
+    RECORD = "brpop_window"
+
+    def applies(self, configuration: Configuration) -> bool:
+        return (super().applies(configuration) and configuration.target is None
+                and bool(getattr(configuration.owner, "pop_window", "")))
+
+    def unmet(self, configuration: Configuration) -> str:
+        if not super().applies(configuration):
+            return super().unmet(configuration)
+        if configuration.target is not None:
+            return (f"fault {self.name} reproduces kombu's BRPOP window on the built-in "
+                    f"Celery-on-Redis configurations only, not on a team's target "
+                    f"({configuration.name}): its watch relies on the probe task's durations")
+        return (f"fault {self.name} needs a transport that pops a message off the queue before "
+                f"recording it as unacknowledged (kombu's Redis transport), which configuration "
+                f"{configuration.name} (backend {configuration.backend}) does not use")
+
+    def inject(self, world: World, target: str) -> None:
+        broker, ledger_dir = world.broker, world.ledger_dir
+        if not isinstance(broker, AckEmulation) or ledger_dir is None:
+            raise TypeError(f"fault {self.name}: the {world.backend} broker's forensics cannot "
+                            "read the queue and the unacknowledged record at once")
+        proxy = world.proxies.proxy(world.proxy_of(target))
+        proxy.add_toxic(name=self.TOXIC, type="bandwidth", stream="downstream",
+                        attributes={"rate": self.RATE_KBPS})
+        if self.TOXIC not in proxy.toxics():
+            raise RuntimeError(f"Toxiproxy did not add {self.TOXIC} to {proxy.name}")
+
+        def started() -> set[str]:
+            snap = snapshot(ledger_dir)
+            return snap.completed | {t for tasks in snap.running.values() for t in tasks}
+
+        watch = PopWindowWatch(self.HOLD_S)
+        deadline = time.monotonic() + self.WATCH_S
+        missed: list[str] = []
+        for freeze in range(1, self.MAX_FREEZES + 1):
+            try:
+                seen = wait_for_pop_window(broker.handover, started, watch,
+                                           max(0.0, deadline - time.monotonic()))
+            except WaitTimeout as exc:
+                missed.append(str(exc))
+                break
+            world.cluster.signal_all(target, signal.SIGSTOP)
+            frozen_t = world.clock()
+            try:
+                kept = stays_in_pop_window(broker.handover, started, watch, seen.tasks,
+                                           self.CONFIRM_S)
+            except BaseException:  # never leave a worker frozen behind a failed read
+                world.cluster.signal_all(target, signal.SIGCONT)
+                raise
+            if kept is None:  # recorded after all: not in the frozen worker's window
+                world.cluster.signal_all(target, signal.SIGCONT)
+                missed.append(f"freeze {freeze}: {seen.tasks} recorded within "
+                              f"{self.CONFIRM_S}s of the freeze")
+                continue
+            self._kill(world, broker, target, kept, freeze, world.clock() - frozen_t)
+            return
+        # Nothing to kill for: the scenario caught nothing (``interrupted``) and runs again.
+        world.note("brpop_window_missed", worker=target, reason="; ".join(missed))
+
+    def _kill(self, world: World, broker: AckEmulation, target: str, kept: PopWindowHit,
+              freezes: int, frozen_s: float) -> None:
+        """SIGKILL the frozen worker; once it is gone, record each task it took with it."""
+        world.cluster.signal(target, "SIGKILL")
+        killed_t = world.clock()
+        until(lambda: not world.cluster.is_running(target), what=f"{target} to die",
+              timeout_s=self.EXIT_S, interval_s=0.05)
+        # Dead, it can record nothing more: what is still in neither key now is lost for good.
+        after = broker.handover()
+        for task in kept.tasks:
+            world.note(self.RECORD, task=task, worker=target, killed_t=killed_t,
+                       held_s=kept.held_s, frozen_s=round(frozen_s, 3), freezes=freezes,
+                       rate_kbps=self.RATE_KBPS, polls=kept.polls, queued=kept.queued,
+                       unacked=kept.unacked,
+                       lost_at_kill=task not in after.queued and task not in after.unacked)
+
+    def interrupted(self, records: list[dict[str, Any]], target: str | None,
+                    fired_t: float) -> list[str]:
+        """The tasks the kill caught in the window (recorded lost at the kill), with those it cut
+        mid-execution; none when no window was seen (the scenario runs again)."""
+        caught = window_records(records, target, fired_t)
+        if not caught:
+            return []
+        killed_t = max(float(r["killed_t"]) for r in caught)
+        cut = killed_mid_task(records, caught[0]["worker"], killed_t)
+        return sorted({str(r["task"]) for r in caught} | set(cut))
+
+
+def window_records(records: list[dict[str, Any]], target: str | None,
+                   since: float) -> list[dict[str, Any]]:
+    """The ``brpop_window`` records of a kill of ``target`` (any worker: None) at or after
+    ``since`` whose task was still in no key of the broker once the worker was dead."""
+    return [r for r in records
+            if r.get("kind") == BrpopWindowKill.RECORD and r.get("lost_at_kill") is True
+            and (target is None or r.get("worker") == target) and float(r["t"]) >= since]
+
+
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
         NoFault(), SigkillWorker(), SigkillPoolChild(), SigtermWorker(), SigstopWorker(),
         BrokerKill(), BrokerRestart(), CutWorkerBroker(), BlackholeWorkerBroker(),
-        SlowWorkerBroker(), CutProducerBroker(), CrashAfterEffect(),
+        SlowWorkerBroker(), CutProducerBroker(), CrashAfterEffect(), BrpopWindowKill(),
     )
 }
 

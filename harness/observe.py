@@ -32,7 +32,12 @@ _SHARED = frozenset({"kind", "task", "execution", "worker", "outcome"})
 UNTAGGED = "\x00untagged"
 K = TypeVar("K")
 V = TypeVar("V")
-_ENDED = ("completed", "deduplicated", "crashing")
+# Records that end an execution (``started`` opens it): the side effect done (``completed``,
+# ``deduplicated``: done before), or a run that ended without it (``crashing`` after the effect
+# is armed; a team's task, or RQ's probe past its job timeout, ``failed``, ``retried``,
+# ``revoked``, ``cancelled``). An execution left open keeps the drain waiting for it.
+_ENDED = ("completed", "deduplicated", "crashing", "failed", "retried", "revoked", "cancelled")
+_DONE = ("completed", "deduplicated")  # the task's side effect happened
 
 
 @dataclass
@@ -133,7 +138,7 @@ class _Fold:
                 self.started += 1
                 self.open_runs[execution] = (worker, task, t, pid)
             elif kind in _ENDED:
-                if kind != "crashing":
+                if kind in _DONE:
                     self.completed.add(task)
                 self.open_runs.pop(execution, None)
             elif kind == "process_killed":
@@ -262,7 +267,7 @@ def killed_mid_task(records: list[dict[str, Any]], worker: str, t: float,
         if kind == "started" and record.get("worker") == worker and record.get("t", t) <= t \
                 and (pid is None or record.get("pid") == pid):
             started[record["execution"]] = record["task"]
-        elif kind in ("completed", "deduplicated", "crashing"):
+        elif kind in _ENDED:
             ended.add(record["execution"])
     return sorted(task for execution, task in started.items() if execution not in ended)
 
@@ -281,6 +286,6 @@ def in_flight_at(records: list[dict[str, Any]], worker: str | None, t: float) ->
             continue
         if record.get("kind") == "started":
             started[record["execution"]] = record["task"]
-        elif record.get("kind") in ("completed", "deduplicated", "crashing"):
+        elif record.get("kind") in _ENDED:
             finished.add(record["execution"])
     return sorted(task for execution, task in started.items() if execution not in finished)

@@ -7,11 +7,12 @@ checked by the agent inside the image right after it is built.
 
     [target]
     name = "shop"                      # names scenarios and the report
-    kind = "celery"                    # celery | arq
-    app = "shop.celery_app:app"        # celery: module:Celery instance; arq: module:WorkerSettings
+    kind = "celery"                    # celery | arq | rq
+    app = "shop.celery_app:app"        # celery: module:Celery instance; arq: module:WorkerSettings;
+                                       # rq: module:settings class (queues, worker, enqueue options)
     source = "."                       # their code, relative to this file (on PYTHONPATH)
     requirements = "requirements.txt"  # relative to this file
-    broker = "redis"                   # celery: redis | rabbitmq; arq: redis
+    broker = "redis"                   # celery: redis | rabbitmq; arq, rq: redis
     worker_args = ["--concurrency", "2", "-Q", "default,emails"]  # after `celery -A app worker`
     queue = "emails"                   # where measured tasks are sent; must be consumed
     faults = ["sigkill-worker"]        # optional; absent: every fault that applies
@@ -44,7 +45,9 @@ TARGET_KEYS = ("name", "kind", "app", "source", "requirements", "broker", "worke
                "faults")
 REQUIRED = ("name", "kind", "app", "requirements", "broker", "queue")
 TASK_KEYS = ("name", "args", "kwargs")
-BROKERS = {"celery": ("redis", "rabbitmq"), "arq": ("redis",)}
+BROKERS = {"celery": ("redis", "rabbitmq"), "arq": ("redis",), "rq": ("redis",)}
+# Kinds whose workers take their settings from a class in the app, not from arguments.
+SETTINGS_CLASS = {"arq": "the WorkerSettings class", "rq": "its settings class"}
 NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
@@ -157,7 +160,7 @@ def parse(data: Mapping[str, Any], path: Path,
         raise TargetError(f"{here} kind = {kind!r}: unknown kind; valid: {', '.join(BROKERS)}")
     module, sep, attribute = app.partition(":")
     if not sep or not DOTTED.fullmatch(module) or not DOTTED.fullmatch(attribute):
-        what = "a Celery instance" if kind == "celery" else "a WorkerSettings class"
+        what = "a Celery instance" if kind == "celery" else SETTINGS_CLASS[kind]
         raise TargetError(f"{here} app = {app!r}: expected module:attribute naming {what} "
                           "(e.g. shop.celery_app:app or shop.worker:WorkerSettings)")
     broker = text["broker"]
@@ -176,9 +179,9 @@ def parse(data: Mapping[str, Any], path: Path,
     if not isinstance(worker_args, list) or not all(isinstance(a, str) for a in worker_args):
         raise TargetError(f"{here} worker_args = {worker_args!r}: expected a list of strings "
                           '(e.g. ["--concurrency", "2", "-Q", "default"])')
-    if kind == "arq" and worker_args:
-        raise TargetError(f"{here} worker_args: arq takes its settings from the WorkerSettings "
-                          "class; remove worker_args")
+    if kind in SETTINGS_CLASS and worker_args:
+        raise TargetError(f"{here} worker_args: {kind} takes its settings from "
+                          f"{SETTINGS_CLASS[kind]}; remove worker_args")
     queue = text["queue"]
     consumed = queues_in_args(worker_args)
     if consumed is not None and queue not in consumed:

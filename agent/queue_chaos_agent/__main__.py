@@ -28,7 +28,7 @@ class Prepared:
     """The team's app, loaded, checked and (when asked) pointed at the harness's broker."""
 
     config: Config
-    app: Any  # a Celery app, or an arq WorkerSettings class
+    app: Any  # a Celery app, an arq WorkerSettings class or an RQ settings class
     queue: str
 
 
@@ -52,6 +52,13 @@ def prepare(config: Config) -> Prepared:
             celery.redirect(app, config.broker_url)
         celery.check(app, config)
         return Prepared(config, app, config.queue or celery.default_queue(app))
+    if config.kind == "rq":
+        versions.require("rq", versions.version_of("rq"), *versions.RQ)
+        from queue_chaos_agent import rq
+
+        settings = target.load(config.app, "an RQ settings class", rq.is_settings)
+        rq.check(settings, config)
+        return Prepared(config, settings, config.queue or rq.queue_name(settings))
     versions.require("arq", versions.version_of("arq"), *versions.ARQ)
     from queue_chaos_agent import arq
 
@@ -71,6 +78,13 @@ def run_worker(prepared: Prepared) -> None:
                           bare=config.bare)
         prepared.app.worker_main(["worker", *config.worker_args])
         return
+    if config.kind == "rq":
+        from queue_chaos_agent import rq
+
+        rq.run_worker(prepared.app, prepared.queue, broker_url=config.broker_url,
+                      ledger_dir=config.ledger_dir, idempotent=config.idempotent,
+                      bare=config.bare)
+        return
     from arq.logs import default_log_config
     from arq.worker import run_worker as arq_run_worker
 
@@ -89,6 +103,8 @@ def run_producer(prepared: Prepared, host: str, port: int) -> None:
     config = prepared.config
     if config.kind == "celery":
         api = producer.celery_api(prepared.app, config, prepared.queue)
+    elif config.kind == "rq":
+        api = producer.rq_api(prepared.app, config, prepared.queue)
     else:
         from queue_chaos_agent import arq
 

@@ -17,13 +17,17 @@ from urllib.parse import urlparse
 
 from queue_chaos_agent import knobs
 
-KINDS = ("celery", "arq")
+KINDS = ("celery", "arq", "rq")
 DEFAULT_LEDGER_DIR = "/ledger"
-# The schemes a redirected broker URL may have: Celery's Redis and AMQP transports; arq is Redis.
+# The schemes a redirected broker URL may have: Celery's Redis and AMQP transports; arq and RQ
+# are Redis.
 BROKER_SCHEMES = {
     "celery": ("redis", "rediss", "amqp", "amqps", "pyamqp"),
     "arq": ("redis", "rediss"),
+    "rq": ("redis", "rediss"),
 }
+# What each kind that takes no worker arguments takes its settings from instead.
+SETTINGS_CLASS = {"arq": "the WorkerSettings class", "rq": "its settings class"}
 
 
 class ConfigError(ValueError):
@@ -112,9 +116,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Config:
     except ValueError as exc:
         raise ConfigError(f"QUEUE_CHAOS_WORKER_ARGS={raw_args!r}: not a shell word list ({exc})"
                           ) from None
-    if kind == "arq" and worker_args:
-        raise ConfigError(f"QUEUE_CHAOS_WORKER_ARGS={raw_args!r}: arq takes its settings from the "
-                          "WorkerSettings class; leave it empty")
+    if kind in SETTINGS_CLASS and worker_args:
+        raise ConfigError(f"QUEUE_CHAOS_WORKER_ARGS={raw_args!r}: {kind} takes its settings from "
+                          f"{SETTINGS_CLASS[kind]}; leave it empty")
     try:
         idempotent = knobs.flag("CHAOS_IDEMPOTENT", env=env)
         bare = knobs.flag("CHAOS_BARE", env=env)

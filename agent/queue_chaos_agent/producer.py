@@ -9,8 +9,13 @@ the broker answers through this producer's proxy. What the outcome means:
 * arq: ``ok`` when arq returned a Job (its MULTI/EXEC wrote the job and queued it), ``failed``
   when arq refused the id because a job or result with it exists (nothing was written),
   ``indeterminate`` when the call raised or timed out.
+* RQ: ``ok`` when ``enqueue_call`` returned (its pipeline wrote the job hash and pushed its id),
+  ``failed`` when RQ refused the id because a job with it exists (``unique=True``: nothing was
+  written), ``indeterminate`` when it raised.
 
-The message's id is the harness's task id (Celery's ``id`` header, arq's job id); the probe gets
+The message's id is the harness's task id (Celery's ``id`` header, arq's job id; RQ's job id is
+the task id with the characters RQ refuses escaped, ``queue_chaos_agent.rq.job_id_for``); the
+probe gets
 ``(task_id, duration)``, a team's task its own configured args and kwargs. FastAPI, pydantic and
 uvicorn are imported here only: images install them beside the team's requirements.
 """
@@ -118,6 +123,45 @@ def arq_api(redis_settings: Any, config: Config, queue: str) -> FastAPI:
         if job is None:  # arq checked the job and result keys under WATCH and wrote nothing
             return JSONResponse(status_code=409,
                                 content={"outcome": "failed", "error": "duplicate job id"})
+        return JSONResponse(status_code=200, content={"outcome": "ok"})
+
+    return api
+
+
+def rq_api(settings_cls: type, config: Config, queue: str) -> FastAPI:
+    """RQ's enqueue is synchronous (redis-py): plain ``def`` endpoints, which FastAPI runs in its
+    threadpool. Every enqueue carries the settings class's enqueue options (job_timeout, Retry,
+    result_ttl), the same class the workers load."""
+    from rq import Queue
+    from rq.exceptions import DuplicateJobError
+
+    from queue_chaos_agent import rq
+
+    connection = rq.connect(config.broker_url or rq.setting(settings_cls, "redis_url"),
+                            socket_timeout=CALL_TIMEOUT_S)
+    jobs = Queue(queue, connection=connection)
+    options = rq.enqueue_options(settings_cls)
+    api = FastAPI(title="queue-chaos producer (rq)")
+
+    @api.get("/health", response_model=None)
+    def health() -> dict[str, Any] | JSONResponse:
+        try:
+            connection.ping()
+        except Exception as exc:
+            return JSONResponse(status_code=503, content={"ok": False, "error": repr(exc)[:500]})
+        return {"ok": True}
+
+    @api.post("/tasks")
+    def submit(body: Submit) -> JSONResponse:
+        name, args, kwargs = message(config, rq.PROBE, body)
+        try:
+            jobs.enqueue_call(name, args=args, kwargs=kwargs, job_id=rq.job_id_for(body.task_id),
+                              unique=True, **options)
+        except DuplicateJobError:
+            return JSONResponse(status_code=409,
+                                content={"outcome": "failed", "error": "duplicate job id"})
+        except Exception as exc:  # any failure mid-enqueue leaves the outcome unknown
+            return _indeterminate(exc)
         return JSONResponse(status_code=200, content={"outcome": "ok"})
 
     return api

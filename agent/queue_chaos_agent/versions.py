@@ -10,13 +10,17 @@ import re
 from importlib import metadata
 
 # The distributions whose versions decide what a scenario measures.
-DISTRIBUTIONS = ("celery", "kombu", "billiard", "amqp", "redis", "arq", "fastapi", "starlette",
-                 "uvicorn", "pydantic")
+DISTRIBUTIONS = ("celery", "kombu", "billiard", "amqp", "redis", "arq", "rq", "fastapi",
+                 "starlette", "uvicorn", "pydantic")
 # The versions the agent can instrument, (minimum, below). Celery: 5.2 is where the signals,
 # worker_main(argv) and the settings read took the shape relied on. arq: 0.25 is where job_try
 # in ctx, Function and the settings read did (tested on 0.28). A next major may change them.
 CELERY = ((5, 2), (6,))
 ARQ = ((0, 25), (1,))
+# RQ: 2.0 is where StartedJobRegistry entries became executions (job id:execution id), the
+# intermediate queue and the cleanup's retry of abandoned jobs took the shape relied on (tested
+# on 2.12).
+RQ = ((2, 0), (3,))
 
 
 class UnsupportedVersion(RuntimeError):

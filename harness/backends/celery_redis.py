@@ -4,6 +4,10 @@ built-in configurations that measure it.
 kombu's Redis transport emulates acknowledgements: a worker takes a message off the queue's list
 with BRPOP, then records it in the ``unacked`` hash; a live worker's sweep restores entries older
 than the visibility timeout (kombu/transport/redis.py). Both facts explain what the runs show.
+Between the two steps the message is in no key of Redis at all (the BRPOP window,
+``KOMBU_BRPOP_WINDOW``; docs/kombu-brpop-window.md): the ``brpop-window-kill`` fault widens that
+window and kills a worker inside it, and ``CeleryRedisForensics.handover`` is how it sees a
+message there.
 
 Scenarios compress kombu's clocks so that a redelivery happens inside a run: a visibility timeout
 of 15 s where kombu's default is an hour, a restore sweep every 2 s where kombu's is about every
@@ -16,11 +20,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from harness.backend import Capability, Clock, Configuration, stall_clock
 from harness.backends.celery import WORKER_DEATH, Celery, CeleryKnobs
-from harness.backends.redisbroker import RedisForensics, lost_to_broker_kill
+from harness.backends.redisbroker import Handover, RedisForensics, lost_to_broker_kill
 
 if TYPE_CHECKING:
     from harness.brokers import Broker
@@ -41,6 +45,18 @@ KOMBU_SWEEP_SOURCE = ("kombu/transport/redis.py: a restore_visible call every 10
 # connection, lived on: it acknowledges or requeues the message at once (WorkerLostError;
 # task_reject_on_worker_lost requeues), never through the visibility timeout.
 POOL_CHILD_FAULTS = ("sigkill-pool-child", "crash-after-effect")
+# The BRPOP window, in kombu 5.7.0 (the wheel the Celery image installs): Channel._brpop_start
+# sends BRPOP (kombu/transport/redis.py:1459-1474) and Redis removes the message from the list
+# when it answers; Channel._brpop_read parses the reply and hands the message to
+# Transport._deliver (redis.py:1476-1491, virtual/base.py:1016-1027), whose basic_consume
+# callback calls QoS.append (virtual/base.py:640-648), which only then writes the
+# unacked_index and unacked entries (redis.py:476-491). restore_visible restores only what the
+# unacked_index holds (redis.py:523-549), so a message lost between the pop and that write
+# (the worker killed, the reply lost) is in no key at all, whatever acks late says.
+KOMBU_BRPOP_WINDOW = ("kombu/transport/redis.py Channel._brpop_start sends BRPOP; the message is "
+                      "recorded in 'unacked' only later, by QoS.append, after _brpop_read has "
+                      "read the reply")
+BRPOP_WINDOW_FAULT = "brpop-window-kill"
 
 
 @dataclass(frozen=True)
@@ -73,18 +89,33 @@ class CeleryRedisForensics(RedisForensics):
 
     def holdings(self, settings: Any) -> dict[str, str]:
         held: dict[str, str] = {}
-        for raw in cast(list[bytes], self.client.lrange(self.queue, 0, -1)):
-            task = _celery_task_id(json.loads(raw))
-            if task:
-                held[task] = f"queued in list {self.queue!r}"
-        for raw in cast(list[bytes], self.client.hvals(self.UNACKED)):
-            message, _exchange, _routing_key = json.loads(raw)
-            task = _celery_task_id(message)
-            if task:
-                held[task] = (f"unacked (hash {self.UNACKED!r}): restored after "
-                              f"visibility_timeout={settings.visibility_timeout_s}s by a live "
-                              "worker's sweep")
+        for task in _queued_tasks(cast(list[bytes], self.client.lrange(self.queue, 0, -1))):
+            held[task] = f"queued in list {self.queue!r}"
+        for task in _unacked_tasks(cast(list[bytes], self.client.hvals(self.UNACKED))):
+            held[task] = (f"unacked (hash {self.UNACKED!r}): restored after "
+                          f"visibility_timeout={settings.visibility_timeout_s}s by a live "
+                          "worker's sweep")
         return held
+
+    def handover(self) -> Handover:
+        """The tasks in the queue's list and in the ``unacked`` hash, read in one MULTI/EXEC, so
+        that no message moving from one to the other (a healthy worker's pop and record) can
+        look as if it were in neither."""
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.lrange(self.queue, 0, -1)
+            pipe.hvals(self.UNACKED)
+            queued, unacked = cast(list[list[bytes]], pipe.execute())
+        return Handover(frozenset(_queued_tasks(queued)), frozenset(_unacked_tasks(unacked)))
+
+
+def _queued_tasks(raws: list[bytes]) -> list[str]:
+    """The task ids of the messages in kombu's queue list (each one a JSON message)."""
+    return [task for raw in raws if (task := _celery_task_id(json.loads(raw)))]
+
+
+def _unacked_tasks(raws: list[bytes]) -> list[str]:
+    """The task ids of the entries of kombu's ``unacked`` hash ([message, exchange, key])."""
+    return [task for raw in raws if (task := _celery_task_id(json.loads(raw)[0]))]
 
 
 
@@ -96,6 +127,9 @@ class CeleryRedis(Celery):
     libraries = (*Celery.libraries, "redis")  # kombu's Redis transport drives redis-py
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS,
                               Capability.VISIBILITY_TIMEOUT})
+    # Where its transport pops a message before recording it as unacknowledged: what the
+    # brpop-window-kill fault needs of a backend (harness/faults.py, BrpopWindowKill).
+    pop_window: ClassVar[str] = KOMBU_BRPOP_WINDOW
 
     def forensics(self, port: int, queue: str | None = None) -> Broker:
         return CeleryRedisForensics(port, queue)
@@ -159,6 +193,14 @@ class CeleryRedis(Celery):
         loses it whatever acks early or late says."""
         if r.fault_kind != WORKER_DEATH:
             return None
+        if r.fault == BRPOP_WINDOW_FAULT:
+            return (f"{count} lost before their first start: the BRPOP window, reproduced. "
+                    f"With Redis's replies to {r.fault_target} throttled by Toxiproxy, Redis "
+                    "had taken the message off the queue's list (BRPOP) while kombu had not yet "
+                    "recorded it in the unacked hash; the harness saw it there on the broker, "
+                    "froze the worker, saw it stay there, and killed the worker, so no "
+                    "visibility timeout could bring it back: acks late does not close this "
+                    "window (docs/kombu-brpop-window.md).")
         return (f"{count} lost before their first start: Redis had handed them to "
                 f"{r.fault_target} "
                 "(BRPOP takes a message off the queue) and the kill came before kombu recorded "
@@ -214,9 +256,12 @@ CeleryRedis.configurations = (
     _c("acks-early-prefetch-4", CeleryRedisKnobs(prefetch_multiplier=4),
        ("sigkill-worker", "sigterm-worker", "sigstop-worker", "cut-worker-broker",
         "blackhole-worker-broker")),
+    # brpop-window-kill: the BRPOP window reproduced (docs/kombu-brpop-window.md), one scenario
+    # of about 20 s that keeps watching whether a kombu release closes it.
     _c("acks-late-prefetch-1", _late(1),
        ("sigkill-worker", "sigkill-pool-child", "sigstop-worker", "broker-sigkill",
-        "broker-restart", "cut-worker-broker", "cut-producer-broker", "crash-after-effect")),
+        "broker-restart", "cut-worker-broker", "cut-producer-broker", "crash-after-effect",
+        BRPOP_WINDOW_FAULT)),
     _c("acks-late-prefetch-4", _late(4),
        ("sigkill-worker", "sigterm-worker", "cut-worker-broker", "blackhole-worker-broker",
         "latency-worker-broker")),

@@ -4,7 +4,7 @@ version, and what a broker kill does to what it held (the persistence settings d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast, runtime_checkable
 
 import redis
 
@@ -13,6 +13,24 @@ if TYPE_CHECKING:
 
 REDIS_TIMEOUT_S = 5
 BROKER_KIND = "broker"
+
+
+class Handover(NamedTuple):
+    """The tasks a Redis broker holds at one instant, read in one MULTI/EXEC: those waiting in
+    the queue's list, and those its client library recorded as delivered, unacknowledged."""
+
+    queued: frozenset[str]
+    unacked: frozenset[str]
+
+
+@runtime_checkable
+class AckEmulation(Protocol):
+    """Forensics of a Redis broker whose client library emulates acknowledgements with a record
+    of its own beside the queue's list (kombu: the ``unacked`` hash). A message between the two
+    (popped off the list, not yet recorded) is in no key at all: ``handover`` is how the
+    pop-window fault sees one there."""
+
+    def handover(self) -> Handover: ...
 
 
 class RedisForensics:

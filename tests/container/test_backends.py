@@ -50,6 +50,18 @@ def test_arq_retries_a_killed_workers_jobs(run_small: SmallRun) -> None:
     assert all(parse(v) for v in result.servers.values()), result.servers
 
 
+def test_rq_retries_a_killed_work_horses_job_at_once(run_small: SmallRun) -> None:
+    """RQ's forking Worker sees its work horse die and, with Retry, enqueues the job again at
+    once (no registry entry to wait for); the worker itself lives on."""
+    result = run_small("rq-retry-3", "sigkill-pool-child")
+    assert result.counts["lost"] == 0
+    assert result.counts["re_executed"] >= 1
+    assert result.revived == [], "the worker lived on; only its work horse died"
+    assert result.drained
+    assert set(result.servers) == {"redis-server", "toxiproxy"}, result.servers
+    assert {"rq", "redis"} <= set(result.versions), result.versions
+
+
 def test_fastapi_background_tasks_die_with_the_app(run_small: SmallRun) -> None:
     result = run_small("fastapi-graceful-10", "sigkill-worker")
     assert result.counts["lost"] >= 1

@@ -44,8 +44,9 @@ def test_defaults() -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"QUEUE_CHAOS_KIND": "rq"}, "QUEUE_CHAOS_KIND='rq': expected one of celery, arq"),
-    ({"QUEUE_CHAOS_KIND": ""}, "QUEUE_CHAOS_KIND='': expected one of celery, arq"),
+    ({"QUEUE_CHAOS_KIND": "dramatiq"},
+     "QUEUE_CHAOS_KIND='dramatiq': expected one of celery, arq, rq"),
+    ({"QUEUE_CHAOS_KIND": ""}, "QUEUE_CHAOS_KIND='': expected one of celery, arq, rq"),
     ({"QUEUE_CHAOS_APP": ""}, "QUEUE_CHAOS_APP is not set: expected module:attribute"),
     ({"QUEUE_CHAOS_APP": "proj.celery"}, "QUEUE_CHAOS_APP='proj.celery': expected module:attr"),
     ({"QUEUE_CHAOS_APP": "proj-x:app"}, "expected module:attribute"),
@@ -173,7 +174,7 @@ def test_check_reports_a_bad_knob_before_anything_else(
 ) -> None:
     monkeypatch.setenv("QUEUE_CHAOS_KIND", "dramatiq")
     assert cli.main(["check"]) == cli.EXIT_UNUSABLE
-    assert "QUEUE_CHAOS_KIND='dramatiq': expected one of celery, arq" in capsys.readouterr().err
+    assert "QUEUE_CHAOS_KIND='dramatiq': expected one of celery, arq, rq" in capsys.readouterr().err
 
 
 def test_image_tags_hash_the_agent_sources() -> None:

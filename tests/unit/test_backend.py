@@ -20,11 +20,11 @@ AMO, ALO, EO = Guarantee.AT_MOST_ONCE, Guarantee.AT_LEAST_ONCE, Guarantee.EFFECT
 
 
 def test_the_registry_holds_each_backend_once_under_its_name() -> None:
-    assert list(REGISTRY) == ["celery-redis", "celery-rabbitmq", "arq", "fastapi"]
+    assert list(REGISTRY) == ["celery-redis", "celery-rabbitmq", "arq", "rq", "fastapi"]
     for name, b in REGISTRY.items():
         assert b.name == name and b.profile == name and b.title and b.image
-    with pytest.raises(UnknownBackend, match="unknown backend 'rq'; valid: celery-redis"):
-        backend("rq")
+    with pytest.raises(UnknownBackend, match="unknown backend 'dramatiq'; valid: celery-redis"):
+        backend("dramatiq")
 
 
 @pytest.mark.parametrize(("knobs", "expected"), [
@@ -73,9 +73,12 @@ def test_summaries_are_generated_from_the_fields() -> None:
 
 
 def test_pool_children_exist_only_with_the_prefork_pool() -> None:
+    """Celery's prefork pool, and RQ's forking Worker (a work horse per job)."""
     for config in CONFIGURATIONS.values():
         has = Capability.POOL_CHILDREN in config.capabilities
-        assert has is (getattr(config.knobs, "pool", None) == "prefork"), config.name
+        children = (getattr(config.knobs, "pool", None) == "prefork"
+                    or getattr(config.knobs, "rq_worker_class", None) == "Worker")
+        assert has is children, config.name
 
 
 def test_every_configuration_meets_only_faults_that_exist_and_apply() -> None:
@@ -91,7 +94,7 @@ def test_must_lose_is_keyed_on_the_knobs_not_the_name() -> None:
     lossy = {c.name for c in CONFIGURATIONS.values()
              if c.owner.must_lose(c.knobs, "worker-death", "sigkill-worker")}
     assert lossy == {"acks-early-prefetch-1", "acks-early-prefetch-4",
-                     "acks-early-concurrency-4", "rabbit-acks-early"}
+                     "acks-early-concurrency-4", "rabbit-acks-early", "rq-no-retry"}
     assert not any(c.owner.must_lose(c.knobs, "none", "none") for c in CONFIGURATIONS.values())
 
 

@@ -324,7 +324,7 @@ def test_every_backend_that_redelivers_has_an_idempotent_variant_under_its_dupli
                   if c.env().get("CHAOS_IDEMPOTENT") == "true"}
     redelivering = {c.backend for c in CONFIGURATIONS.values()
                     if c.guarantee is Guarantee.AT_LEAST_ONCE}
-    assert set(idempotent) == redelivering == {"celery-redis", "celery-rabbitmq", "arq"}
+    assert set(idempotent) == redelivering == {"celery-redis", "celery-rabbitmq", "arq", "rq"}
     for backend_name, name in idempotent.items():
         assert CONFIGURATIONS[name].guarantee is Guarantee.EFFECTIVELY_ONCE, name
         for fault_name in ("sigkill-worker", "crash-after-effect"):

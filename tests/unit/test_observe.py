@@ -49,6 +49,22 @@ def test_running_submitted_completed_and_ready(tmp_path: Path) -> None:
     assert snap.records == 2 + 5 + 4
 
 
+def test_a_run_that_failed_has_ended_without_completing(tmp_path: Path) -> None:
+    # A team's task that raised, or RQ's probe past its job timeout: the drain must not wait
+    # for it as if it still ran, and it is not completed.
+    worker = LedgerWriter(tmp_path, "worker")
+    worker.write("worker_ready", worker="worker1")
+    for end in ("failed", "retried", "revoked", "cancelled"):
+        worker.write("started", task=end, execution=f"e-{end}", worker="worker1")
+        worker.write(end, task=end, execution=f"e-{end}", worker="worker1")
+    snap = snapshot(tmp_path)
+    assert snap.running == {}
+    assert snap.completed == set()
+    records = read_ledger([tmp_path]).records
+    assert in_flight_at(records, "worker1", t=1e12) == []
+    assert killed_mid_task(records, "worker1", 1e12) == []
+
+
 def test_worker_with_nothing_in_flight_is_not_listed(tmp_path: Path) -> None:
     worker = LedgerWriter(tmp_path, "worker")
     worker.write("worker_ready", worker="worker1")

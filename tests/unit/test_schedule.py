@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,14 @@ import pytest
 from harness.observe import Snapshot
 from harness.schedule import (
     FaultPlan,
+    PopWindowHit,
+    PopWindowWatch,
     Trigger,
     choose_target,
     plan_fault,
     seeded,
+    stays_in_pop_window,
+    wait_for_pop_window,
     wait_for_trigger,
 )
 from harness.waits import WaitTimeout
@@ -146,3 +151,84 @@ def test_wait_for_trigger_with_a_fixed_target_reads_the_ledger(tmp_path: Path) -
     plan = FaultPlan("broker-sigkill", "redis", after_started=1, window_s=1.0, fixed=True)
     assert wait_for_trigger(plan, tmp_path, timeout_s=2.0, prefix="s.") == Trigger(
         "redis", ["s.1"], 1)
+
+
+# -- the pop window: popped off the queue, recorded nowhere -----------------------------------
+
+
+def test_a_task_enters_the_pop_window_when_it_leaves_the_queue_unrecorded() -> None:
+    watch = PopWindowWatch(hold_s=1.0)
+    assert watch.observe({"a", "b"}, set(), set(), now=0.0) is None
+    # b popped and recorded (unacked), a popped and recorded nowhere: a is in the window ...
+    assert watch.observe(set(), {"b"}, set(), now=0.5) is None
+    assert watch.since == {"a": 0.5}
+    # ... and once it has stayed there for the hold, the watch says so, with what it read.
+    assert watch.observe(set(), {"b"}, set(), now=1.5) == PopWindowHit(["a"], 1.0, 0, 1, 3)
+
+
+def test_a_task_recorded_before_the_hold_leaves_the_window() -> None:
+    watch = PopWindowWatch(hold_s=1.0)
+    watch.observe({"a"}, set(), set(), now=0.0)
+    watch.observe(set(), set(), set(), now=0.1)  # popped: a healthy worker records it ...
+    assert watch.observe(set(), {"a"}, set(), now=0.2) is None  # ... at once
+    assert watch.since == {}
+    # Seen in the window again later (acknowledged after it ran: started in the ledger), the
+    # clock starts afresh, and a started task is never in the window.
+    assert watch.observe(set(), set(), set(), now=5.0) is None
+    assert watch.since == {"a": 5.0}
+    assert watch.observe(set(), set(), {"a"}, now=7.0) is None
+
+
+def test_only_a_task_seen_queued_can_be_in_the_window() -> None:
+    """A task lost in an earlier scenario is in no key either, but was never seen leaving."""
+    watch = PopWindowWatch(hold_s=0.5)
+    watch.observe({"new"}, set(), set(), now=0.0)
+    assert watch.observe(set(), {"new"}, set(), now=10.0) is None
+    assert watch.seen_queued == {"new"} and watch.since == {}
+
+
+def test_wait_for_pop_window_polls_the_broker_then_the_ledger() -> None:
+    reads: Iterator[tuple[set[str], set[str]]] = iter(
+        [({"a", "b"}, set()), ({"b"}, set()), ({"b"}, set()), ({"b"}, set())])
+    times = iter([0.0, 0.25, 0.75, 1.5])
+    watch = PopWindowWatch(hold_s=1.0)
+    hit = wait_for_pop_window(lambda: next(reads), lambda: set(), watch, timeout_s=5.0,
+                              interval_s=0.0, clock=lambda: next(times))
+    assert hit == PopWindowHit(["a"], 1.25, 1, 0, 4)
+    assert watch.since == {"a": 0.25}  # the watch goes on from there
+
+
+def test_wait_for_pop_window_is_bounded_and_says_what_it_saw() -> None:
+    with pytest.raises(WaitTimeout) as raised:
+        wait_for_pop_window(lambda: ({"a"}, {"b"}), lambda: {"c"}, PopWindowWatch(1.0),
+                            timeout_s=0.2, interval_s=0.01)
+    message = str(raised.value)
+    assert "a task popped from the queue and recorded nowhere for 1.0s" in message
+    assert "1 tasks seen queued, in the window now (seconds): none" in message
+
+
+def clocked(*times: float) -> Callable[[], float]:
+    ticks = iter(times)
+    return lambda: next(ticks)
+
+
+def test_a_task_that_stays_in_the_window_is_confirmed() -> None:
+    watch = PopWindowWatch(hold_s=0.2)
+    watch.observe({"a", "b"}, set(), set(), now=0.0)
+    watch.observe(set(), set(), set(), now=0.5)  # a and b both in the window
+    # b is recorded during the span, a stays in the window all along: a is confirmed.
+    reads: Iterator[tuple[set[str], set[str]]] = iter(
+        [(set(), set()), (set(), {"b"}), (set(), {"b"})])
+    kept = stays_in_pop_window(lambda: next(reads), lambda: set(), watch, ["a", "b"], 1.0,
+                               interval_s=0.0, clock=clocked(1.0, 1.2, 1.6, 2.0))
+    assert kept == PopWindowHit(["a"], 1.5, 0, 1, 5)
+
+
+def test_a_task_recorded_during_the_span_is_not_confirmed() -> None:
+    watch = PopWindowWatch(hold_s=0.2)
+    watch.observe({"a"}, set(), set(), now=0.0)
+    watch.observe(set(), set(), set(), now=0.5)
+    # recorded, then in the window again (acknowledged): it left it, so it is not the one.
+    reads: Iterator[tuple[set[str], set[str]]] = iter([(set(), {"a"}), (set(), set())])
+    assert stays_in_pop_window(lambda: next(reads), lambda: set(), watch, ["a"], 1.0,
+                               interval_s=0.0, clock=clocked(1.0, 1.1, 1.2)) is None

@@ -59,7 +59,9 @@ def test_a_good_target_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [
-    ('kind = "celery"', 'kind = "rq"', "kind = 'rq': unknown kind; valid: celery, arq"),
+    ('kind = "celery"', 'kind = "huey"', "kind = 'huey': unknown kind; valid: celery, arq, rq"),
+    ('kind = "celery"', 'kind = "rq"', "worker_args: rq takes its settings from its settings "
+     "class; remove worker_args"),
     ('broker = "redis"', 'broker = "kafka"', "broker = 'kafka': celery runs on redis, rabbitmq"),
     ('app = "shop.celery_app:app"', 'app = "shop.celery_app"', "expected module:attribute"),
     ('name = "shop"', 'name = "Shop!"', "name = 'Shop!': expected lowercase"),
