@@ -46,37 +46,52 @@ def _common_settings(results: list[ScenarioResult]) -> dict[str, Any]:
     return cast(dict[str, Any], json.loads(max(texts, key=texts.count)))
 
 def self_proof(results: Iterable[ScenarioResult]) -> Proof:
+    """Every control clean, every case known to lose work losing it; a line per cell (with
+    trials, one line for all of a cell's trials: each must pass, the counts as ranges)."""
     results = list(results)
     lines: list[str] = []
     ok = True
-    controls = [r for r in results if r.fault == "none"]
-    lossy = [r for r in results if r.must_lose]
+    cells = trials.cells(results)
+    controls = [c for c in cells if c.fault == "none"]
+    lossy = [c for c in cells if any(r.must_lose for r in c.results)]
     if not controls:
         ok = False
         lines.append("no no-fault control ran: the run cannot show it measures without bias")
-    for r in controls:
-        clean = r.counts["lost"] == 0 and r.counts["duplicated"] == 0 and r.counts["stuck"] == 0
+    for c in controls:
+        clean = all(r.counts["lost"] == 0 and r.counts["duplicated"] == 0
+                    and r.counts["stuck"] == 0 for r in c.results)
         ok &= clean
         lines.append(
-            f"control {r.configuration}: {r.counts['lost']} lost, {r.counts['duplicated']} "
-            f"duplicated, {r.counts['stuck']} stuck — {'as required' if clean else 'NOT ZERO'}"
+            f"control {c.configuration}{_of_trials(c)}: {_counted(c, 'lost')} lost, "
+            f"{_counted(c, 'duplicated')} duplicated, {_counted(c, 'stuck')} stuck — "
+            f"{'as required' if clean else 'NOT ZERO'}"
         )
     if not lossy:
         ok = False
         lines.append("no scenario known to lose work ran (such as Celery acks early + SIGKILL): "
                      "the run cannot show it sees loss")
-    for r in lossy:
-        seen = r.counts["lost"] > 0
+    for c in lossy:
+        seen = all(r.counts["lost"] > 0 for r in c.results if r.must_lose)
         ok &= seen
         lines.append(
-            f"known to lose, {r.configuration} under {r.fault}: {r.counts['lost']} lost — "
-            f"{'loss seen, as required' if seen else 'NO LOSS SEEN'}"
+            f"known to lose, {c.configuration} under {c.fault}{_of_trials(c)}: "
+            f"{_counted(c, 'lost')} lost — {'loss seen, as required' if seen else 'NO LOSS SEEN'}"
         )
     invalid = [r for r in results if not r.valid]
     for r in invalid:
         ok = False
-        lines.append(f"scenario {r.scenario} is invalid: {r.validity}")
+        lines.append(f"scenario {r.key} is invalid: {r.validity}")
     return Proof(ok, lines)
+
+
+def _of_trials(cell: trials.Cell) -> str:
+    return f", {cell.trials} trials" if cell.trials > 1 else ""
+
+
+def _counted(cell: trials.Cell, key: str) -> str:
+    """A count over a cell's trials: the number, or its range ("0-2")."""
+    values = [int(r.counts.get(key, 0)) for r in cell.results]
+    return trials.span(min(values), max(values))
 
 
 def _cell(counts: dict[str, int], key: str) -> str:

@@ -408,3 +408,22 @@ def test_a_cell_says_what_happened_then_what_it_means_for_the_claim() -> None:
     stuck = result(LATE, "sigstop-worker", verdict="inconclusive", stuck=2)
     assert _short(stuck) == "2 stuck: inconclusive"
     assert _short(result(LATE, "none", valid=False)) == "invalid"
+
+
+def test_the_self_proof_says_a_cells_trials_in_one_line_each_of_which_must_pass() -> None:
+    from dataclasses import replace
+
+    run = good_run()
+    again = [replace(r, trial=2) for r in run]
+    again[2] = replace(again[2], counts={**again[2].counts, "lost": 1})
+    proof = self_proof([*run, *again])
+    assert proof.valid, proof.lines
+    assert f"control {EARLY}, 2 trials: 0 lost, 0 duplicated, 0 stuck — as required" \
+        in proof.lines
+    assert (f"known to lose, {EARLY} under sigkill-worker, 2 trials: 1-3 lost — loss seen, "
+            "as required") in proof.lines
+    again[2] = replace(again[2], counts={**again[2].counts, "lost": 0})
+    failed = self_proof([*run, *again])
+    assert not failed.valid
+    assert (f"known to lose, {EARLY} under sigkill-worker, 2 trials: 0-3 lost — NO LOSS SEEN"
+            in failed.lines)
