@@ -17,8 +17,9 @@ WORLDS ?= auto
 # Trials for `make durability`: the whole selection N times (seed, seed+1, ...), one report.
 TRIALS ?= 1
 PYTEST_ARGS ?=
+comma := ,
 
-.PHONY: setup engine images durability bench gate stability test test-unit test-agent test-container lint reap
+.PHONY: setup engine images durability bench gate stability test test-unit test-agent test-container lint reap reproduce
 
 RUNS ?= 3
 
@@ -36,6 +37,12 @@ durability: setup
 	  $(if $(FAULTS),--faults $(FAULTS)) $(if $(TARGET),--target $(TARGET)) \
 	  $(if $(SET),--set '$(SET)') --worlds $(WORLDS) --trials $(TRIALS) \
 	  $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
+
+# Upstream bugs, reproduced (harness/reproductions.py) -> reports/reproductions.md (+ .json);
+# REPRODUCE=celery-3541,arq-498 runs only those (default: every one).
+REPRODUCE ?=
+reproduce: setup
+	$(PY) -m harness reproduce $(subst $(comma), ,$(REPRODUCE)) $(if $(SEED),--seed $(SEED))
 
 # What the harness itself costs (CPU and memory per task, overhead per scenario) -> reports/bench.md
 bench: setup

@@ -11,23 +11,38 @@
     queue-chaos bench [--sizes 100,1000,10000] [--cold]
     queue-chaos images [--prune] | reap
     queue-chaos timeline RUN_DIR [--all] [--out DIR]
+    queue-chaos reproduce [NAMES] [--report-dir reports]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from harness import bench, containers, gate, images, parallel, progress, report, shard, stability
+from harness import (
+    bench,
+    containers,
+    gate,
+    images,
+    parallel,
+    progress,
+    report,
+    reproductions,
+    shard,
+    stability,
+)
 from harness import trials as trials_
 from harness.matrix import order_key
 from harness.paths import ROOT, RUNS, relative
 from harness.provenance import harness_version, image_mode
-from harness.result import Provenance, ReportError
+from harness.result import Provenance, ReportError, RunReport
 from harness.run import new_run_id, new_seed
 from harness.selection import select
 
@@ -124,6 +139,16 @@ def parser() -> argparse.ArgumentParser:
     tl.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help="write every picture here (default: beside each result.json, and "
                          "the summary in the run's directory)")
+
+    rp = commands.add_parser(
+        "reproduce", help="upstream bugs, reproduced -> reports/reproductions.md",
+        description="Run the named upstream reproductions (default: every one), judge each: "
+                    "reproduces, does not reproduce, or cannot tell. Valid names: "
+                    + ", ".join(reproductions.REPRODUCTIONS))
+    rp.add_argument("names", nargs="*", help="reproductions to run (default: all)")
+    rp.add_argument("--report-dir", type=Path, default=Path("reports"),
+                    help="where reproductions.md/.json go (default: reports)")
+    rp.add_argument("--seed", type=int, default=None, help="fault-schedule seed")
     return top
 
 
@@ -142,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return _merge(args.reports, args.report_dir)
     if args.command == "bench":
         return _bench(args.sizes, args.report_dir, args.cold)
+    if args.command == "reproduce":
+        return _reproduce(args.names, args.report_dir, args.seed)
     if args.command == "timeline":
         from harness import timeline  # matplotlib only for this command
 
@@ -240,6 +267,77 @@ def _run(args: argparse.Namespace) -> int:
     merged = _write_merged(parts, args.report_dir, timings, run_id=run_id,
                            keep=RUNS / run_id if trials > 1 else None)
     return merged or max(codes)
+
+
+def _reproduce(names: list[str], report_dir: Path, seed: int | None) -> int:
+    """The chosen reproductions through the normal run path: one pytest main job per
+    configuration and settings (only its reproductions' faults, plus the self-proof the plugin
+    adds), all side by side, each a world of its own (own run id, own ports), reporting to
+    runs/<run id>/world-K; then each case judged from its run's durability.json, and
+    reproductions.md (+ .json) written. Exit 0 when every case was judged from a result, 1 when
+    one left none, 2 on a bad name."""
+    try:
+        chosen = reproductions.choose(" ".join(names))
+        runs = reproductions.groups(chosen)
+        for (config, overrides), members in runs.items():  # checked before anything starts
+            select(configs=config, faults=",".join(reproductions.faults_of(members)),
+                   settings_text=reproductions.settings_text(overrides))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    seed = new_seed() if seed is None else seed
+    run_id = new_run_id()
+    print(f"reproduce {run_id}: {len(chosen)} reproductions in {len(runs)} runs side by side, "
+          f"seed {seed}", flush=True)
+    children: list[tuple[subprocess.Popen[bytes], Path, list[reproductions.Reproduction]]] = []
+    for k, ((config, overrides), members) in enumerate(runs.items(), start=1):
+        out = RUNS / run_id / f"world-{k}"
+        out.mkdir(parents=True, exist_ok=True)
+        options = [f"--configs={config}",
+                   f"--faults={','.join(reproductions.faults_of(members))}",
+                   f"--seed={seed}", f"--run-id={parallel.world_run_id(run_id, k)}"]
+        if overrides:
+            options.append(f"--set={reproductions.settings_text(overrides)}")
+        with (out / "pytest.log").open("wb") as log:
+            child = subprocess.Popen([*PYTEST, "-v", "-s", f"--report-dir={out}", *options],
+                                     env={**os.environ, **parallel.world_ports(k)},
+                                     stdout=log, stderr=subprocess.STDOUT)
+        print(f"  run {k}: {config} x {','.join(reproductions.faults_of(members))}"
+              + (f" --set {reproductions.settings_text(overrides)}" if overrides else "")
+              + f" -> {relative(out)}", flush=True)
+        children.append((child, out, members))
+    try:
+        for child, _, _ in children:
+            child.wait()
+    except KeyboardInterrupt:
+        for child, _, _ in children:
+            child.send_signal(signal.SIGINT)
+        for child, _, _ in children:
+            child.wait()
+        raise
+    outcomes: dict[str, reproductions.Outcome] = {}
+    for child, out, members in children:
+        try:
+            run = RunReport.load(out / "durability.json")
+        except ReportError as exc:
+            print(f"error: run {relative(out)} left no report (exit {child.returncode}): {exc}",
+                  file=sys.stderr)
+            run = None
+        for r in members:
+            outcomes[r.name] = reproductions.judge(
+                r, reproductions.find(run.scenarios, r) if run else None, run=relative(out),
+                run_valid=run.measurement_valid if run else None,
+                self_proof=run.self_proof if run else ())
+    ordered = [outcomes[r.name] for r in chosen]
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "reproductions.md").write_text(reproductions.render(ordered, date=date))
+    (report_dir / "reproductions.json").write_text(
+        json.dumps(reproductions.as_json(ordered, date=date), indent=2) + "\n")
+    for o in ordered:
+        print(f"{o.reproduction.name:12} {o.verdict:20} {o.why}")
+    print(f"wrote {relative(report_dir / 'reproductions.md')}")
+    return 1 if any(o.result is None for o in ordered) else 0
 
 
 def _one_run(worlds: int, out: Path, run_id: str, options: list[str]) -> tuple[int, list[Path]]:
