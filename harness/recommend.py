@@ -85,7 +85,8 @@ def _met(cells: Sequence[Cell]) -> list[str]:
 
 
 def _worst(cell: Cell, key: str) -> int:
-    return max((int(r.counts.get(key, 0)) for r in cell.results), default=0)
+    """The most any trial of the cell counted."""
+    return cell.ranges[key][1]
 
 
 def _harm(cells: Sequence[Cell]) -> int:

@@ -90,8 +90,7 @@ def _of_trials(cell: trials.Cell) -> str:
 
 def _counted(cell: trials.Cell, key: str) -> str:
     """A count over a cell's trials: the number, or its range ("0-2")."""
-    values = [int(r.counts.get(key, 0)) for r in cell.results]
-    return trials.span(min(values), max(values))
+    return trials.span(*cell.ranges[key])
 
 
 def _cell(counts: dict[str, int], key: str) -> str:
@@ -169,22 +168,24 @@ def _environment() -> jinja2.Environment:
 def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
            replay: str, timings: dict[str, float] | None = None,
            proof: Proof | None = None, provenance: Provenance | None = None,
-           pictures: Mapping[str, str] | None = None) -> str:
+           pictures: Mapping[str, str] | None = None,
+           decisions: Decisions | None = None) -> str:
     """The markdown, from harness/templates/durability.md.j2. ``pictures``: the PNGs to embed
-    (``timeline.report_pictures``), by result key, "" for the summary figure."""
+    (``timeline.report_pictures``), by result key, "" for the summary figure; ``decisions``:
+    ``decide(results)``, when the caller has it already."""
     proof = self_proof(results) if proof is None else proof
     pictures = pictures or {}
-    cells, controls = trials.cells(results), latency.controls(results)
-    choices, (faults, rows) = decide(results)
+    decided = decide(results) if decisions is None else decisions
+    cells, controls = decided.cells, decided.controls
     backends = list(dict.fromkeys(r.backend for r in results))
     view = {
         "run_id": run_id, "date": date, "seed": seed, "replay": replay,
         "trials": trials.count(results),
         "proof_line": _proof_line(proof, results),
         "rule": recommend.RULE,
-        "choices": choices,
-        "comparison_faults": faults,
-        "comparison_rows": [{**vars(row), "title": _title(row.backend)} for row in rows],
+        "choices": decided.choices,
+        "comparison_faults": decided.faults,
+        "comparison_rows": [{**vars(row), "title": _title(row.backend)} for row in decided.rows],
         "measured_with": measured_with_lines(results, provenance),
         "summary_picture": pictures.get(""),
         "summaries": [_summary(b, [c for c in cells if c.backend == b]) for b in backends],
@@ -201,8 +202,21 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
     return _environment().get_template("durability.md.j2").render(view)
 
 
-def decide(results: list[ScenarioResult]) -> tuple[list[recommend.Choice],
-                                                   tuple[list[str], list[recommend.Row]]]:
+@dataclass
+class Decisions:
+    """What the report decides from a run's results, computed once for the markdown and the
+    JSON: the cells (a configuration under a fault over its trials), the no-fault controls each
+    scenario is held against, what to choose per backend, and the comparison across backends
+    (its faults and rows)."""
+
+    cells: list[trials.Cell]
+    controls: latency.Controls
+    choices: list[recommend.Choice]
+    faults: list[str]
+    rows: list[recommend.Row]
+
+
+def decide(results: list[ScenarioResult]) -> Decisions:
     """What to choose per backend, and the comparison across backends: what the markdown
     shows first and the JSON carries for machines (``recommendations``, ``comparison``)."""
     cells, controls = trials.cells(results), latency.controls(results)
@@ -210,7 +224,8 @@ def decide(results: list[ScenarioResult]) -> tuple[list[recommend.Choice],
         cells, throughput=cost.throughputs(results),
         risk_of=lambda c: _delay_risk(c, controls),
         recovery_of=_production_recovery, cost_of=lambda name: cost.words(results, name))
-    return choices, recommend.comparison(cells, choices)
+    faults, rows = recommend.comparison(cells, choices)
+    return Decisions(cells, controls, choices, faults, rows)
 
 
 def _delay_risk(cell: trials.Cell, controls: latency.Controls) -> str | None:
@@ -361,17 +376,18 @@ def write(results: list[ScenarioResult], directory: Path, *, name: str = "durabi
 
         drawn = report_pictures(results, directory / f"{name}-pictures",
                                 str(meta.get("run_id", "")))
-    choices, (faults, rows) = decide(results)
+    decided = decide(results)
     markdown.write_text(render(results, timings=timings, proof=proof, provenance=provenance,
-                               pictures=drawn, **meta))  # type: ignore[arg-type]
+                               pictures=drawn, decisions=decided,
+                               **meta))  # type: ignore[arg-type]
     (directory / f"{name}.json").write_text(json.dumps({
         "schema": SCHEMA,
         "measurement_valid": proof.valid,
         "self_proof": proof.lines,
         "violations": [r.scenario for r in results if r.violated],
         "trials": trials.count(results),
-        "recommendations": [asdict(c) for c in choices],
-        "comparison": {"faults": faults, "rows": [asdict(row) for row in rows]},
+        "recommendations": [asdict(c) for c in decided.choices],
+        "comparison": {"faults": decided.faults, "rows": [asdict(row) for row in decided.rows]},
         **{k: v for k, v in meta.items() if isinstance(v, str | int | float)},
         "provenance": {**asdict(provenance), "backends": measured_with(results)},
         "timings": {k: round(v, 2) for k, v in (timings or {}).items()},

@@ -39,11 +39,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.transforms import blended_transform_factory
 
+from harness import trials
 from harness.faults import FAULTS
 from harness.observe import of_scenario
 from harness.result import ReportError, RunReport, ScenarioResult, attempt_prefix
 from harness.shard import merge
-from harness.trials import rank, verdict_of
 from queue_chaos_agent.ledger import read_ledger
 
 log = logging.getLogger(__name__)
@@ -858,20 +858,16 @@ def summarize(report: RunReport) -> Summary:
     order = list(FAULTS)  # the catalogue's order, as the report's tables have it
     faults = sorted(dict.fromkeys(s.fault for s in report.scenarios),
                     key=lambda f: order.index(f) if f in order else len(order))
-    cells: dict[tuple[str, str], list[ScenarioResult]] = {}
-    for s in report.scenarios:
-        cells.setdefault((f"{s.backend} · {s.configuration}", s.fault), []).append(s)
-
-    def worst(found: list[ScenarioResult], count: str) -> int:
-        return max(int(s.counts.get(count, 0)) for s in found)
+    cells = {(f"{c.backend} · {c.configuration}", c.fault): c for c in trials.cells(
+        report.scenarios)}
 
     def grid(count: str) -> _Grid:
-        return tuple(tuple(worst(cells[(r, f)], count) if (r, f) in cells else None
-                           for f in faults) for r in rows)
+        return tuple(tuple(max(int(s.counts.get(count, 0)) for s in cells[(r, f)].results)
+                           if (r, f) in cells else None for f in faults) for r in rows)
 
     def breaks(count: str) -> _Flags:
         return tuple(tuple(any(s.counts.get(count, 0) and s.guarantee in _BREAKS[count]
-                               for s in cells.get((r, f), []))
+                               for s in cells[(r, f)].results) if (r, f) in cells else False
                            for f in faults) for r in rows)
 
     return Summary(tuple(rows), tuple(faults), grid("lost"), grid("duplicated"),
@@ -1024,17 +1020,12 @@ def _telling(results: list[ScenarioResult]) -> list[ScenarioResult]:
     would otherwise carry N pictures of much the same thing (the committed one: 225 pictures,
     12 MB, against 74 for one trial); every trial's timeline stays one command away
     (``queue-chaos timeline RUN_DIR``)."""
-    best: dict[str, ScenarioResult] = {}
-    for r in results:
-        shown = best.get(r.scenario)
-        if shown is None or _shows(r) > _shows(shown):
-            best[r.scenario] = r
-    return list(best.values())
+    return [max(cell.results, key=_shows) for cell in trials.cells(results)]
 
 
 def _shows(r: ScenarioResult) -> tuple[int, int]:
-    return (rank(verdict_of(r)),
-            sum(int(r.counts.get(k, 0)) for k in ("lost", "duplicated", "stuck")))
+    return (trials.rank(trials.verdict_of(r)),
+            sum(int(r.counts.get(k, 0)) for k in trials.SEEN))
 
 
 def _relative(path: Path, folder: Path) -> str:
