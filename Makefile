@@ -12,6 +12,8 @@ CONFIGS ?=
 FAULTS ?=
 SET ?=
 TARGET ?=
+# Broker releases (harness/brokerversions.py), e.g. BROKERS=redis-8.0,rabbitmq-4.0 or BROKERS=trixie.
+BROKERS ?=
 # Worlds side by side for `make durability` (auto: what this machine holds; 1: one at a time).
 WORLDS ?= auto
 # Trials for `make durability`: the whole selection N times (seed, seed+1, ...), one report.
@@ -19,7 +21,7 @@ TRIALS ?= 1
 PYTEST_ARGS ?=
 comma := ,
 
-.PHONY: setup engine images durability bench gate stability test test-unit test-agent test-container lint reap reproduce
+.PHONY: setup engine images durability versions bench gate stability test test-unit test-agent test-container lint reap reproduce
 
 RUNS ?= 3
 
@@ -35,8 +37,18 @@ durability: setup
 	$(PY) -m harness run $(if $(SEED),--seed $(SEED)) \
 	  $(if $(BACKENDS),--backends $(BACKENDS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
 	  $(if $(FAULTS),--faults $(FAULTS)) $(if $(TARGET),--target $(TARGET)) \
-	  $(if $(SET),--set '$(SET)') --worlds $(WORLDS) --trials $(TRIALS) \
+	  $(if $(SET),--set '$(SET)') $(if $(BROKERS),--brokers $(BROKERS)) \
+	  --worlds $(WORLDS) --trials $(TRIALS) \
 	  $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
+
+# The broker release as an axis: the selection (default: worker and broker kills) once per pass of
+# releases (bookworm: Redis 7.0 + RabbitMQ 3.10; trixie: Redis 8.0 + RabbitMQ 4.0; valkey:
+# Valkey 8.1), same seed -> reports/versions.md (+ .json). PASSES=trixie,valkey narrows it.
+PASSES ?=
+versions: setup
+	$(PY) -m harness versions $(if $(SEED),--seed $(SEED)) $(if $(PASSES),--passes $(PASSES)) \
+	  $(if $(BACKENDS),--backends $(BACKENDS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
+	  $(if $(FAULTS),--faults $(FAULTS)) --worlds $(WORLDS) --trials $(TRIALS)
 
 # Upstream bugs, reproduced (harness/reproductions.py) -> reports/reproductions.md (+ .json);
 # REPRODUCE=celery-3541,arq-498 runs only those (default: every one).

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from harness import (
     bench,
+    brokerversions,
     containers,
     gate,
     images,
@@ -37,8 +38,10 @@ from harness import (
     reproductions,
     shard,
     stability,
+    versionsreport,
 )
 from harness import trials as trials_
+from harness.backends import REGISTRY, backend
 from harness.matrix import order_key
 from harness.paths import ROOT, RUNS, relative
 from harness.provenance import harness_version, image_mode
@@ -47,6 +50,10 @@ from harness.run import new_run_id, new_seed
 from harness.selection import select
 
 SCENARIOS = ROOT / "scenarios"
+# What `queue-chaos versions` runs by default: the faults where a broker's release decides what
+# survives (its persistence, its redelivery of a dead consumer's messages), each with its
+# configuration's no-fault control.
+VERSION_FAULTS = ("sigkill-worker", "broker-sigkill", "broker-restart")
 # The main job is pytest over the shipped scenarios with the plugin; markers are the plugin's,
 # so a team's own pytest configuration neither helps nor hinders it.
 PYTEST = [sys.executable, "-m", "pytest", str(SCENARIOS), f"--rootdir={ROOT}",
@@ -78,6 +85,10 @@ def parser() -> argparse.ArgumentParser:
                           "reports (auto: what this machine holds; default 1)")
     run.add_argument("--shard", default=None,
                      help="K/N: only shard K of N (for N CI runners; `merge` joins them)")
+    run.add_argument("--brokers", default="",
+                     help="broker releases to run (harness/brokerversions.py), e.g. "
+                          "redis-8.0,rabbitmq-4.0, or a pass: bookworm, trixie, valkey "
+                          "(default: each broker's default release)")
     run.add_argument("--trials", default="1",
                      help=f"run the whole selection N times (1..{trials_.MAX_TRIALS}; trial k "
                           "with seed + k - 1) into one report whose cells hold every trial "
@@ -140,6 +151,25 @@ def parser() -> argparse.ArgumentParser:
                     help="write every picture here (default: beside each result.json, and "
                          "the summary in the run's directory)")
 
+    v = commands.add_parser(
+        "versions", help="the same selection on each set of broker releases -> "
+                         "reports/versions.md",
+        description="Run the selection once per pass of broker releases (same seed), each a "
+                    "whole run with its own self-proof, and write what changed between them. "
+                    "Passes: " + ", ".join(f"{k} ({' + '.join(p)})"
+                                           for k, p in brokerversions.PASSES.items()))
+    v.add_argument("--passes", default="", help="comma-separated passes (default: all)")
+    v.add_argument("--backends", default="", help="comma-separated backends (default: every "
+                                                  "backend with a broker)")
+    v.add_argument("--configs", default="", help="comma-separated configurations")
+    v.add_argument("--faults", default=",".join(VERSION_FAULTS),
+                   help=f"comma-separated faults (default: {','.join(VERSION_FAULTS)})")
+    v.add_argument("--seed", type=int, default=None, help="fault-schedule seed (every pass)")
+    v.add_argument("--worlds", default="auto", help="worlds side by side in each pass")
+    v.add_argument("--trials", default="1", help="trials per pass")
+    v.add_argument("--report-dir", type=Path, default=Path("reports"),
+                   help="where versions.md/.json go (default: reports)")
+
     rp = commands.add_parser(
         "reproduce", help="upstream bugs, reproduced -> reports/reproductions.md",
         description="Run the named upstream reproductions (default: every one), judge each: "
@@ -169,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(args.sizes, args.report_dir, args.cold)
     if args.command == "reproduce":
         return _reproduce(args.names, args.report_dir, args.seed)
+    if args.command == "versions":
+        return _versions(args)
     if args.command == "timeline":
         from harness import timeline  # matplotlib only for this command
 
@@ -215,6 +247,8 @@ def _run(args: argparse.Namespace) -> int:
         # Checked here once, not once per world; and no more worlds than parts to give them.
         chosen = select(args.target, args.backends, args.configs, args.faults, args.overrides,
                         args.shard)
+        if args.brokers:
+            brokerversions.parse(args.brokers)
         worlds = min(worlds, shard.most_parts(chosen.cases))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -224,7 +258,7 @@ def _run(args: argparse.Namespace) -> int:
         options.append(f"--target={args.target.resolve()}")
     for flag, value in (("--backends", args.backends), ("--configs", args.configs),
                         ("--faults", args.faults), ("--set", args.overrides),
-                        ("--shard", args.shard)):
+                        ("--shard", args.shard), ("--brokers", args.brokers)):
         if value:
             options.append(f"{flag}={value}")
     if worlds == 1 and trials == 1:
@@ -338,6 +372,71 @@ def _reproduce(names: list[str], report_dir: Path, seed: int | None) -> int:
         print(f"{o.reproduction.name:12} {o.verdict:20} {o.why}")
     print(f"wrote {relative(report_dir / 'reproductions.md')}")
     return 1 if any(o.result is None for o in ordered) else 0
+
+
+def _versions(args: argparse.Namespace) -> int:
+    """``queue-chaos versions``: ``run`` once per pass of broker releases, each into
+    runs/<id>/<pass> with the same seed and only the backends on the brokers the pass names,
+    then reports/versions.md (+ .json) side by side. Exit 0 when every pass was a valid
+    measurement, 1 when one was not, 2 on bad input."""
+    try:
+        passes = brokerversions.parse_passes(args.passes)
+        named = [b for b in args.backends.split(",") if b.strip()]
+        for name in named:
+            backend(name)
+        candidates = named or [b.name for b in REGISTRY.values() if b.broker]
+        plan: list[tuple[str, list[str]]] = []
+        for name in passes:
+            brokers = brokerversions.pass_brokers(name)
+            chosen = [b for b in candidates if REGISTRY[b].broker in brokers]
+            if chosen:
+                select(None, ",".join(chosen), args.configs, args.faults, "", None)
+                plan.append((name, chosen))
+        if not plan:
+            raise ValueError(f"--passes {','.join(passes)} with --backends "
+                             f"{','.join(candidates)}: no pass measures any of them")
+        parallel.parse_worlds(args.worlds)
+        trials_.parse_count(args.trials)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    seed = new_seed() if args.seed is None else args.seed
+    run_id = new_run_id()
+    print(f"versions {run_id}: {len(plan)} passes ({', '.join(n for n, _ in plan)}), seed {seed}",
+          flush=True)
+    done: list[versionsreport.Pass] = []
+    codes = []
+    for name, chosen in plan:
+        out = RUNS / run_id / name
+        print(f"pass {name} ({' + '.join(brokerversions.PASSES[name])}): "
+              f"{', '.join(chosen)} -> {relative(out)}", flush=True)
+        code = main(["run", "--brokers", name, "--backends", ",".join(chosen),
+                     *(["--configs", args.configs] if args.configs else []),
+                     "--faults", args.faults, "--seed", str(seed), "--worlds", args.worlds,
+                     "--trials", args.trials, "--report-dir", str(out)])
+        try:
+            done.append(versionsreport.Pass(name, RunReport.load(out / "durability.json"),
+                                            relative(out)))
+        except ReportError as exc:
+            print(f"error: pass {name} left no report (exit {code}): {exc}", file=sys.stderr)
+            return 1
+        codes.append(code)
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    command = (f"queue-chaos versions --seed {seed}"
+               + (f" --passes {args.passes}" if args.passes else "")
+               + (f" --backends {args.backends}" if args.backends else "")
+               + (f" --configs {args.configs}" if args.configs else "")
+               + (f" --faults {args.faults}" if args.faults != ",".join(VERSION_FAULTS) else "")
+               + (f" --trials {args.trials}" if args.trials != "1" else ""))
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    (args.report_dir / "versions.md").write_text(
+        versionsreport.render(done, date=date, seed=seed, command=command))
+    document = versionsreport.as_json(done, date=date, seed=seed, command=command)
+    (args.report_dir / "versions.json").write_text(json.dumps(document, indent=2) + "\n")
+    for line in versionsreport.summary(document) or ["no cell changed between versions"]:
+        print(line)
+    print(f"wrote {relative(args.report_dir / 'versions.md')}")
+    return 0 if all(p.report.measurement_valid for p in done) else 1
 
 
 def _one_run(worlds: int, out: Path, run_id: str, options: list[str]) -> tuple[int, list[Path]]:

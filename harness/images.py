@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +39,7 @@ import docker
 import docker.errors
 
 from harness.backends import images as registry_images
+from harness.brokerversions import BrokerVersion
 from harness.containers import OWNER, owner_token
 from harness.paths import BUILD, ROOT
 from harness.topology import LABEL, MANAGED
@@ -199,6 +200,58 @@ def build_rabbitmq(engine: docker.DockerClient) -> tuple[str, bool]:
         return tag, True
     _import_rootfs(engine, tag, suite, sources, RABBITMQ_PACKAGES, hooks, list(RABBITMQ_CHANGES),
                    "RabbitMQ root filesystem (mmdebstrap)")
+    return tag, False
+
+
+def suite_sources(text: str, host_suite: str, suite: str) -> str:
+    """The machine's apt sources with its suite swapped for ``suite`` (``bookworm-updates`` and
+    ``bookworm-security`` become ``trixie-updates`` and ``trixie-security``), in either format
+    (deb822 ``Suites:`` lines or one-line ``deb URI suite components``): the same mirror, another
+    release. Only whole words are swapped, so a mirror path holding the name stays as it is."""
+    if suite == host_suite:
+        return text
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] == ["Suites:"]:
+            line = "Suites: " + " ".join(_swap(w, host_suite, suite) for w in words[1:])
+        elif words[:1] in (["deb"], ["deb-src"]):
+            # deb [options] URI suite components: the suite follows the URI
+            options_end = next((i for i, w in enumerate(words) if w.endswith("]")), 0)
+            at = options_end + 2
+            if at < len(words):
+                words[at] = _swap(words[at], host_suite, suite)
+            line = " ".join(words)
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _swap(word: str, old: str, new: str) -> str:
+    return new + word[len(old):] if word == old or word.startswith(old + "-") else word
+
+
+def build_broker_version(engine: docker.DockerClient, version: BrokerVersion
+                         ) -> tuple[str, bool]:
+    """A broker release's local image: its Debian suite's package, by mmdebstrap from the
+    machine's sources with the suite swapped, + docker import. A RabbitMQ release gets the
+    same management plugin, configuration and run-as settings as the default RabbitMQ image."""
+    host_suite = debian_suite()
+    sources_text = suite_sources(apt_sources().read_text(), host_suite, version.suite)
+    rabbit = version.broker == "rabbitmq"
+    hooks = rabbitmq_hooks() if rabbit else []
+    changes = ([c if not c.startswith("LABEL") else f"LABEL io.queue-chaos.image={version.name}"
+                for c in RABBITMQ_CHANGES] if rabbit
+               else [f"LABEL io.queue-chaos.image={version.name}", 'CMD ["/bin/bash"]'])
+    tag = f"{repository()}/{version.name}:" + digest(version.suite, sources_text,
+                                                     *version.packages, *hooks, *changes)
+    if _has_image(engine, tag):
+        return tag, True
+    BUILD.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
+        sources = Path(tmp) / f"{version.suite}.sources"
+        sources.write_text(sources_text)
+        _import_rootfs(engine, tag, version.suite, sources, version.packages, hooks, changes,
+                       f"{version.name} root filesystem (mmdebstrap, Debian {version.suite})")
     return tag, False
 
 
@@ -402,11 +455,12 @@ def _docker_build(
 
 def provision(
     engine: docker.DockerClient, mode: str = "local", targets: Sequence[Target] = (),
-    backends: Collection[str] | None = None,
+    backends: Collection[str] | None = None, brokers: Mapping[str, BrokerVersion] | None = None,
 ) -> tuple[dict[str, str], list[Timing]]:
     """Every image, built or found (a team's targets' too, each checked by the agent); returns
     the compose variables that name them. ``backends`` narrows the backend images to those a
-    run needs (None: all).
+    run needs (None: all); ``brokers`` names the broker releases it runs
+    (``harness/brokerversions.py``; None: each broker's default).
 
     One provisioning at a time per build directory (worlds side by side, two runs of one
     checkout): they would build the same images and write the same build files at once. The
@@ -426,12 +480,12 @@ def provision(
                         f"{PROVISION_LOCK_S:.0f}s (it holds {BUILD / 'provision.lock'})"
                     ) from None
                 time.sleep(0.5)
-        return _provision(engine, mode, targets, backends)
+        return _provision(engine, mode, targets, backends, brokers)
 
 
 def _provision(
     engine: docker.DockerClient, mode: str, targets: Sequence[Target],
-    backends: Collection[str] | None,
+    backends: Collection[str] | None, brokers: Mapping[str, BrokerVersion] | None,
 ) -> tuple[dict[str, str], list[Timing]]:
     if mode not in IMAGE_MODES:
         raise ProvisionError(f"CHAOS_IMAGES={mode!r}: expected one of {', '.join(IMAGE_MODES)}")
@@ -454,6 +508,15 @@ def _provision(
         t = time.monotonic()
         toxiproxy = build_toxiproxy_image(engine, base)
         variables["CHAOS_TOXIPROXY_IMAGE"] = step("toxiproxy", toxiproxy, t)
+    for version in (brokers or {}).values():
+        if mode == "registry":
+            variables.update(version.variables(version.official))
+        elif version.default:  # the images above are the default releases
+            variables.update(version.variables(variables[version.variable]))
+        else:
+            t = time.monotonic()
+            variables.update(version.variables(
+                step(version.name, build_broker_version(engine, version), t)))
     for backend in registry_images():
         if backends is not None and backend not in backends:
             continue

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from harness import containers, images, matrix, provenance, report
+from harness import brokerversions, containers, images, matrix, provenance, report
 from harness.backend import Configuration
+from harness.brokerversions import BrokerVersion
 from harness.parallel import xdist_offset
 from harness.paths import ROOT
 from harness.progress import Progress, verdict_text
@@ -40,6 +41,8 @@ CASES = pytest.StashKey[list[tuple[str, str]]]()
 STARTED = pytest.StashKey[float]()
 MAIN_JOB = pytest.StashKey[bool]()  # the session runs the matrix: its report is the report
 TARGET = pytest.StashKey[Target | None]()
+# The broker releases the run chose (--brokers), by broker; None: each broker's default.
+BROKERS = pytest.StashKey[dict[str, BrokerVersion] | None]()
 PROGRESS = pytest.StashKey[Progress]()  # the main job's scenarios: one line before, one after
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()  # an item's reports, by phase
 
@@ -64,6 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "self-proof); `queue-chaos merge` joins the shards' reports")
     group.addoption("--run-id", default=None,
                     help="the run's id (default: a new one); its ledgers go to runs/<id>")
+    group.addoption("--brokers", default="",
+                    help="broker releases, e.g. redis-8.0,rabbitmq-4.0 or a pass's name "
+                         "(trixie); default: each broker's default release")
     group.addoption("--target", default=None, type=Path,
                     help="a team's target file (queue-chaos.toml): measure their app instead "
                          "of the built-in matrix")
@@ -79,6 +85,8 @@ def pytest_configure(config: pytest.Config) -> None:
                         config.getoption("overrides"), config.getoption("shard"))
         target, settings, cases = chosen.target, chosen.settings, chosen.cases
         Ports.from_env()
+        brokers = (brokerversions.parse(config.getoption("brokers"))
+                   if config.getoption("brokers") else None)
     except (matrix.MatrixError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
     run_id = config.getoption("run_id") or new_run_id()
@@ -87,9 +95,11 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "'-' (at most 63, a letter or digit first)")
     config.stash[TARGET] = target
     config.stash[CASES] = cases
+    config.stash[BROKERS] = brokers
     seed = config.getoption("seed")
     config.stash[RUN] = Run(run_id=run_id, seed=new_seed() if seed is None else seed,
-                            settings=settings)
+                            settings=settings,
+                            brokers=brokerversions.label(brokers) if brokers else "")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -140,7 +150,8 @@ def chaos_world(request: pytest.FixtureRequest, chaos_run: Run) -> Iterator[Worl
     try:
         needed = {matrix.CONFIGURATIONS[c].owner.image for c, _ in request.config.stash[CASES]}
         variables, _ = images.provision(engine, provenance.image_mode(),
-                                        [target] if target else [], needed)
+                                        [target] if target else [], needed,
+                                        request.config.stash[BROKERS])
     except images.ProvisionError as exc:
         pytest.fail(str(exc), pytrace=False)
     chaos_run.timings["provisioning (images)"] = time.monotonic() - started
@@ -301,7 +312,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # Every session leaves its report beside its ledgers; only the main job's replaces the one
     # in the report directory (a team's or the harness's own tests must not overwrite it).
     meta: dict[str, Any] = {"run_id": run.run_id, "date": run.started, "seed": run.seed,
-                            "replay": run.replay(), "provenance": provenance.of_run(run.images)}
+                            "replay": run.replay(),
+                            "provenance": provenance.of_run(run.images, brokers=run.brokers)}
     path, proof = report.write(run.results, run.directory, timings=run.timings, **meta)
     if config.stash.get(MAIN_JOB, False):
         path, proof = report.write(run.results, config.getoption("report_dir"),

@@ -37,12 +37,14 @@ def image_mode(env: Mapping[str, str] = os.environ) -> str:
     return env.get(IMAGE_MODE_VARIABLE, DEFAULT_IMAGE_MODE)
 
 
-def of_run(images: ImagesRun, env: Mapping[str, str] = os.environ) -> Provenance:
-    """The run's provenance: this harness, the image mode, and ``images`` (what its world
-    ran), sorted by variable so two runs' reports line up."""
+def of_run(images: ImagesRun, env: Mapping[str, str] = os.environ,
+           brokers: str = "") -> Provenance:
+    """The run's provenance: this harness, the image mode, ``images`` (what its world ran),
+    sorted by variable so two runs' reports line up, and the broker releases it chose."""
     return Provenance(
         harness=harness_version(),
         image_mode=image_mode(env),
         images=[{"variable": variable, "tag": tag, "id": images[(variable, tag)]}
                 for variable, tag in sorted(images)],
+        brokers=brokers,
     )

@@ -14,14 +14,14 @@ same decisions (``recommendations``, ``comparison``) a machine needs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import jinja2
 
-from harness import cost, latency, production, recommend, trials
+from harness import cost, latency, production, recommend, trials, versionsreport
 from harness.backends import REGISTRY
 from harness.explain import explain
 from harness.faults import FAULTS
@@ -153,6 +153,33 @@ def measured_with_lines(results: list[ScenarioResult],
         lines.append(f"- {backend}: {libraries}" + (f"; {servers}" if servers else ""))
     if provenance is not None and (provenance.harness or provenance.images):
         lines.append(f"- queue-chaos {provenance.harness or '?'}; {_images(provenance)}")
+    if provenance is not None and provenance.brokers:
+        lines.append(f"- broker releases chosen (`--brokers`): {provenance.brokers}")
+    return lines
+
+
+def versions_lines(directory: Path) -> list[str]:
+    """The broker-version axis as this report shows it: what ``queue-chaos versions`` last
+    measured beside it (``versions.json`` in the same directory), and what changed between
+    releases; nothing when there is no such report. The numbers are that report's own runs,
+    named there, not this run's."""
+    path = directory / "versions.json"
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    passes = document.get("passes") or []
+    lines = [f"Measured by `{document.get('command', 'queue-chaos versions')}` "
+             f"({document.get('date', '?')}; `versions.md`): the same faults on each release."]
+    for p in passes:
+        servers = ", ".join(f"{k} {v}" for k, v in (p.get("servers") or {}).items())
+        proof = "valid" if p.get("valid") else "INVALID"
+        lines.append(f"- {p.get('name')}: {servers or p.get('brokers', '?')} "
+                     f"({len(p.get('scenarios') or [])} scenarios, self-proof {proof})")
+    changes = versionsreport.summary(document)
+    lines += ["", "What changed between releases:" if changes
+              else "No cell changed verdict or counts between releases.", ""]
+    lines += [f"- {line}" for line in changes]
     return lines
 
 
@@ -169,7 +196,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
            replay: str, timings: dict[str, float] | None = None,
            proof: Proof | None = None, provenance: Provenance | None = None,
            pictures: Mapping[str, str] | None = None,
-           decisions: Decisions | None = None) -> str:
+           decisions: Decisions | None = None, versions: Sequence[str] = ()) -> str:
     """The markdown, from harness/templates/durability.md.j2. ``pictures``: the PNGs to embed
     (``timeline.report_pictures``), by result key, "" for the summary figure; ``decisions``:
     ``decide(results)``, when the caller has it already."""
@@ -187,6 +214,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         "comparison_faults": decided.faults,
         "comparison_rows": [{**vars(row), "title": _title(row.backend)} for row in decided.rows],
         "measured_with": measured_with_lines(results, provenance),
+        "versions": list(versions),
         "summary_picture": pictures.get(""),
         "summaries": [_summary(b, [c for c in cells if c.backend == b]) for b in backends],
         "cost_tables": cost.tables(results),
@@ -379,7 +407,7 @@ def write(results: list[ScenarioResult], directory: Path, *, name: str = "durabi
     decided = decide(results)
     markdown.write_text(render(results, timings=timings, proof=proof, provenance=provenance,
                                pictures=drawn, decisions=decided,
-                               **meta))  # type: ignore[arg-type]
+                               versions=versions_lines(directory), **meta))  # type: ignore[arg-type]
     (directory / f"{name}.json").write_text(json.dumps({
         "schema": SCHEMA,
         "measurement_valid": proof.valid,

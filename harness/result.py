@@ -132,6 +132,9 @@ class Provenance:
     harness: str = ""
     image_mode: str = ""
     images: list[dict[str, str]] = field(default_factory=list)  # {variable, tag, id}, sorted
+    # The broker releases it ran (``--brokers``, harness/brokerversions.py), by name; empty
+    # for each broker's default release.
+    brokers: str = ""
 
     @classmethod
     def from_dict(cls, data: Any) -> Provenance:
@@ -140,7 +143,8 @@ class Provenance:
         return cls(harness=str(data.get("harness", "")),
                    image_mode=str(data.get("image_mode", "")),
                    images=[{str(k): str(v) for k, v in image.items()}
-                           for image in data.get("images") or [] if isinstance(image, dict)])
+                           for image in data.get("images") or [] if isinstance(image, dict)],
+                   brokers=str(data.get("brokers", "")))
 
     @classmethod
     def merged(cls, parts: Iterable[Provenance]) -> Provenance:
@@ -152,7 +156,8 @@ class Provenance:
                   for p in parts for i in p.images}
         return cls(harness=_joined(p.harness for p in parts),
                    image_mode=_joined(p.image_mode for p in parts),
-                   images=[images[k] for k in sorted(images)])
+                   images=[images[k] for k in sorted(images)],
+                   brokers=_joined(p.brokers for p in parts))
 
 
 def _joined(values: Iterable[str]) -> str:

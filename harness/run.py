@@ -35,6 +35,8 @@ class Run:
     # The images its world started containers from (the world's own record, shared with it, so
     # it is complete whenever the report is written, even before the world is torn down).
     images: ImagesRun = field(default_factory=dict)
+    # The broker releases it runs (``--brokers``), by name; empty for the defaults.
+    brokers: str = ""
 
     @property
     def directory(self) -> Path:
@@ -43,6 +45,8 @@ class Run:
     def replay(self, configurations: str = "", faults: str = "", overrides: str = "") -> str:
         """The command that replays (part of) this run with the same seed."""
         parts = [f"make durability SEED={self.seed}"]
+        if self.brokers:
+            parts.append(f"BROKERS={self.brokers}")
         if configurations:
             parts.append(f"CONFIGS={configurations}")
         if faults:

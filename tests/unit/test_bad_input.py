@@ -38,6 +38,8 @@ def _main_job(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
           "acks-late-prefetch-1"], "--target measures the target file's app", "one or the other"),
         (["--target", "examples/celery-shop/queue-chaos.toml", "--faults", "broker-restart,x"],
          "unknown fault x", "sigkill-worker"),
+        (["--brokers", "redis-9"], "unknown broker version redis-9", "redis-8.0"),
+        (["--brokers", "redis-8.0,valkey-8.1"], "both releases of redis", "one per broker"),
     ],
 )
 def test_unknown_names_and_impossible_values(args: list[str], wrong: str, valid: str) -> None:
@@ -102,3 +104,21 @@ def test_compare_names_the_missing_reports(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "compare needs 2 or more existing durability.json files" in result.stderr
     assert "a.json" in result.stderr and "b.json" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "wrong", "valid"),
+    [
+        (["run", "--brokers", "rabbitmq-5"], "unknown broker version rabbitmq-5", "rabbitmq-4.0"),
+        (["versions", "--passes", "sid"], "unknown pass sid", "trixie (redis-8.0 + rabbitmq-4.0)"),
+        (["versions", "--backends", "sidekiq"], "unknown backend 'sidekiq'", "celery-redis"),
+        (["versions", "--passes", "valkey", "--backends", "celery-rabbitmq"],
+         "no pass measures any of them", "--backends celery-rabbitmq"),
+    ],
+)
+def test_bad_broker_releases_stop_the_command_before_anything_starts(
+        args: list[str], wrong: str, valid: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert wrong in result.stderr and valid in result.stderr, result.stderr

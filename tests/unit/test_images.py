@@ -50,3 +50,31 @@ def test_stale_images_are_earlier_versions_and_never_the_current_one() -> None:
     doomed = stale(listed, keep={"queue-chaos/debian-base:2"}, prefix="queue-chaos/")
     assert doomed == ["base-old", "shop-old"]
     assert stale(listed, keep=(), prefix="other/") == []
+
+
+DEB822 = """Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+
+def test_another_suite_swaps_the_suites_and_keeps_the_mirror() -> None:
+    swapped = images.suite_sources(DEB822, "bookworm", "trixie")
+    assert "Suites: trixie trixie-updates" in swapped
+    assert "Suites: trixie-security" in swapped
+    assert swapped.count("http://deb.debian.org/debian") == 2
+    assert images.suite_sources(DEB822, "bookworm", "bookworm") == DEB822
+
+
+def test_one_line_sources_swap_the_suite_after_the_uri_and_options() -> None:
+    text = ("deb http://m/debian bookworm main\n"
+            "deb [signed-by=/k.gpg arch=amd64] http://m/bookworm-mirror bookworm-updates main\n")
+    assert images.suite_sources(text, "bookworm", "trixie") == (
+        "deb http://m/debian trixie main\n"
+        "deb [signed-by=/k.gpg arch=amd64] http://m/bookworm-mirror trixie-updates main\n")
