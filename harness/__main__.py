@@ -165,6 +165,8 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--faults", default=",".join(VERSION_FAULTS),
                    help=f"comma-separated faults (default: {','.join(VERSION_FAULTS)})")
     v.add_argument("--seed", type=int, default=None, help="fault-schedule seed (every pass)")
+    v.add_argument("--set", dest="overrides", default="",
+                   help="scenario settings, name=value,name=value (every pass)")
     v.add_argument("--worlds", default="auto", help="worlds side by side in each pass")
     v.add_argument("--trials", default="1", help="trials per pass")
     v.add_argument("--report-dir", type=Path, default=Path("reports"),
@@ -390,7 +392,7 @@ def _versions(args: argparse.Namespace) -> int:
             brokers = brokerversions.pass_brokers(name)
             chosen = [b for b in candidates if REGISTRY[b].broker in brokers]
             if chosen:
-                select(None, ",".join(chosen), args.configs, args.faults, "", None)
+                select(None, ",".join(chosen), args.configs, args.faults, args.overrides, None)
                 plan.append((name, chosen))
         if not plan:
             raise ValueError(f"--passes {','.join(passes)} with --backends "
@@ -412,6 +414,7 @@ def _versions(args: argparse.Namespace) -> int:
               f"{', '.join(chosen)} -> {relative(out)}", flush=True)
         code = main(["run", "--brokers", name, "--backends", ",".join(chosen),
                      *(["--configs", args.configs] if args.configs else []),
+                     *(["--set", args.overrides] if args.overrides else []),
                      "--faults", args.faults, "--seed", str(seed), "--worlds", args.worlds,
                      "--trials", args.trials, "--report-dir", str(out)])
         try:
@@ -426,6 +429,7 @@ def _versions(args: argparse.Namespace) -> int:
                + (f" --passes {args.passes}" if args.passes else "")
                + (f" --backends {args.backends}" if args.backends else "")
                + (f" --configs {args.configs}" if args.configs else "")
+               + (f" --set {args.overrides}" if args.overrides else "")
                + (f" --faults {args.faults}" if args.faults != ",".join(VERSION_FAULTS) else "")
                + (f" --trials {args.trials}" if args.trials != "1" else ""))
     args.report_dir.mkdir(parents=True, exist_ok=True)

@@ -327,6 +327,27 @@ def test_write_json_says_invalid_when_proof_fails(tmp_path: Path) -> None:
     assert "INVALID" in (tmp_path / "r.md").read_text()
 
 
+def test_the_broker_versions_beside_the_report_are_shown_with_what_changed(
+        tmp_path: Path) -> None:
+    results = good_run()
+    write(results, tmp_path, name="durability", **META)
+    assert "## Broker versions" not in (tmp_path / "durability.md").read_text()
+    (tmp_path / "versions.json").write_text(json.dumps({
+        "command": "queue-chaos versions --seed 7", "date": "d",
+        "passes": [{"name": "trixie", "servers": {"redis-server": "8.0.2"}, "valid": True,
+                    "scenarios": [{}, {}]}],
+        "rows": [{"configuration": "c", "fault": "broker-sigkill", "change": "verdict changed "
+                  "(bookworm: clean; trixie: 1 lost: VIOLATED)"},
+                 {"configuration": "d", "fault": "none", "change": ""}]}))
+    write(results, tmp_path, name="durability", **META)
+    text = (tmp_path / "durability.md").read_text()
+    assert "## Broker versions" in text
+    assert "- trixie: redis-server 8.0.2 (2 scenarios, self-proof valid)" in text
+    assert ("- `c` under `broker-sigkill`: verdict changed (bookworm: clean; trixie: 1 lost: "
+            "VIOLATED)") in text
+    assert "`d` under `none`" not in text
+
+
 # -- provenance -------------------------------------------------------------------------------
 
 CELERY_IMAGE = {"variable": "CHAOS_CELERY_IMAGE", "tag": "queue-chaos/celery:29d4c1d452406d39",

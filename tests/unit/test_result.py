@@ -137,3 +137,15 @@ def test_shards_provenance_merges_keeping_every_difference() -> None:
 def test_provenance_that_is_not_one_loads_as_what_it_holds(data: object) -> None:
     loaded = Provenance.from_dict(data)
     assert loaded.harness == "" and loaded.images in ([], [{"tag": "1"}])
+
+
+def test_provenance_keeps_the_broker_releases_and_a_merge_joins_differing_ones() -> None:
+    from harness.result import Provenance
+
+    one = Provenance.from_dict({"harness": "h", "brokers": "redis-8.0,rabbitmq-4.0"})
+    assert one.brokers == "redis-8.0,rabbitmq-4.0"
+    assert Provenance.from_dict({"harness": "h"}).brokers == ""
+    other = Provenance(harness="h", brokers="valkey-8.1,rabbitmq-3.10")
+    assert Provenance.merged([one, one]).brokers == "redis-8.0,rabbitmq-4.0"
+    assert Provenance.merged([one, other]).brokers == (
+        "redis-8.0,rabbitmq-4.0 / valkey-8.1,rabbitmq-3.10")
