@@ -32,6 +32,7 @@ from harness import (
     containers,
     gate,
     images,
+    matrix,
     parallel,
     progress,
     report,
@@ -181,6 +182,10 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--report-dir", type=Path, default=Path("reports"),
                     help="where reproductions.md/.json go (default: reports)")
     rp.add_argument("--seed", type=int, default=None, help="fault-schedule seed")
+    rp.add_argument("--passes", default="",
+                    help="run every case once per pass of broker releases (comma-separated: "
+                         f"{', '.join(brokerversions.PASSES)}), a verdict per version "
+                         "(default: each broker's default release only)")
     return top
 
 
@@ -200,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench":
         return _bench(args.sizes, args.report_dir, args.cold)
     if args.command == "reproduce":
-        return _reproduce(args.names, args.report_dir, args.seed)
+        return _reproduce(args.names, args.report_dir, args.seed, args.passes)
     if args.command == "versions":
         return _versions(args)
     if args.command == "timeline":
@@ -305,35 +310,70 @@ def _run(args: argparse.Namespace) -> int:
     return merged or max(codes)
 
 
-def _reproduce(names: list[str], report_dir: Path, seed: int | None) -> int:
+def _reproduce(names: list[str], report_dir: Path, seed: int | None,
+               passes_text: str = "") -> int:
     """The chosen reproductions through the normal run path: one pytest main job per
     configuration and settings (only its reproductions' faults, plus the self-proof the plugin
     adds), all side by side, each a world of its own (own run id, own ports), reporting to
     runs/<run id>/world-K; then each case judged from its run's durability.json, and
-    reproductions.md (+ .json) written. Exit 0 when every case was judged from a result, 1 when
-    one left none, 2 on a bad name."""
+    reproductions.md (+ .json) written. With ``passes_text`` (``--passes``), all of that once
+    per pass of broker releases, one pass after another (runs/<run id>/<pass>/world-K), each
+    reproduction on the passes that name its broker: a verdict per version. Exit 0 when every
+    case was judged from a result, 1 when one left none, 2 on a bad name."""
     try:
         chosen = reproductions.choose(" ".join(names))
-        runs = reproductions.groups(chosen)
-        for (config, overrides), members in runs.items():  # checked before anything starts
-            select(configs=config, faults=",".join(reproductions.faults_of(members)),
-                   settings_text=reproductions.settings_text(overrides))
+        passes = brokerversions.parse_passes(passes_text) if passes_text else [""]
+        plan: list[tuple[str, dict[reproductions.Group, list[reproductions.Reproduction]]]] = []
+        for name in passes:
+            brokers = brokerversions.pass_brokers(name) if name else None
+            members = [r for r in chosen if brokers is None
+                       or matrix.CONFIGURATIONS[r.configuration].owner.broker in brokers]
+            if members:
+                plan.append((name, reproductions.groups(members)))
+        for _, runs in plan:  # checked before anything starts
+            for (config, overrides), members in runs.items():
+                select(configs=config, faults=",".join(reproductions.faults_of(members)),
+                       settings_text=reproductions.settings_text(overrides))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     seed = new_seed() if seed is None else seed
     run_id = new_run_id()
-    print(f"reproduce {run_id}: {len(chosen)} reproductions in {len(runs)} runs side by side, "
-          f"seed {seed}", flush=True)
+    print(f"reproduce {run_id}: {len(chosen)} reproductions, seed {seed}"
+          + (f", passes {', '.join(n for n, _ in plan)}" if passes_text else ""), flush=True)
+    ordered: list[reproductions.Outcome] = []
+    for name, runs in plan:
+        found = _reproduce_pass(name, runs, seed, RUNS / run_id / name if name else RUNS / run_id,
+                                f"{run_id}-{name}" if name else run_id)
+        ordered += [found[r.name] for r in chosen if r.name in found]
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "reproductions.md").write_text(reproductions.render(ordered, date=date))
+    (report_dir / "reproductions.json").write_text(
+        json.dumps(reproductions.as_json(ordered, date=date), indent=2) + "\n")
+    for o in ordered:
+        print(f"{o.reproduction.name:12} {o.release:9} {o.verdict:20} {o.why}")
+    print(f"wrote {relative(report_dir / 'reproductions.md')}")
+    return 1 if any(o.result is None for o in ordered) else 0
+
+
+def _reproduce_pass(release: str, runs: dict[reproductions.Group, list[reproductions.Reproduction]],
+                    seed: int, directory: Path, run_id: str) -> dict[str, reproductions.Outcome]:
+    """One pass of ``reproduce``: its runs side by side (``--brokers release`` when it names
+    one), each case judged; by reproduction name."""
+    if release:
+        print(f"pass {release} ({' + '.join(brokerversions.PASSES[release])})", flush=True)
     children: list[tuple[subprocess.Popen[bytes], Path, list[reproductions.Reproduction]]] = []
     for k, ((config, overrides), members) in enumerate(runs.items(), start=1):
-        out = RUNS / run_id / f"world-{k}"
+        out = directory / f"world-{k}"
         out.mkdir(parents=True, exist_ok=True)
         options = [f"--configs={config}",
                    f"--faults={','.join(reproductions.faults_of(members))}",
                    f"--seed={seed}", f"--run-id={parallel.world_run_id(run_id, k)}"]
         if overrides:
             options.append(f"--set={reproductions.settings_text(overrides)}")
+        if release:
+            options.append(f"--brokers={release}")
         with (out / "pytest.log").open("wb") as log:
             child = subprocess.Popen([*PYTEST, "-v", "-s", f"--report-dir={out}", *options],
                                      env={**os.environ, **parallel.world_ports(k)},
@@ -363,17 +403,8 @@ def _reproduce(names: list[str], report_dir: Path, seed: int | None) -> int:
             outcomes[r.name] = reproductions.judge(
                 r, reproductions.find(run.scenarios, r) if run else None, run=relative(out),
                 run_valid=run.measurement_valid if run else None,
-                self_proof=run.self_proof if run else ())
-    ordered = [outcomes[r.name] for r in chosen]
-    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / "reproductions.md").write_text(reproductions.render(ordered, date=date))
-    (report_dir / "reproductions.json").write_text(
-        json.dumps(reproductions.as_json(ordered, date=date), indent=2) + "\n")
-    for o in ordered:
-        print(f"{o.reproduction.name:12} {o.verdict:20} {o.why}")
-    print(f"wrote {relative(report_dir / 'reproductions.md')}")
-    return 1 if any(o.result is None for o in ordered) else 0
+                self_proof=run.self_proof if run else (), release=release)
+    return outcomes
 
 
 def _versions(args: argparse.Namespace) -> int:

@@ -38,6 +38,9 @@ class Fault:
     target: ClassVar[str] = "worker"  # worker | broker | producer
     needs: ClassVar[frozenset[Capability]] = frozenset()  # of the configuration's backend
     control: ClassVar[bool] = False  # the no-fault control: nothing is injected
+    # Met by some configuration of the default matrix; False for a fault that only reproductions
+    # run (too slow for the time-limited matrix, or telling only under a thread's own workload).
+    in_matrix: ClassVar[bool] = True
 
     def applies(self, configuration: Configuration) -> bool:
         return self.needs <= configuration.capabilities
@@ -134,6 +137,119 @@ class SigtermWorker(Fault):
 
     def heal(self, world: World, target: str) -> None:
         world.wait_exited(target)
+
+
+class SigtermWorkerGroup(Fault):
+    """SIGTERM to every process of a worker at once: its main process and each pool child.
+
+    ``sigterm-worker`` signals the main process only, which then shuts its pool down in order
+    (a warm shutdown: running tasks finish). A container stopped without an init (``docker
+    stop`` of a process group, a Kubernetes pod's termination, ``kill -TERM -<pgid>``) delivers
+    the signal to the children as well, so they die mid-task (billiard's ``WorkerLostError:
+    Worker exited prematurely: signal 15 (SIGTERM)``) while the main process is still in its
+    warm shutdown: what kombu#1836 reports. Only a backend whose tasks run in pool children has
+    anything more to signal than ``sigterm-worker`` does, hence ``POOL_CHILDREN``.
+    """
+
+    name = "sigterm-worker-group"
+    description = ("SIGTERM to a worker's main process and every pool child at the same moment "
+                   "mid-task, as docker stop or a pod's termination delivers it to a process "
+                   "group without an init (kill -TERM -<pgid>); the harness waits for the "
+                   "worker to exit, then starts it again")
+    needs = frozenset({Capability.POOL_CHILDREN})
+    in_matrix = False  # run by the kombu-1836 reproduction (harness/reproductions.py)
+
+    def unmet(self, configuration: Configuration) -> str:
+        return (f"{super().unmet(configuration)}: its tasks run in the worker's main process, "
+                "where this fault is sigterm-worker")
+
+    def inject(self, world: World, target: str) -> None:
+        world.cluster.signal_all(target, signal.SIGTERM)
+
+    def window(self, settings: Any) -> float:
+        return 0.0  # as sigterm-worker: heal waits for the exit, however long it takes
+
+    def heal(self, world: World, target: str) -> None:
+        world.wait_exited(target)
+
+    def interrupted(self, records: list[dict[str, Any]], target: str | None,
+                    fired_t: float) -> list[str]:
+        # The children die: what they ran never ends (a task the warm shutdown let finish, or
+        # one that ended just before the signal, was not interrupted).
+        return killed_mid_task(records, target, fired_t) if target else []
+
+
+class WarmRestarts(Fault):
+    """Warm restarts of one worker in a row while the producer keeps enqueuing (celery#4354,
+    #7950): SIGTERM, wait for the worker to exit, start it again, wait until it is ready and
+    runs a task again, ``RESTARTS`` times.
+
+    A warm shutdown finishes the tasks it runs and gives back what it reserved, so no task
+    should be lost; what the threads report is the shutdown racing the consumer's pending fetch
+    (kombu's BRPOP answered while the worker stops, the message taken off the queue and never
+    recorded). One shutdown rarely lands in that race; a series of them, each mid-task with
+    submissions arriving, gives it many chances (celery#4354's reporter needed up to 20
+    restarts). Each restart waits for the worker to run a task again (observed in the ledger,
+    never a timer), for at most ``BUSY_S``: past it the submissions are over and the series ends
+    early.
+    The whole series is bounded by ``TOTAL_S``; each step by the world's own waits.
+
+    Each restart is a ``warm_restart`` record (when the SIGTERM went, what was in flight);
+    ``interrupted`` is every task in flight at any of them. Applies to a brokered backend: the
+    race is a consumer's fetch from a broker.
+    """
+
+    name = "warm-restarts"
+    description = ("warm restarts of a worker in a row (SIGTERM, wait for the exit, start it "
+                   "again, wait until it runs a task again) while the producer keeps enqueuing, "
+                   "at most 20")
+    needs = frozenset({Capability.BROKERED})
+    in_matrix = False  # a series of restarts: run by celery-4354 and celery-7950 only
+    RESTARTS = 20  # celery#4354's reporter: up to 20 restarts were often enough to see it
+    BUSY_S = 15.0  # a restarted worker runs a task again within it while submissions last
+    TOTAL_S = 300.0  # 20 restarts of about 5 s each, with room to spare
+    RECORD = "warm_restart"
+
+    def window(self, settings: Any) -> float:
+        return 0.0  # the series ends by itself; the worker is running again when it does
+
+    def inject(self, world: World, target: str) -> None:
+        ledger_dir = world.ledger_dir
+        assert ledger_dir is not None
+        deadline = time.monotonic() + self.TOTAL_S
+
+        def busy() -> list[str]:
+            return snapshot(ledger_dir).running.get(target, [])
+
+        done, reason = 0, f"all {self.RESTARTS} done"
+        for restart in range(1, self.RESTARTS + 1):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                reason = f"the series' bound of {self.TOTAL_S:g}s ran out"
+                break
+            if restart > 1:
+                try:  # mid-task again, as the first one was (the schedule's trigger)
+                    until(lambda: bool(busy()), what=f"{target} to run a task again",
+                          timeout_s=min(self.BUSY_S, left), interval_s=0.05)
+                except WaitTimeout:
+                    reason = f"{target} ran no task within {self.BUSY_S:g}s of its restart"
+                    break
+            world.note(self.RECORD, worker=target, restart=restart, in_flight=sorted(busy()))
+            world.cluster.signal(target, "SIGTERM")
+            world.wait_exited(target)
+            since = world.clock()
+            world.cluster.restart(target)
+            world.wait_worker_ready(target, since)
+            done = restart
+        world.note("warm_restarts_ended", worker=target, restarts=done, reason=reason)
+
+    def interrupted(self, records: list[dict[str, Any]], target: str | None,
+                    fired_t: float) -> list[str]:
+        """Every task in flight on ``target`` at any of its restarts since ``fired_t``."""
+        restarts = [float(r["t"]) for r in records
+                    if r.get("kind") == self.RECORD and r.get("worker") == target
+                    and float(r["t"]) >= fired_t]
+        return sorted({task for t in restarts for task in in_flight_at(records, target, t)})
 
 
 class SigstopWorker(Fault):
@@ -408,6 +524,7 @@ FAULTS: dict[str, Fault] = {
         NoFault(), SigkillWorker(), SigkillPoolChild(), SigtermWorker(), SigstopWorker(),
         BrokerKill(), BrokerRestart(), CutWorkerBroker(), BlackholeWorkerBroker(),
         SlowWorkerBroker(), CutProducerBroker(), CrashAfterEffect(), BrpopWindowKill(),
+        SigtermWorkerGroup(), WarmRestarts(),
     )
 }
 

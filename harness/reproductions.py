@@ -165,6 +165,54 @@ def judge_arq_reconnect(r: ScenarioResult) -> Judgement:
     return CANNOT_TELL, f"no task was left to consume after the heal: {numbers}"
 
 
+def judge_1836(r: ScenarioResult) -> Judgement:
+    """kombu#1836: with acks late on Redis, SIGTERM reaching the pool children together with the
+    main process (a container or pod stopped without an init) kills the running tasks
+    (WorkerLostError, signal 15) and their unacknowledged messages are lost. Loss (or tasks left
+    stuck) reproduces it; every task the signal cut coming back and completing does not. A
+    run without acks late cannot test it: acks early loses such tasks by design. Without
+    ``task_reject_on_worker_lost`` the loss is Celery's documented default, and the verdict
+    says so (measured: acks-late-no-reject loses the cut tasks, acks-late-prefetch-1 does not)."""
+    if (bad := _unusable(r)) is not None:
+        return bad
+    cut = len(r.in_flight_at_fault)
+    numbers = (f"tasks cut by the group SIGTERM {cut}, "
+               + _numbers(r, "submitted", "completed", "lost", "stuck", "redelivered",
+                          "re_executed"))
+    if r.knobs.get("acks_late") is False:
+        return CANNOT_TELL, f"the workers ran acks early, not the thread's acks late: {numbers}"
+    if _n(r, "lost") or _n(r, "stuck"):
+        why = ("; without task_reject_on_worker_lost Celery acknowledges a task whose pool child "
+               "died (WorkerLostError), as documented, so this loss is the default's, not a "
+               "bug of kombu's" if r.knobs.get("reject_on_worker_lost") is False else "")
+        return REPRODUCES, (f"the SIGTERM to the whole worker lost or stranded tasks: "
+                            f"{numbers}{why}")
+    if not r.drained:
+        return CANNOT_TELL, f"the drain hit its deadline with tasks unaccounted: {numbers}"
+    return DOES_NOT, f"every task the SIGTERM cut came back and completed: {numbers}"
+
+
+def judge_shutdown_fetch(r: ScenarioResult) -> Judgement:
+    """celery#4354 and #7950: a worker shutting down warm (restarted, again and again, while
+    tasks keep arriving) takes a message off the Redis queue with its pending fetch and never
+    runs it nor gives it back. A task lost before any start of it reproduces it; a task lost
+    after it started is some other loss (a warm shutdown lets running tasks finish), so it
+    cannot tell; every task completing does not."""
+    if (bad := _unusable(r)) is not None:
+        return bad
+    numbers = (f"tasks in flight at the restarts {len(r.in_flight_at_fault)}, "
+               + _numbers(r, "submitted", "completed", "lost", "lost_unstarted", "stuck",
+                          "redelivered", "duplicated"))
+    if _n(r, "lost_unstarted"):
+        return REPRODUCES, f"tasks left the queue and never ran across the restarts: {numbers}"
+    if _n(r, "lost"):
+        return CANNOT_TELL, (f"tasks were lost after they had started, which is not the "
+                             f"fetch the threads report: {numbers}")
+    if _n(r, "stuck") or not r.drained:
+        return CANNOT_TELL, f"the drain hit its deadline with tasks unaccounted: {numbers}"
+    return DOES_NOT, f"every task submitted across the restarts completed: {numbers}"
+
+
 def _arq(name: str, thread: str, number: int, fault: str, claim: str) -> Reproduction:
     return Reproduction(name, thread, f"https://github.com/python-arq/arq/issues/{number}", claim,
                         "arq-max-tries-5", fault, judge_arq_reconnect)
@@ -207,6 +255,36 @@ REPRODUCTIONS: dict[str, Reproduction] = {r.name: r for r in (
     _arq("arq-498", "python-arq/arq#498", 498, "broker-restart",
          "After Redis restarts the arq worker crashes at once, even with redis-py retry "
          "settings (Retry with backoff, retry_on_error, retry_on_timeout)."),
+    # The thread shows Redis, the prefork pool and messages left unacknowledged (acks late);
+    # acks-late-prefetch-1 also requeues on worker loss, so a loss there is not by design.
+    Reproduction("kombu-1836", "celery/kombu#1836",
+                 "https://github.com/celery/kombu/issues/1836",
+                 "With acks late on Redis, a SIGTERM that reaches the prefork pool children "
+                 "together with the main process (a container or pod stopped without an init) "
+                 "kills the running tasks with WorkerLostError (signal 15), and their "
+                 "unacknowledged messages are lost.",
+                 "acks-late-prefetch-1", "sigterm-worker-group", judge_1836),
+    # Celery's defaults on Redis (acks early, prefetch 4, prefork): the thread's reporter and
+    # a later commenter both ran without acks late. Its task enqueues the next one while it
+    # runs, and the worker is restarted mid-task: steady submissions across the restarts.
+    _celery("celery-4354", 4354,
+            "Restarting a worker with a warm shutdown while tasks run and keep enqueuing new "
+            "ones loses tasks now and then (about one restart in two, up to 20 to see it): "
+            "Redis answers the stopping worker's last BRPOP, and kombu never processes or "
+            "restores that message.",
+            "acks-early-prefetch-4", "warm-restarts", judge_shutdown_fetch,
+            (("tasks", "440"), ("submit_rate", "4"), ("fault_after_started", "4"),
+             ("cost_tasks", "0"), ("cost_latency_tasks", "0"))),
+    # The thread shows Redis (RPOP, then the unacked hash) with Celery's defaults otherwise:
+    # the worker is fetching (idle, its BRPOP pending) when the shutdown comes, so short tasks
+    # arriving slowly keep the workers mostly waiting on the queue.
+    _celery("celery-7950", 7950,
+            "A worker shut down while it is fetching takes the next task off the Redis queue "
+            "without recording it as unacknowledged, so the task is deleted and never runs.",
+            "acks-early-prefetch-4", "warm-restarts", judge_shutdown_fetch,
+            (("tasks", "220"), ("submit_rate", "2"), ("task_min_s", "0.1"),
+             ("task_max_s", "0.4"), ("fault_after_started", "3"), ("cost_tasks", "0"),
+             ("cost_latency_tasks", "0"))),
 )}
 
 
@@ -254,23 +332,25 @@ class Outcome:
     run: str = ""  # the run directory the result came from
     run_valid: bool | None = None
     self_proof: tuple[str, ...] = ()
+    release: str = ""  # the pass of broker releases it ran on (harness/brokerversions.py)
 
 
 def judge(r: Reproduction, result: ScenarioResult | None, *, run: str = "",
-          run_valid: bool | None = None, self_proof: Iterable[str] = ()) -> Outcome:
+          run_valid: bool | None = None, self_proof: Iterable[str] = (),
+          release: str = "") -> Outcome:
     """The reproduction's verdict on its case's result. A run whose self-proof failed cannot
     vouch for what it measured, except the fault-less reproduction whose control is the bug
     itself (its own duplicates fail the self-proof by design)."""
     proof = tuple(self_proof)
     if result is None:
         return Outcome(r, CANNOT_TELL, f"its case {r.configuration} x {r.fault} did not run or "
-                                       "left no result", None, run, run_valid, proof)
+                                       "left no result", None, run, run_valid, proof, release)
     verdict, why = r.judge(result)
     if run_valid is False and r.fault != "none" and verdict != CANNOT_TELL:
         why = (f"the run's self-proof failed, so its measurement cannot vouch for this; the "
                f"case alone said {verdict}: {why}")
         verdict = CANNOT_TELL
-    return Outcome(r, verdict, why, result, run, run_valid, proof)
+    return Outcome(r, verdict, why, result, run, run_valid, proof, release)
 
 
 def _versions(result: ScenarioResult | None) -> str:
@@ -284,54 +364,100 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def replay_command(names: Iterable[str]) -> str:
-    return "queue-chaos reproduce " + " ".join(names)
+# The servers a pass's column names: the brokers whose release it chose.
+SERVER_NAMES = ("redis-server", "valkey-server", "rabbitmq-server")
+
+
+def replay_command(names: Iterable[str], passes: Iterable[str] = ()) -> str:
+    chosen = ",".join(passes)
+    return ("queue-chaos reproduce " + " ".join(names)
+            + (f" --passes {chosen}" if chosen else ""))
+
+
+def releases(outcomes: Iterable[Outcome]) -> list[str]:
+    """The passes of broker releases the outcomes ran on, in the order first seen ("" alone:
+    each broker's default, the run had no passes)."""
+    return list(dict.fromkeys(o.release for o in outcomes))
 
 
 def render(outcomes: list[Outcome], *, date: str = "") -> str:
-    """reports/reproductions.md: a table per reproduction and the command that replays them."""
+    """reports/reproductions.md: the verdicts (one column per pass of broker releases when
+    there were several), a table per reproduction, and the command that replays them."""
+    passes = releases(outcomes)
+    by_name: dict[str, dict[str, Outcome]] = {}
+    for o in outcomes:
+        by_name.setdefault(o.reproduction.name, {})[o.release] = o
     lines = ["# Upstream bugs, reproduced", ""]
     if date:
         lines += [f"Measured {date}.", ""]
     lines += ["Each upstream report recreated with the harness's own configurations and faults, "
               "and judged from the scenario's counts: reproduces, does not reproduce, or cannot "
               "tell (and why). Each is one run of one scenario; a verdict is a measurement, not "
-              "a proof (`--trials` repeats it).", "",
-              "| reproduction | verdict |", "|---|---|"]
-    lines += [f"| {o.reproduction.name} ({o.reproduction.thread}) | {o.verdict} |"
-              for o in outcomes]
-    for o in outcomes:
-        r, res = o.reproduction, o.result
+              "a proof (`--trials` repeats it)."
+              + (" Each pass runs every case on one set of broker releases "
+                 "(`harness/brokerversions.py`): a verdict per version." if passes != [""]
+                 else ""), ""]
+    if passes == [""]:
+        lines += ["| reproduction | verdict |", "|---|---|"]
+    else:
+        lines += ["| reproduction | " + " | ".join(_pass_title(p, outcomes) for p in passes)
+                  + " |", "|---|" + "---|" * len(passes)]
+    for name, found in by_name.items():
+        r = next(iter(found.values())).reproduction
+        lines.append(f"| {name} ({r.thread}) | "
+                     + " | ".join(found[p].verdict if p in found else "not run" for p in passes)
+                     + " |")
+    for found in by_name.values():
+        r = next(iter(found.values())).reproduction
         settings = ", ".join(f"{k}={v}" for k, v in r.overrides)
-        proof = ("valid" if o.run_valid else "not valid" if o.run_valid is False else "-")
-        if o.run_valid is False and r.fault == "none":
-            proof += (" (expected: this case is a no-fault control whose duplicates are the "
-                      "bug; the self-proof's known loss case still has to lose work)")
         rows: list[tuple[str, str]] = [
             ("thread", f"[{r.thread}]({r.url})"),
             ("what it reports", r.claim),
             ("configuration x fault", f"`{r.configuration}` x `{r.fault}`"
              + (f" (settings: {settings})" if settings else "")),
-            ("verdict", f"**{o.verdict}**"),
-            ("numbers", o.why),
-            ("scenario", res.scenario + (f" (seed {res.seed})" if res else "") if res else "-"),
-            ("run", f"{o.run or '-'}; self-proof {proof}"),
-            ("versions measured", _versions(res)),
         ]
+        for release, o in found.items():
+            on = f" ({release})" if release else ""
+            res = o.result
+            proof = ("valid" if o.run_valid else "not valid" if o.run_valid is False else "-")
+            if o.run_valid is False and r.fault == "none":
+                proof += (" (expected: this case is a no-fault control whose duplicates are "
+                          "the bug; the self-proof's known loss case still has to lose work)")
+            rows += [
+                (f"verdict{on}", f"**{o.verdict}**"),
+                (f"numbers{on}", o.why),
+                (f"scenario{on}", res.scenario + f" (seed {res.seed})" if res else "-"),
+                (f"run{on}", f"{o.run or '-'}; self-proof {proof}"),
+                (f"versions measured{on}", _versions(res)),
+            ]
         lines += ["", f"## {r.name}", "", "| | |", "|---|---|"]
         lines += [f"| {k} | {_cell(v)} |" for k, v in rows]
-    lines += ["", "Replay:", "", "```", replay_command(o.reproduction.name for o in outcomes),
-              "```", ""]
+    lines += ["", "Replay:", "", "```",
+              replay_command(by_name, [p for p in passes if p]), "```", ""]
     return "\n".join(lines)
+
+
+def _pass_title(release: str, outcomes: Iterable[Outcome]) -> str:
+    """A pass's column title: its name and the servers its cases ran on."""
+    servers: dict[str, str] = {}
+    for o in outcomes:
+        if o.release == release and o.result is not None:
+            servers.update({k: v for k, v in o.result.servers.items()
+                            if k in SERVER_NAMES})
+    shown = ", ".join(f"{k} {v}" for k, v in servers.items())
+    return f"{release}" + (f" ({shown})" if shown else "")
 
 
 def as_json(outcomes: list[Outcome], *, date: str = "") -> dict[str, object]:
     """reports/reproductions.json: the same as the table, for tools."""
-    return {"date": date, "replay": replay_command(o.reproduction.name for o in outcomes),
+    names = dict.fromkeys(o.reproduction.name for o in outcomes)
+    return {"date": date,
+            "replay": replay_command(names, [p for p in releases(outcomes) if p]),
             "reproductions": [
                 {"name": o.reproduction.name, "thread": o.reproduction.thread,
                  "url": o.reproduction.url, "claim": o.reproduction.claim,
                  "configuration": o.reproduction.configuration, "fault": o.reproduction.fault,
+                 "release": o.release,
                  "verdict": o.verdict, "why": o.why, "run": o.run, "run_valid": o.run_valid,
                  "scenario": o.result.scenario if o.result else None,
                  "counts": dict(o.result.counts) if o.result else {},

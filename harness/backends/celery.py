@@ -24,6 +24,14 @@ POOLS = ("prefork", "threads", "solo")
 # The pool's module name (celery.concurrency.<name>), as the agent reports it -> the pool option.
 POOL_NAMES = {"thread": "threads"}
 WORKER_DEATH = "worker-death"
+# Faults that end a worker with a warm shutdown (its main process closes its channel itself):
+# SIGTERM of the main process once, or in a series; SIGTERM of the whole process group, whose
+# children die mid-task while the main process shuts down warm.
+WARM_RESTARTS = "warm-restarts"
+GROUP_SIGTERM = "sigterm-worker-group"
+WARM_SHUTDOWNS = ("sigterm-worker", WARM_RESTARTS, GROUP_SIGTERM)
+# Faults whose pool child dies mid-task while the main process lives on (for a moment at least).
+POOL_CHILD_DEATHS = ("sigkill-pool-child", GROUP_SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -129,11 +137,16 @@ class Celery(Backend):
 
     def lost(self, r: ScenarioResult, n: int) -> str | None:
         head = f"{n} lost"
+        if r.fault == WARM_RESTARTS:
+            return (f"{head} across warm restarts of {r.fault_target}: a warm shutdown lets "
+                    "running tasks finish and gives reserved ones back, so it should lose none; "
+                    "those lost before they started were taken off the queue by a fetch the "
+                    "stopping worker never processed (celery#4354, celery#7950).")
         if not r.knobs.get("acks_late") and r.fault_kind == WORKER_DEATH:
             return (f"{head}: they were running on {r.fault_target} when it died, and Celery had "
                     "acknowledged them when they started (acks early), so nothing redelivered "
                     "them. `task_acks_late=True` keeps them in the broker until they finish.")
-        if not r.knobs.get("reject_on_worker_lost") and r.fault == "sigkill-pool-child":
+        if not r.knobs.get("reject_on_worker_lost") and r.fault in POOL_CHILD_DEATHS:
             return (f"{head}: the pool child died mid-task and, without "
                     "`task_reject_on_worker_lost`, Celery acknowledged the message as failed "
                     "(WorkerLostError) instead of requeueing it. "

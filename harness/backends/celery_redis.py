@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from harness.backend import Capability, Clock, Configuration, stall_clock
-from harness.backends.celery import WORKER_DEATH, Celery, CeleryKnobs
+from harness.backends.celery import (
+    GROUP_SIGTERM,
+    WARM_RESTARTS,
+    WARM_SHUTDOWNS,
+    WORKER_DEATH,
+    Celery,
+    CeleryKnobs,
+)
 from harness.backends.redisbroker import Handover, RedisForensics, lost_to_broker_kill
 
 if TYPE_CHECKING:
@@ -150,11 +157,12 @@ class CeleryRedis(Celery):
         """The visibility timeout, when a message came back only through the sweep: its
         worker died whole (SIGKILL of the worker; a crash of the solo or threads pool's only
         process), stalled, or lost its link, leaving it in the ``unacked`` hash. Not after a warm
-        shutdown (kombu restores a closing channel's unacked messages at once), nor when only a
-        pool child died (the main process requeues or acknowledges it at once), nor after a
-        broker fault (a reconnecting channel may restore them at once, or the sweep later: not
-        established, so no clock is claimed). A team's own app runs its own timeout, which is
-        its production one: nothing was compressed."""
+        shutdown, one or a series, even one whose pool children died with it (the main process
+        closes its channel, and kombu restores a closing channel's unacked messages at once),
+        nor when only a pool child died (the main process requeues or acknowledges it at once),
+        nor after a broker fault (a reconnecting channel may restore them at once, or the sweep
+        later: not established, so no clock is claimed). A team's own app runs its own timeout,
+        which is its production one: nothing was compressed."""
         if not self.built_in(r.configuration):
             return None
         if r.fault_kind in LINK_KINDS:
@@ -162,7 +170,7 @@ class CeleryRedis(Celery):
         elif r.fault_kind == WORKER_DEATH:
             child_only = (r.fault in POOL_CHILD_FAULTS
                           and r.knobs.get("pool", "prefork") == "prefork")
-            governed = r.fault != "sigterm-worker" and not child_only
+            governed = r.fault not in WARM_SHUTDOWNS and not child_only
         else:
             governed = False
         if not governed:
@@ -180,6 +188,11 @@ class CeleryRedis(Celery):
         said = lost_to_broker_kill(r, n) or super().lost(r, n)
         if said:
             return said
+        if r.fault == GROUP_SIGTERM:
+            return (f"{n} lost: SIGTERM reached {r.fault_target}'s pool children with its main "
+                    "process, so the children died mid-task (WorkerLostError, signal 15) while "
+                    "the main process was in its warm shutdown, and their unacknowledged "
+                    "messages were neither requeued nor restored to the queue (kombu#1836).")
         if r.fault_kind in LINK_KINDS:
             return (f"{n} lost: Redis had handed them to the stopped or cut-off worker (popped "
                     "from the queue) without their ever reaching the unacked hash, so no "
@@ -193,6 +206,12 @@ class CeleryRedis(Celery):
         loses it whatever acks early or late says."""
         if r.fault_kind != WORKER_DEATH:
             return None
+        if r.fault == WARM_RESTARTS:
+            return (f"{count} lost before their first start across warm restarts of "
+                    f"{r.fault_target}: Redis answered the stopping worker's pending BRPOP (the "
+                    "message left the queue's list) and the worker exited without recording "
+                    "it in the unacked hash, so nothing could restore it (celery#4354, "
+                    "celery#7950; kombu#1733 was meant to close this).")
         if r.fault == BRPOP_WINDOW_FAULT:
             return (f"{count} lost before their first start: the BRPOP window, reproduced. "
                     f"With Redis's replies to {r.fault_target} throttled by Toxiproxy, Redis "
@@ -225,7 +244,7 @@ class CeleryRedis(Celery):
                 "had already done its side effect")
 
     def fresh_redeliveries(self, r: ScenarioResult, n: int) -> str | None:
-        if r.fault == "sigterm-worker":
+        if r.fault in WARM_SHUTDOWNS:
             return (f"{n} redelivered before their first start: the worker had prefetched them "
                     "(reserved, unacknowledged) and gave them back to Redis at warm shutdown "
                     "(kombu restores a channel's unacknowledged messages when it closes), so "

@@ -15,12 +15,15 @@ from harness.backend import Capability
 from harness.backends import REGISTRY
 from harness.backends.celery_redis import CeleryRedisForensics
 from harness.backends.redisbroker import AckEmulation, Handover
-from harness.faults import FAULTS, KINDS, BrpopWindowKill, Fault, window_records
+from harness.faults import FAULTS, KINDS, BrpopWindowKill, Fault, WarmRestarts, window_records
 from harness.matrix import CONFIGURATIONS, Settings
 from harness.target import Target
 from harness.world import World
 from queue_chaos_agent.ledger import LedgerWriter, read_ledger
+from tests.unit.build import scenario_result
 
+# Faults whose window is no timer: the heal (or the fault itself) waits for the worker.
+ENDS_BY_ITSELF = ("sigterm-worker", "sigterm-worker-group", "warm-restarts")
 BROKER_OR_LINK = ("broker-sigkill", "broker-restart", "cut-worker-broker",
                   "blackhole-worker-broker", "latency-worker-broker", "cut-producer-broker")
 
@@ -103,14 +106,15 @@ def test_process_faults_apply_everywhere(name: str) -> None:
 def test_window_is_the_fault_window_by_default() -> None:
     settings = Settings(fault_window_s=3.5, stop_window_s=30.0)
     for name, fault in FAULTS.items():
-        if name not in ("sigstop-worker", "sigterm-worker"):
+        if name not in ("sigstop-worker", *ENDS_BY_ITSELF):
             assert fault.window(settings) == 3.5, name
 
 
 def test_sigstop_lasts_the_stop_window_and_sigterm_waits_for_the_exit() -> None:
     settings = Settings(fault_window_s=3.5, stop_window_s=30.0)
     assert FAULTS["sigstop-worker"].window(settings) == 30.0
-    assert FAULTS["sigterm-worker"].window(settings) == 0.0
+    for name in ENDS_BY_ITSELF:
+        assert FAULTS[name].window(settings) == 0.0, name
     # by default the stop outlasts the visibility timeout, so a redelivery can happen
     assert Settings().stop_window_s > Settings().visibility_timeout_s
 
@@ -343,3 +347,143 @@ def test_kombus_queue_and_unacked_hash_are_read_in_one_transaction() -> None:
     assert forensics.handover() == Handover(frozenset({"q1", "q2"}), frozenset({"u1"}))
     assert transactions == [True]
     assert pipe.calls == [("lrange", "chaos"), ("hvals", "unacked")]
+
+
+# -- sigterm-worker-group and warm-restarts: outside the default matrix --------------------------
+
+
+def test_the_shutdown_faults_are_in_no_configuration_of_the_default_matrix() -> None:
+    """Each costs more than one scenario's worth of time and answers a reproduction's question
+    (kombu#1836, celery#4354/#7950): ``queue-chaos reproduce`` runs them, the matrix does not."""
+    assert {n for n, f in FAULTS.items() if not f.in_matrix} == {"sigterm-worker-group",
+                                                                  "warm-restarts"}
+    for name in ("sigterm-worker-group", "warm-restarts"):
+        assert not [c.name for c in CONFIGURATIONS.values() if name in c.meets], name
+        assert FAULTS[name].kind == "worker-death" and FAULTS[name].target == "worker"
+
+
+def test_sigterm_worker_group_applies_where_tasks_run_in_pool_children() -> None:
+    for name in CONFIGURATIONS:
+        assert applies("sigterm-worker-group", name) is applies("sigkill-pool-child", name), name
+    assert applies("sigterm-worker-group", "acks-late-prefetch-1")
+    message = FAULTS["sigterm-worker-group"].unmet(CONFIGURATIONS["acks-late-solo"])
+    assert message == ("fault sigterm-worker-group needs pool-children, which configuration "
+                       "acks-late-solo (backend celery-redis) does not have: its tasks run in "
+                       "the worker's main process, where this fault is sigterm-worker")
+
+
+def test_warm_restarts_apply_to_every_brokered_backend() -> None:
+    for name, config in CONFIGURATIONS.items():
+        assert applies("warm-restarts", name) is (config.backend != "fastapi"), name
+    assert FAULTS["warm-restarts"].unmet(CONFIGURATIONS["fastapi-graceful-10"]).startswith(
+        "fault warm-restarts needs brokered, which configuration fastapi-graceful-10")
+
+
+def test_sigterm_worker_group_signals_every_process_and_counts_what_it_cut(
+        tmp_path: Path) -> None:
+    world, seen = fake_world(tmp_path, FakeRedisBroker())
+    exited: list[str] = []
+    cast(Any, world).wait_exited = exited.append
+    fault = FAULTS["sigterm-worker-group"]
+    fault.inject(world, "worker1")
+    fault.heal(world, "worker1")
+    assert seen.signals == [("worker1", "SIGTERM")]  # signal_all: every process at once
+    assert exited == ["worker1"]
+    records = [
+        {"kind": "started", "task": "a", "execution": "ea", "worker": "w1", "pid": 8, "t": 1.0},
+        {"kind": "started", "task": "b", "execution": "eb", "worker": "w1", "pid": 7, "t": 1.5},
+        {"kind": "completed", "task": "a", "execution": "ea", "worker": "w1", "pid": 8,
+         "t": 2.9},
+    ]
+    # The children die: only what never ended was cut (a, finished by the warm shutdown, not).
+    assert fault.interrupted(records, "w1", 2.0) == ["b"]
+    assert fault.interrupted(records, None, 2.0) == []
+
+
+def restart_world(tmp_path: Path, busy_after: int) -> tuple[World, list[tuple[str, str]]]:
+    """A world whose worker is ready after each restart and runs a task again after the first
+    ``busy_after`` of them (each restart and each run a real ledger record)."""
+    ledger = LedgerWriter(tmp_path, "worker")
+    ledger.write("worker_ready", worker="worker1")
+    ledger.write("started", task="t0", execution="e0", worker="worker1", pid=8)
+    calls: list[tuple[str, str]] = []
+    notes = LedgerWriter(tmp_path, "harness-faults")
+    restarts = [0]
+
+    def ready(name: str, since: float) -> None:
+        restarts[0] += 1
+        ledger.write("worker_ready", worker=name)
+        if restarts[0] <= busy_after:
+            n = restarts[0]
+            ledger.write("started", task=f"t{n}", execution=f"e{n}", worker=name, pid=8)
+
+    world = SimpleNamespace(
+        ledger_dir=tmp_path, clock=lambda: 42.0,
+        cluster=SimpleNamespace(signal=lambda name, sig: calls.append((name, sig)),
+                                restart=lambda name: calls.append((name, "start"))),
+        wait_exited=lambda name: calls.append((name, "exited")),
+        wait_worker_ready=ready,
+        note=lambda kind, **fields: notes.write(kind, **fields),
+    )
+    return cast(World, world), calls
+
+
+def test_warm_restarts_restart_mid_task_each_time_up_to_their_count(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert WarmRestarts.RESTARTS == 20  # as many as celery#4354's reporter needed
+    monkeypatch.setattr(WarmRestarts, "RESTARTS", 5)
+    world, calls = restart_world(tmp_path, busy_after=10)
+    fault = FAULTS["warm-restarts"]
+    fault.inject(world, "worker1")
+    one = [("worker1", "SIGTERM"), ("worker1", "exited"), ("worker1", "start")]
+    assert calls == one * 5
+    records = read_ledger([tmp_path]).records
+    made = [r for r in records if r["kind"] == "warm_restart"]
+    assert [(r["restart"], r["in_flight"]) for r in made] == [
+        (1, ["t0"]), (2, ["t1"]), (3, ["t2"]), (4, ["t3"]), (5, ["t4"])]
+    (ended,) = read_ledger([tmp_path]).of_kind("warm_restarts_ended")
+    assert (ended["restarts"], ended["reason"]) == (5, "all 5 done")
+    # Interrupted: whatever ran at any of the restarts (none of these tasks ever ended).
+    assert fault.interrupted(records, "worker1", 0.0) == ["t0", "t1", "t2", "t3", "t4"]
+    assert fault.interrupted(records, "worker2", 0.0) == []
+
+
+def test_warm_restarts_end_early_once_the_worker_runs_no_task(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Submissions over, the restarted worker stays idle: the series ends, bounded, and says
+    why, rather than restarting an idle worker (which would test nothing) or waiting on."""
+    monkeypatch.setattr(WarmRestarts, "BUSY_S", 0.2)
+    world, calls = restart_world(tmp_path, busy_after=1)
+    FAULTS["warm-restarts"].inject(world, "worker1")
+    assert [sig for _, sig in calls].count("SIGTERM") == 2
+    (ended,) = read_ledger([tmp_path]).of_kind("warm_restarts_ended")
+    assert ended["restarts"] == 2
+    assert ended["reason"] == "worker1 ran no task within 0.2s of its restart"
+
+
+def test_the_shutdown_faults_are_explained_as_warm_shutdowns_not_the_visibility_timeout() -> None:
+    """kombu restores a closing channel's unacknowledged messages at once: no recovery after
+    either fault waited for the visibility timeout, and a loss is said in the threads' terms."""
+    redis = REGISTRY["celery-redis"]
+
+    def result(fault: str, **knobs: Any) -> Any:
+        return scenario_result(
+            fault=fault, fault_kind="worker-death", fault_target="worker2",
+            configuration="acks-early-prefetch-4", recovery_s=3.0,
+            settings={"visibility_timeout_s": 15},
+            knobs={"acks_late": False, "pool": "prefork", **knobs})
+
+    for fault in ("sigterm-worker", "sigterm-worker-group", "warm-restarts"):
+        assert redis.recovery_clock(result(fault)) is None, fault
+    assert redis.recovery_clock(result("sigkill-worker")) is not None
+    said = redis.lost_unstarted(result("warm-restarts"), "2")
+    assert said is not None and "celery#4354" in said and "pending BRPOP" in said
+    said = redis.lost(result("warm-restarts"), 2)
+    assert said is not None and "should lose none" in said
+    said = redis.lost(result("sigterm-worker-group", acks_late=True,
+                             reject_on_worker_lost=True), 1)
+    assert said is not None and "kombu#1836" in said
+    said = redis.lost(result("sigterm-worker-group", acks_late=True), 1)
+    assert said is not None and "task_reject_on_worker_lost" in said
+    said = redis.fresh_redeliveries(result("warm-restarts"), 3)
+    assert said is not None and "at warm shutdown" in said

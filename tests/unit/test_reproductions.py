@@ -9,6 +9,7 @@ import pytest
 from harness import matrix
 from harness import reproductions as rp
 from harness.__main__ import main
+from harness.faults import WarmRestarts
 from tests.unit.build import scenario_result
 
 CLEAN = {"submitted": 40, "completed": 40, "acknowledged": 40}
@@ -46,10 +47,12 @@ def test_the_command_exits_2_on_a_bad_name(capsys: pytest.CaptureFixture[str]) -
 def test_groups_run_each_configuration_and_settings_once_with_only_their_faults() -> None:
     runs = rp.groups(rp.choose(""))
     assert [(c, rp.faults_of(m)) for (c, _), m in runs.items()] == [
-        ("acks-late-prefetch-1", ["sigkill-worker", "sigterm-worker"]),
+        ("acks-late-prefetch-1", ["sigkill-worker", "sigterm-worker", "sigterm-worker-group"]),
         ("acks-late-prefetch-4", ["sigkill-worker"]),
         ("acks-late-prefetch-1", ["none"]),
         ("arq-max-tries-5", ["cut-worker-broker", "broker-restart"]),
+        ("acks-early-prefetch-4", ["warm-restarts"]),  # celery#4354: steady submissions
+        ("acks-early-prefetch-4", ["warm-restarts"]),  # celery#7950: workers mostly fetching
     ]
     five = rp.REPRODUCTIONS["celery-5935"]
     assert "visibility_timeout_s=3" in rp.settings_text(five.overrides)
@@ -122,3 +125,83 @@ def test_render_has_a_table_per_reproduction_versions_and_the_replay() -> None:
     assert "queue-chaos reproduce celery-3541 arq-435" in text
     data = rp.as_json([rp.judge(r, res)])
     assert data["reproductions"][0]["verdict"] == rp.DOES_NOT  # type: ignore[index]
+
+
+def test_render_gives_a_verdict_per_release_when_run_in_passes() -> None:
+    r = rp.REPRODUCTIONS["celery-3541"]
+    old = result(counts={"redelivered": 2}, servers={"redis-server": "7.0.15"})
+    new = result(counts={"lost": 2, "completed": 38}, servers={"redis-server": "8.0.2"})
+    outcomes = [rp.judge(r, old, release="bookworm"), rp.judge(r, new, release="trixie")]
+    text = rp.render(outcomes, date="d")
+    assert ("| reproduction | bookworm (redis-server 7.0.15) | trixie (redis-server 8.0.2) |"
+            in text)
+    assert "| celery-3541 (celery/celery#3541) | does not reproduce | reproduces |" in text
+    assert "| verdict (trixie) | **reproduces** |" in text
+    assert "queue-chaos reproduce celery-3541 --passes bookworm,trixie" in text
+    data = rp.as_json(outcomes)
+    assert [x["release"] for x in data["reproductions"]] == ["bookworm", "trixie"]  # type: ignore[attr-defined]
+
+
+def test_an_unknown_pass_is_refused_naming_the_valid_ones(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", "celery-3541", "--passes", "sid"]) == 2
+    assert "unknown pass sid" in capsys.readouterr().err
+
+
+def test_1836_loss_after_the_group_sigterm_reproduces_full_recovery_does_not() -> None:
+    judge = rp.REPRODUCTIONS["kombu-1836"].judge
+    cut = {"in_flight_at_fault": ["a", "b"], "knobs": {"acks_late": True}}
+    verdict, why = judge(result("sigterm-worker-group", counts={"completed": 38, "lost": 2},
+                                **cut))
+    assert verdict == rp.REPRODUCES and "cut by the group SIGTERM 2" in why
+    assert judge(result("sigterm-worker-group", counts={"stuck": 1}, **cut))[0] == rp.REPRODUCES
+    verdict, why = judge(result("sigterm-worker-group", counts={"redelivered": 2}, **cut))
+    assert verdict == rp.DOES_NOT and "redelivered 2" in why
+    assert judge(result("sigterm-worker-group", drained=False, **cut))[0] == rp.CANNOT_TELL
+    # without task_reject_on_worker_lost the loss is Celery's documented default: said so
+    verdict, why = judge(result("sigterm-worker-group", counts={"lost": 2},
+                                in_flight_at_fault=["a", "b"],
+                                knobs={"acks_late": True, "reject_on_worker_lost": False}))
+    assert verdict == rp.REPRODUCES and "documented" in why
+    assert "documented" not in judge(result("sigterm-worker-group", counts={"lost": 2},
+                                            **cut))[1]
+    # acks early loses a killed child's task by design: not the thread's configuration
+    verdict, why = judge(result("sigterm-worker-group", counts={"lost": 2},
+                                knobs={"acks_late": False}))
+    assert verdict == rp.CANNOT_TELL and "acks early" in why
+    assert judge(result("sigterm-worker-group", valid=False,
+                        validity="the fault fired while its target ran no task"))[0] \
+        == rp.CANNOT_TELL
+
+
+@pytest.mark.parametrize("name", ["celery-4354", "celery-7950"])
+def test_shutdown_fetch_needs_a_task_lost_before_it_started(name: str) -> None:
+    r = rp.REPRODUCTIONS[name]
+    assert (r.configuration, r.fault) == ("acks-early-prefetch-4", "warm-restarts")
+    judge = r.judge
+    restarts = {"in_flight_at_fault": ["a", "b", "c"]}
+    verdict, why = judge(result("warm-restarts", counts={"completed": 39, "lost": 1,
+                                                         "lost_unstarted": 1}, **restarts))
+    assert verdict == rp.REPRODUCES and "in flight at the restarts 3" in why
+    # lost after starting: a warm shutdown lets running tasks finish; something else lost it
+    verdict, why = judge(result("warm-restarts", counts={"completed": 39, "lost": 1}))
+    assert verdict == rp.CANNOT_TELL and "after they had started" in why
+    assert judge(result("warm-restarts", counts={"stuck": 2}))[0] == rp.CANNOT_TELL
+    assert judge(result("warm-restarts", drained=False))[0] == rp.CANNOT_TELL
+    verdict, why = judge(result("warm-restarts", counts={"redelivered": 3}, **restarts))
+    assert verdict == rp.DOES_NOT and "redelivered 3" in why
+    assert judge(result("warm-restarts", counts={"submitted": 0}))[0] == rp.CANNOT_TELL
+
+
+def test_the_two_shutdown_threads_run_apart_with_their_own_settings() -> None:
+    """Same configuration and fault, different workloads: busy workers restarted mid-task
+    (#4354) and workers mostly waiting on the queue (#7950), each a run of its own."""
+    four, seven = rp.REPRODUCTIONS["celery-4354"], rp.REPRODUCTIONS["celery-7950"]
+    assert four.overrides != seven.overrides
+    assert len(rp.groups([four, seven])) == 2
+    slow = matrix.Settings().with_overrides(dict(seven.overrides))
+    busy = matrix.Settings().with_overrides(dict(four.overrides))
+    assert slow.submit_rate < busy.submit_rate and slow.task_max_s < busy.task_max_s
+    # submissions outlast the fault's series of restarts (about 5 s each, measured)
+    series_s = WarmRestarts.RESTARTS * 5
+    assert busy.tasks / busy.submit_rate >= series_s and slow.tasks / slow.submit_rate >= series_s
