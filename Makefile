@@ -51,10 +51,12 @@ versions: setup
 	  $(if $(FAULTS),--faults $(FAULTS)) --worlds $(WORLDS) --trials $(TRIALS)
 
 # Upstream bugs, reproduced (harness/reproductions.py) -> reports/reproductions.md (+ .json);
-# REPRODUCE=celery-3541,arq-498 runs only those (default: every one).
+# REPRODUCE=celery-3541,arq-498 runs only those (default: every one); PASSES=bookworm,trixie,valkey
+# runs each on every pass of broker releases: a verdict per version.
 REPRODUCE ?=
 reproduce: setup
-	$(PY) -m harness reproduce $(subst $(comma), ,$(REPRODUCE)) $(if $(SEED),--seed $(SEED))
+	$(PY) -m harness reproduce $(subst $(comma), ,$(REPRODUCE)) $(if $(SEED),--seed $(SEED)) \
+	  $(if $(PASSES),--passes $(PASSES))
 
 # What the harness itself costs (CPU and memory per task, overhead per scenario) -> reports/bench.md
 bench: setup
@@ -89,11 +91,14 @@ test-agent:
 	bash tools/agent-venv $(AGENT_VENVS)/celery backends/celery/requirements.txt
 	bash tools/agent-venv $(AGENT_VENVS)/arq backends/arq/requirements.txt
 	bash tools/agent-venv $(AGENT_VENVS)/rq backends/rq/requirements.txt
+	bash tools/agent-venv $(AGENT_VENVS)/dramatiq backends/dramatiq/requirements.txt
 	$(AGENT_VENVS)/celery/bin/python -m pytest tests/agent/test_celery_agent.py --noconftest \
 	  -p no:cacheprovider -p no:queue_chaos -q
 	$(AGENT_VENVS)/arq/bin/python -m pytest tests/agent/test_arq_agent.py --noconftest \
 	  -p no:cacheprovider -p no:queue_chaos -q
 	$(AGENT_VENVS)/rq/bin/python -m pytest tests/agent/test_rq_agent.py --noconftest \
+	  -p no:cacheprovider -p no:queue_chaos -q
+	$(AGENT_VENVS)/dramatiq/bin/python -m pytest tests/agent/test_dramatiq_agent.py --noconftest \
 	  -p no:cacheprovider -p no:queue_chaos -q
 
 test-unit:

@@ -172,6 +172,9 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--trials", default="1", help="trials per pass")
     v.add_argument("--report-dir", type=Path, default=Path("reports"),
                    help="where versions.md/.json go (default: reports)")
+    v.add_argument("--extend", type=Path, default=None, metavar="RUN_DIR",
+                   help="an earlier versions run (runs/<id>) whose passes this one adds to "
+                        "(other backends, same seed): one report of both")
 
     rp = commands.add_parser(
         "reproduce", help="upstream bugs, reproduced -> reports/reproductions.md",
@@ -430,10 +433,17 @@ def _versions(args: argparse.Namespace) -> int:
                              f"{','.join(candidates)}: no pass measures any of them")
         parallel.parse_worlds(args.worlds)
         trials_.parse_count(args.trials)
+        earlier = _earlier_passes(args.extend, [n for n, _ in plan]) if args.extend else {}
+        seeds = {p.report.seed for p in earlier.values()}
+        if len(seeds) > 1 or (args.seed is not None and seeds - {args.seed}):
+            raise ValueError(f"--extend {args.extend}: its passes ran with seed "
+                             f"{', '.join(map(str, sorted(s or 0 for s in seeds)))}; a run that "
+                             "adds to it must use the same seed (leave out --seed)")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    seed = new_seed() if args.seed is None else args.seed
+    earlier_seed = next(iter(seeds), None)
+    seed = args.seed if args.seed is not None else earlier_seed or new_seed()
     run_id = new_run_id()
     print(f"versions {run_id}: {len(plan)} passes ({', '.join(n for n, _ in plan)}), seed {seed}",
           flush=True)
@@ -449,8 +459,10 @@ def _versions(args: argparse.Namespace) -> int:
                      "--faults", args.faults, "--seed", str(seed), "--worlds", args.worlds,
                      "--trials", args.trials, "--report-dir", str(out)])
         try:
-            done.append(versionsreport.Pass(name, RunReport.load(out / "durability.json"),
-                                            relative(out)))
+            fresh = versionsreport.Pass(name, RunReport.load(out / "durability.json"),
+                                        relative(out))
+            done.append(versionsreport.joined(earlier[name], fresh) if name in earlier
+                        else fresh)
         except ReportError as exc:
             print(f"error: pass {name} left no report (exit {code}): {exc}", file=sys.stderr)
             return 1
@@ -472,6 +484,25 @@ def _versions(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote {relative(args.report_dir / 'versions.md')}")
     return 0 if all(p.report.measurement_valid for p in done) else 1
+
+
+def _earlier_passes(directory: Path, names: list[str]) -> dict[str, versionsreport.Pass]:
+    """An earlier versions run's passes (``<directory>/<pass>/durability.json``) among
+    ``names``; a directory holding none of them is a ValueError."""
+    found: dict[str, versionsreport.Pass] = {}
+    for name in names:
+        path = directory / name / "durability.json"
+        if path.is_file():
+            try:
+                found[name] = versionsreport.Pass(name, RunReport.load(path),
+                                                  relative(path.parent))
+            except ReportError as exc:
+                raise ValueError(f"--extend {directory}: {exc}") from None
+    if not found:
+        raise ValueError(f"--extend {directory}: no pass report there (expected "
+                         f"{directory}/<pass>/durability.json for a pass of "
+                         f"{', '.join(names)})")
+    return found
 
 
 def _one_run(worlds: int, out: Path, run_id: str, options: list[str]) -> tuple[int, list[Path]]:

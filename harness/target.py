@@ -7,12 +7,13 @@ checked by the agent inside the image right after it is built.
 
     [target]
     name = "shop"                      # names scenarios and the report
-    kind = "celery"                    # celery | arq | rq
+    kind = "celery"                    # celery | arq | rq | dramatiq
     app = "shop.celery_app:app"        # celery: module:Celery instance; arq: module:WorkerSettings;
                                        # rq: module:settings class (queues, worker, enqueue options)
+                                       # dramatiq: module:settings class (queues, broker options)
     source = "."                       # their code, relative to this file (on PYTHONPATH)
     requirements = "requirements.txt"  # relative to this file
-    broker = "redis"                   # celery: redis | rabbitmq; arq, rq: redis
+    broker = "redis"                   # celery, dramatiq: redis | rabbitmq; arq, rq: redis
     worker_args = ["--concurrency", "2", "-Q", "default,emails"]  # after `celery -A app worker`
     queue = "emails"                   # where measured tasks are sent; must be consumed
     faults = ["sigkill-worker"]        # optional; absent: every fault that applies
@@ -45,9 +46,11 @@ TARGET_KEYS = ("name", "kind", "app", "source", "requirements", "broker", "worke
                "faults")
 REQUIRED = ("name", "kind", "app", "requirements", "broker", "queue")
 TASK_KEYS = ("name", "args", "kwargs")
-BROKERS = {"celery": ("redis", "rabbitmq"), "arq": ("redis",), "rq": ("redis",)}
+BROKERS = {"celery": ("redis", "rabbitmq"), "arq": ("redis",), "rq": ("redis",),
+           "dramatiq": ("redis", "rabbitmq")}
 # Kinds whose workers take their settings from a class in the app, not from arguments.
-SETTINGS_CLASS = {"arq": "the WorkerSettings class", "rq": "its settings class"}
+SETTINGS_CLASS = {"arq": "the WorkerSettings class", "rq": "its settings class",
+                  "dramatiq": "its settings class"}
 NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 

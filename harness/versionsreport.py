@@ -18,7 +18,7 @@ What counts as a change is said in the report, because a count that differs once
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness import trials as trials_
@@ -54,6 +54,21 @@ class Pass:
                 if name != "toxiproxy":
                     found.setdefault(name, value)
         return found
+
+
+def joined(earlier: Pass, later: Pass) -> Pass:
+    """One pass from two runs of it (``versions --extend``: the later adds backends to the
+    earlier, with the same seed): the earlier's scenarios, then each of the later's that the
+    earlier lacks (the self-proof's cases both ran stay the earlier's), valid only if both were,
+    and both runs named."""
+    seen = {r.key for r in earlier.report.scenarios}
+    report = replace(
+        earlier.report,
+        scenarios=[*earlier.report.scenarios,
+                   *(r for r in later.report.scenarios if r.key not in seen)],
+        measurement_valid=earlier.report.measurement_valid and later.report.measurement_valid,
+        self_proof=[*earlier.report.self_proof, *later.report.self_proof])
+    return Pass(earlier.name, report, f"{earlier.run}, {later.run}")
 
 
 @dataclass

@@ -28,7 +28,7 @@ class Prepared:
     """The team's app, loaded, checked and (when asked) pointed at the harness's broker."""
 
     config: Config
-    app: Any  # a Celery app, an arq WorkerSettings class or an RQ settings class
+    app: Any  # a Celery app, an arq WorkerSettings class, an RQ or a Dramatiq settings class
     queue: str
 
 
@@ -59,6 +59,13 @@ def prepare(config: Config) -> Prepared:
         settings = target.load(config.app, "an RQ settings class", rq.is_settings)
         rq.check(settings, config)
         return Prepared(config, settings, config.queue or rq.queue_name(settings))
+    if config.kind == "dramatiq":
+        versions.require("dramatiq", versions.version_of("dramatiq"), *versions.DRAMATIQ)
+        from queue_chaos_agent import dramatiq
+
+        settings = target.load(config.app, "a Dramatiq settings class", dramatiq.is_settings)
+        dramatiq.check(settings, config)
+        return Prepared(config, settings, config.queue or dramatiq.queue_name(settings))
     versions.require("arq", versions.version_of("arq"), *versions.ARQ)
     from queue_chaos_agent import arq
 
@@ -85,6 +92,13 @@ def run_worker(prepared: Prepared) -> None:
                       ledger_dir=config.ledger_dir, idempotent=config.idempotent,
                       bare=config.bare)
         return
+    if config.kind == "dramatiq":
+        from queue_chaos_agent import dramatiq
+
+        dramatiq.run_worker(prepared.app, prepared.queue, broker_url=config.broker_url,
+                            ledger_dir=config.ledger_dir, idempotent=config.idempotent,
+                            bare=config.bare)
+        return
     from arq.logs import default_log_config
     from arq.worker import run_worker as arq_run_worker
 
@@ -105,6 +119,8 @@ def run_producer(prepared: Prepared, host: str, port: int) -> None:
         api = producer.celery_api(prepared.app, config, prepared.queue)
     elif config.kind == "rq":
         api = producer.rq_api(prepared.app, config, prepared.queue)
+    elif config.kind == "dramatiq":
+        api = producer.dramatiq_api(prepared.app, config, prepared.queue)
     else:
         from queue_chaos_agent import arq
 

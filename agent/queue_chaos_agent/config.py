@@ -17,17 +17,20 @@ from urllib.parse import urlparse
 
 from queue_chaos_agent import knobs
 
-KINDS = ("celery", "arq", "rq")
+KINDS = ("celery", "arq", "rq", "dramatiq")
 DEFAULT_LEDGER_DIR = "/ledger"
-# The schemes a redirected broker URL may have: Celery's Redis and AMQP transports; arq and RQ
+# The schemes a redirected broker URL may have: Celery's and Dramatiq's Redis and AMQP brokers;
+# arq and RQ
 # are Redis.
 BROKER_SCHEMES = {
     "celery": ("redis", "rediss", "amqp", "amqps", "pyamqp"),
     "arq": ("redis", "rediss"),
     "rq": ("redis", "rediss"),
+    "dramatiq": ("redis", "rediss", "amqp", "amqps"),
 }
 # What each kind that takes no worker arguments takes its settings from instead.
-SETTINGS_CLASS = {"arq": "the WorkerSettings class", "rq": "its settings class"}
+SETTINGS_CLASS = {"arq": "the WorkerSettings class", "rq": "its settings class",
+                  "dramatiq": "its settings class"}
 
 
 class ConfigError(ValueError):

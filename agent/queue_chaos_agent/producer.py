@@ -12,8 +12,12 @@ the broker answers through this producer's proxy. What the outcome means:
 * RQ: ``ok`` when ``enqueue_call`` returned (its pipeline wrote the job hash and pushed its id),
   ``failed`` when RQ refused the id because a job with it exists (``unique=True``: nothing was
   written), ``indeterminate`` when it raised.
+* Dramatiq: ``ok`` when ``broker.enqueue`` returned (Redis: its Lua script wrote the message and
+  pushed its id; RabbitMQ: the publish returned, after the broker's confirm with
+  ``confirm_delivery``), ``indeterminate`` when it raised.
 
-The message's id is the harness's task id (Celery's ``id`` header, arq's job id; RQ's job id is
+The message's id is the harness's task id (Celery's ``id`` header, arq's job id, Dramatiq's
+``message_id``; RQ's job id is
 the task id with the characters RQ refuses escaped, ``queue_chaos_agent.rq.job_id_for``); the
 probe gets
 ``(task_id, duration)``, a team's task its own configured args and kwargs. FastAPI, pydantic and
@@ -160,6 +164,38 @@ def rq_api(settings_cls: type, config: Config, queue: str) -> FastAPI:
         except DuplicateJobError:
             return JSONResponse(status_code=409,
                                 content={"outcome": "failed", "error": "duplicate job id"})
+        except Exception as exc:  # any failure mid-enqueue leaves the outcome unknown
+            return _indeterminate(exc)
+        return JSONResponse(status_code=200, content={"outcome": "ok"})
+
+    return api
+
+
+def dramatiq_api(settings_cls: type, config: Config, queue: str) -> FastAPI:
+    """Dramatiq's enqueue is synchronous (redis-py, pika's BlockingConnection, one per thread):
+    plain ``def`` endpoints, which FastAPI runs in its threadpool. The broker is built from the
+    same settings class as the workers' (confirm_delivery included)."""
+    from dramatiq import Message
+
+    from queue_chaos_agent import dramatiq
+
+    broker = dramatiq.make_broker(settings_cls, config.broker_url, queue)
+    api = FastAPI(title="queue-chaos producer (dramatiq)")
+
+    @api.get("/health", response_model=None)
+    def health() -> dict[str, Any] | JSONResponse:
+        try:
+            dramatiq.ping(broker, queue)
+        except Exception as exc:
+            return JSONResponse(status_code=503, content={"ok": False, "error": repr(exc)[:500]})
+        return {"ok": True}
+
+    @api.post("/tasks")
+    def submit(body: Submit) -> JSONResponse:
+        name, args, kwargs = message(config, dramatiq.PROBE, body)
+        try:
+            broker.enqueue(Message(queue_name=queue, actor_name=name, args=tuple(args),
+                                   kwargs=kwargs, options={}, message_id=body.task_id))
         except Exception as exc:  # any failure mid-enqueue leaves the outcome unknown
             return _indeterminate(exc)
         return JSONResponse(status_code=200, content={"outcome": "ok"})

@@ -10,8 +10,8 @@ import re
 from importlib import metadata
 
 # The distributions whose versions decide what a scenario measures.
-DISTRIBUTIONS = ("celery", "kombu", "billiard", "amqp", "redis", "arq", "rq", "fastapi",
-                 "starlette", "uvicorn", "pydantic")
+DISTRIBUTIONS = ("celery", "kombu", "billiard", "amqp", "redis", "arq", "rq", "dramatiq",
+                 "pika", "fastapi", "starlette", "uvicorn", "pydantic")
 # The versions the agent can instrument, (minimum, below). Celery: 5.2 is where the signals,
 # worker_main(argv) and the settings read took the shape relied on. arq: 0.25 is where job_try
 # in ctx, Function and the settings read did (tested on 0.28). A next major may change them.
@@ -21,6 +21,9 @@ ARQ = ((0, 25), (1,))
 # intermediate queue and the cleanup's retry of abandoned jobs took the shape relied on (tested
 # on 2.12).
 RQ = ((2, 0), (3,))
+# Dramatiq: tested on 2.2.1 (Worker, Message, CurrentMessage and the brokers' constructor
+# arguments as relied on); a next major may change them.
+DRAMATIQ = ((2, 0), (3,))
 
 
 class UnsupportedVersion(RuntimeError):

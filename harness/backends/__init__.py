@@ -8,12 +8,20 @@ its services under a compose profile of its name, and one line below.
 from __future__ import annotations
 
 from harness.backend import Backend, Configuration
-from harness.backends import arq, celery_rabbitmq, celery_redis, fastapi, rq
+from harness.backends import (
+    arq,
+    celery_rabbitmq,
+    celery_redis,
+    dramatiq_rabbitmq,
+    dramatiq_redis,
+    fastapi,
+    rq,
+)
 
 REGISTRY: dict[str, Backend] = {
     b.name: b
     for b in (celery_redis.BACKEND, celery_rabbitmq.BACKEND, arq.BACKEND, rq.BACKEND,
-              fastapi.BACKEND)
+              dramatiq_redis.BACKEND, dramatiq_rabbitmq.BACKEND, fastapi.BACKEND)
 }
 
 

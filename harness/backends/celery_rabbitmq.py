@@ -139,13 +139,20 @@ class CeleryRabbitForensics:
         )
         response.raise_for_status()
         for message in response.json():
-            properties = message.get("properties") or {}
-            headers = properties.get("headers") or {}
-            task = headers.get("id") or properties.get("correlation_id")
+            task = self.task_of(message)
             if task:
                 held[str(task)] = f"queued (ready) in {queue.get('type', 'classic')} queue " \
                                   f"{self.queue!r}: waiting for a consumer"
         return held
+
+    @staticmethod
+    def task_of(message: Mapping[str, Any]) -> str | None:
+        """The task id of a message the API's ``get`` returned: Celery's ``id`` header (protocol
+        2) or its correlation id."""
+        properties = message.get("properties") or {}
+        headers = properties.get("headers") or {}
+        task = headers.get("id") or properties.get("correlation_id")
+        return str(task) if task else None
 
     def server_versions(self) -> dict[str, str]:
         """From ``/api/overview``, the node's own answer (best effort: {} if it does not)."""

@@ -62,6 +62,32 @@ def test_rq_retries_a_killed_work_horses_job_at_once(run_small: SmallRun) -> Non
     assert {"rq", "redis"} <= set(result.versions), result.versions
 
 
+
+def test_dramatiq_on_redis_requeues_a_killed_workers_messages_by_heartbeat(
+        run_small: SmallRun) -> None:
+    """A SIGKILLed Dramatiq worker leaves its fetched messages in its acks set; another worker's
+    maintenance requeues them once its heartbeat is older than heartbeat_timeout (compressed to
+    10 s), so nothing is lost and the dead worker's runs happen again."""
+    result = run_small("dramatiq-redis", "sigkill-worker")
+    assert result.counts["lost"] == 0
+    assert result.counts["re_executed"] >= 1
+    assert result.revived == [result.fault_target]
+    assert result.drained
+    assert set(result.servers) == {"redis-server", "toxiproxy"}, result.servers
+    assert {"dramatiq", "redis"} <= set(result.versions), result.versions
+
+
+def test_dramatiq_on_rabbitmq_requeues_a_killed_workers_messages_at_once(
+        run_small: SmallRun) -> None:
+    """RabbitMQ requeues a dead Dramatiq worker's unacknowledged deliveries when its connection
+    closes: nothing lost, the runs happen again, no clock to wait for."""
+    result = run_small("dramatiq-rabbitmq", "sigkill-worker")
+    assert result.counts["lost"] == 0
+    assert result.counts["re_executed"] >= 1
+    assert result.drained
+    assert {"rabbitmq-server", "toxiproxy"} <= set(result.servers), result.servers
+    assert {"dramatiq", "pika"} <= set(result.versions), result.versions
+
 def test_fastapi_background_tasks_die_with_the_app(run_small: SmallRun) -> None:
     result = run_small("fastapi-graceful-10", "sigkill-worker")
     assert result.counts["lost"] >= 1

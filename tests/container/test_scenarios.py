@@ -82,6 +82,19 @@ def test_brpop_window_kill_loses_exactly_the_task_it_caught(run_small: SmallRun)
     assert (result.guarantee, result.verdict) == ("at-least-once", "VIOLATED")
 
 
+
+def test_dramatiq_sigstop_past_the_heartbeat_timeout_runs_the_messages_again(
+        run_small: SmallRun) -> None:
+    """A Dramatiq worker on Redis stopped for longer than heartbeat_timeout (25 s against 10 s)
+    has its fetched messages requeued by another worker's maintenance; it finishes its own runs
+    after SIGCONT, so they run twice: at least once, as Dramatiq claims, and nothing lost."""
+    result = run_small("dramatiq-redis", "sigstop-worker")
+    assert result.valid, result.validity
+    assert result.in_flight_at_fault, "the stop must land mid-task"
+    assert result.counts["lost"] == 0
+    assert result.counts["re_executed"] >= 1
+    assert (result.guarantee, result.verdict) == ("at-least-once", "holds")
+
 def test_toxiproxy_cut_is_measured(world: World, run_small: SmallRun) -> None:
     result = run_small("acks-late-prefetch-1", "cut-worker-broker")
     assert result.valid, result.validity

@@ -20,11 +20,12 @@ AMO, ALO, EO = Guarantee.AT_MOST_ONCE, Guarantee.AT_LEAST_ONCE, Guarantee.EFFECT
 
 
 def test_the_registry_holds_each_backend_once_under_its_name() -> None:
-    assert list(REGISTRY) == ["celery-redis", "celery-rabbitmq", "arq", "rq", "fastapi"]
+    assert list(REGISTRY) == ["celery-redis", "celery-rabbitmq", "arq", "rq", "dramatiq-redis",
+                              "dramatiq-rabbitmq", "fastapi"]
     for name, b in REGISTRY.items():
         assert b.name == name and b.profile == name and b.title and b.image
-    with pytest.raises(UnknownBackend, match="unknown backend 'dramatiq'; valid: celery-redis"):
-        backend("dramatiq")
+    with pytest.raises(UnknownBackend, match="unknown backend 'huey'; valid: celery-redis"):
+        backend("huey")
 
 
 @pytest.mark.parametrize(("knobs", "expected"), [

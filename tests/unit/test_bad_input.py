@@ -114,6 +114,8 @@ def test_compare_names_the_missing_reports(tmp_path: Path) -> None:
         (["versions", "--backends", "sidekiq"], "unknown backend 'sidekiq'", "celery-redis"),
         (["versions", "--passes", "valkey", "--backends", "celery-rabbitmq"],
          "no pass measures any of them", "--backends celery-rabbitmq"),
+        (["versions", "--extend", "runs/nowhere"], "--extend runs/nowhere: no pass report",
+         "runs/nowhere/<pass>/durability.json"),
     ],
 )
 def test_bad_broker_releases_stop_the_command_before_anything_starts(

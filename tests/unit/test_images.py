@@ -33,7 +33,7 @@ def test_the_image_runs_rabbitmq_as_its_own_user_with_its_own_scripts_first() ->
 def test_the_base_image_is_untouched() -> None:
     assert images.BASE_PACKAGES == ("python3", "python3-venv", "redis-server", "procps")
     # Celery on RabbitMQ reuses celery
-    assert registry_images() == ("celery", "arq", "rq", "fastapi")
+    assert registry_images() == ("celery", "arq", "rq", "dramatiq", "fastapi")
 
 
 def test_stale_images_are_earlier_versions_and_never_the_current_one() -> None:

@@ -81,20 +81,27 @@ def test_substitute_missing_variable_without_default_is_an_error() -> None:
 IMAGE_OF = {name: b.image for name, b in REGISTRY.items()}
 # Which image variable each backend's broker runs (the local Redis image is the Debian base).
 BROKER_IMAGE_OF = {"celery-redis": "CHAOS_REDIS_IMAGE", "celery-rabbitmq": "CHAOS_RABBITMQ_IMAGE",
-                   "arq": "CHAOS_REDIS_IMAGE", "rq": "CHAOS_REDIS_IMAGE"}
+                   "arq": "CHAOS_REDIS_IMAGE", "rq": "CHAOS_REDIS_IMAGE",
+                   "dramatiq-redis": "CHAOS_REDIS_IMAGE",
+                   "dramatiq-rabbitmq": "CHAOS_RABBITMQ_IMAGE"}
 # Each broker's client port (the proxies' upstream) and the port the harness's forensics read,
 # published on 127.0.0.1: Redis's own port for Redis; RabbitMQ's management HTTP API, while its
 # AMQP port is reached only through the proxies.
 BROKER_PORTS = {"celery-redis": (6379, 6379), "celery-rabbitmq": (5672, 15672),
-                "arq": (6379, 6379), "rq": (6379, 6379)}
-BROKER_SCHEME = {"celery-redis": "redis", "celery-rabbitmq": "amqp", "arq": "redis", "rq": "redis"}
+                "arq": (6379, 6379), "rq": (6379, 6379), "dramatiq-redis": (6379, 6379),
+                "dramatiq-rabbitmq": (5672, 15672)}
+BROKER_SCHEME = {"celery-redis": "redis", "celery-rabbitmq": "amqp", "arq": "redis", "rq": "redis",
+                 "dramatiq-redis": "redis", "dramatiq-rabbitmq": "amqp"}
 # Which adapter module reads the knobs a backend's task runners are given.
 CELERY_SETTINGS = ROOT / "backends" / "celery" / "chaos_celery" / "settings.py"
+DRAMATIQ_SETTINGS = ROOT / "backends" / "dramatiq" / "chaos_dramatiq" / "settings.py"
 ADAPTER_SETTINGS = {
     "celery-redis": CELERY_SETTINGS,
     "celery-rabbitmq": CELERY_SETTINGS,
     "arq": ROOT / "backends" / "arq" / "chaos_arq" / "settings.py",
     "rq": ROOT / "backends" / "rq" / "chaos_rq" / "settings.py",
+    "dramatiq-redis": DRAMATIQ_SETTINGS,
+    "dramatiq-rabbitmq": DRAMATIQ_SETTINGS,
     "fastapi": ROOT / "backends" / "fastapi" / "chaos_fastapi" / "app.py",
 }
 SCENARIO_PORTS = {name: 26001 + i for i, name in enumerate(sorted(port_variables()))}
@@ -445,7 +452,7 @@ def test_other_variables_are_substituted(scenario_variables: dict[str, str]) -> 
     topology = load(scenario_variables)
     for broker in topology.by_role("broker"):
         assert broker.command is not None
-        if broker.backend == "celery-rabbitmq":
+        if broker.backend in ("celery-rabbitmq", "dramatiq-rabbitmq"):
             assert broker.command == ["rabbitmq-server"]  # the official image's and ours
             continue
         assert broker.command[broker.command.index("--appendonly") + 1] == "yes"

@@ -64,3 +64,15 @@ def test_json_keeps_every_scenario_and_the_summary_reads_the_changes() -> None:
     assert vr.summary(document) == [
         "`acks-late-prefetch-1` under `broker-sigkill`: verdict changed (bookworm: 6 lost: "
         "VIOLATED; trixie: clean)"]
+
+
+def test_a_run_that_extends_another_adds_only_what_that_one_lacks() -> None:
+    dramatiq = {"scenario": "dramatiq-redis.dramatiq-redis.none", "backend": "dramatiq-redis",
+                "configuration": "dramatiq-redis"}
+    earlier = _pass("trixie", {})
+    later = _pass("trixie", {}, dramatiq, valid=False)
+    both = vr.joined(earlier, later)
+    assert [r.scenario for r in both.report.scenarios] == [
+        "celery-redis.acks-late-prefetch-1.none", "dramatiq-redis.dramatiq-redis.none"]
+    assert both.report.measurement_valid is False
+    assert both.run == "runs/x/trixie, runs/x/trixie"

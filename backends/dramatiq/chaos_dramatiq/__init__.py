@@ -1,0 +1,1 @@
+"""The Dramatiq backend adapter: runs only inside the dramatiq image, never in the harness."""
