@@ -27,7 +27,7 @@ uvicorn are imported here only: images install them beside the team's requiremen
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -49,6 +49,20 @@ class Submit(BaseModel):
     duration: float = Field(ge=0, le=600)
 
 
+def _health(api: FastAPI, ping: Callable[[], object]) -> None:
+    """``GET /health`` for a producer whose client is synchronous (FastAPI runs a plain ``def``
+    in its threadpool): 200 when ``ping`` answers, 503 with its error, so the harness waits on
+    the producer's broker connection, not only on the web server."""
+
+    @api.get("/health", response_model=None)
+    def health() -> dict[str, Any] | JSONResponse:
+        try:
+            ping()
+        except Exception as exc:
+            return JSONResponse(status_code=503, content={"ok": False, "error": repr(exc)[:500]})
+        return {"ok": True}
+
+
 def _indeterminate(exc: BaseException) -> JSONResponse:
     return JSONResponse(status_code=503,
                         content={"outcome": "indeterminate", "error": repr(exc)[:500]})
@@ -66,14 +80,11 @@ def celery_api(app: Any, config: Config, queue: str) -> FastAPI:
 
     api = FastAPI(title="queue-chaos producer (celery)")
 
-    @api.get("/health", response_model=None)
-    def health() -> dict[str, Any] | JSONResponse:
-        try:
-            with app.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, timeout=2)
-        except Exception as exc:
-            return JSONResponse(status_code=503, content={"ok": False, "error": repr(exc)[:500]})
-        return {"ok": True}
+    def ping() -> None:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+
+    _health(api, ping)
 
     @api.post("/tasks")
     def submit(body: Submit) -> JSONResponse:
@@ -147,13 +158,7 @@ def rq_api(settings_cls: type, config: Config, queue: str) -> FastAPI:
     options = rq.enqueue_options(settings_cls)
     api = FastAPI(title="queue-chaos producer (rq)")
 
-    @api.get("/health", response_model=None)
-    def health() -> dict[str, Any] | JSONResponse:
-        try:
-            connection.ping()
-        except Exception as exc:
-            return JSONResponse(status_code=503, content={"ok": False, "error": repr(exc)[:500]})
-        return {"ok": True}
+    _health(api, connection.ping)
 
     @api.post("/tasks")
     def submit(body: Submit) -> JSONResponse:
@@ -182,13 +187,7 @@ def dramatiq_api(settings_cls: type, config: Config, queue: str) -> FastAPI:
     broker = dramatiq.make_broker(settings_cls, config.broker_url, queue)
     api = FastAPI(title="queue-chaos producer (dramatiq)")
 
-    @api.get("/health", response_model=None)
-    def health() -> dict[str, Any] | JSONResponse:
-        try:
-            dramatiq.ping(broker, queue)
-        except Exception as exc:
-            return JSONResponse(status_code=503, content={"ok": False, "error": repr(exc)[:500]})
-        return {"ok": True}
+    _health(api, lambda: dramatiq.ping(broker, queue))
 
     @api.post("/tasks")
     def submit(body: Submit) -> JSONResponse:

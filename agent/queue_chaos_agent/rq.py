@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from queue_chaos_agent import ready, taskbody, versions
+from queue_chaos_agent import ready, settingsclass, taskbody, versions
 from queue_chaos_agent.config import Config
 from queue_chaos_agent.ledger import LedgerWriter
 from queue_chaos_agent.target import TargetError
@@ -91,36 +91,18 @@ def require_version() -> None:
     versions.require("rq", versions.version_of("rq"), *versions.RQ)
 
 
-def is_settings(obj: Any) -> bool:
-    """An RQ settings class: a class with a ``queues`` attribute of its own."""
-    return isinstance(obj, type) and "queues" in vars(obj)
+# What a settings class holds is read the same way for RQ and Dramatiq (settingsclass.py).
+is_settings, queues, queue_name = (settingsclass.is_settings, settingsclass.queues,
+                                   settingsclass.queue_name)
 
 
 def setting(settings_cls: type, name: str) -> Any:
-    return vars(settings_cls).get(name, DEFAULTS[name])
-
-
-def queues(settings_cls: type) -> list[str]:
-    return [str(q) for q in vars(settings_cls).get("queues") or []]
-
-
-def queue_name(settings_cls: type) -> str:
-    found = queues(settings_cls)
-    return found[0] if found else "default"
+    return settingsclass.setting(settings_cls, name, DEFAULTS)
 
 
 def check(settings_cls: type, config: Config) -> None:
     """Raise TargetError (one line) when the worker could not measure what the config names."""
-    theirs = queues(settings_cls)
-    if not theirs:
-        raise TargetError(f"QUEUE_CHAOS_APP={config.app!r}: its queues list is empty; name the "
-                          "queues the worker consumes")
-    if config.queue is not None and config.queue not in theirs:
-        raise TargetError(f"QUEUE_CHAOS_QUEUE={config.queue!r} is not one of the worker's queues: "
-                          f"{', '.join(theirs)}")
-    if config.task is not None:
-        raise TargetError(f"QUEUE_CHAOS_TASK={config.task!r}: the rq agent measures its probe "
-                          "function only; leave it unset")
+    settingsclass.check_queues(settings_cls, config, "rq", "function")
     if retry_max(settings_cls) < 0:
         raise TargetError(f"QUEUE_CHAOS_APP={config.app!r}: retry must be an rq.Retry or None")
 
