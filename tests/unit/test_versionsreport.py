@@ -27,14 +27,22 @@ def test_a_verdict_that_differs_between_passes_is_a_change() -> None:
         "verdict changed (bookworm: 6 lost: VIOLATED; trixie: clean)")
 
 
-def test_counts_that_overlap_are_no_change_and_apart_are() -> None:
-    same = [_pass("a", {**KILL, "counts": {"duplicated": 2}}),
-            _pass("b", {**KILL, "counts": {"duplicated": 2}})]
-    assert vr.rows(same)[0].change(["a", "b"]) == ""
-    apart = [_pass("a", {**KILL, "counts": {"duplicated": 2}}),
-             _pass("b", {**KILL, "counts": {"duplicated": 5}})]
-    assert vr.rows(apart)[0].counts_changed == ["duplicated"]
-    assert vr.rows(apart)[0].change(["a", "b"]).startswith("duplicated changed")
+def test_some_against_none_is_a_change_but_one_trial_of_7_against_8_is_not() -> None:
+    near = [_pass("a", {**KILL, "counts": {"duplicated": 7}}),
+            _pass("b", {**KILL, "counts": {"duplicated": 8}})]
+    assert vr.rows(near)[0].change(["a", "b"]) == ""
+    appeared = [_pass("a", KILL), _pass("b", {**KILL, "counts": {"duplicated": 5}})]
+    assert vr.rows(appeared)[0].counts_changed == ["duplicated"]
+    assert vr.rows(appeared)[0].change(["a", "b"]).startswith("duplicated changed")
+
+
+def test_with_trials_ranges_that_do_not_overlap_are_a_change() -> None:
+    def trials(name: str, *lost: int) -> vr.Pass:
+        return _pass(name, *({**KILL, "counts": {"lost": n}, "trial": k}
+                             for k, n in enumerate(lost, 1)))
+
+    assert vr.rows([trials("a", 2, 3), trials("b", 3, 4)])[0].counts_changed == []
+    assert vr.rows([trials("a", 2, 3), trials("b", 5, 6)])[0].counts_changed == ["lost"]
 
 
 def test_render_shows_passes_changes_and_cells_not_run() -> None:
