@@ -192,6 +192,26 @@ def judge_1836(r: ScenarioResult) -> Judgement:
     return DOES_NOT, f"every task the SIGTERM cut came back and completed: {numbers}"
 
 
+def judge_brpop_window(r: ScenarioResult) -> Judgement:
+    """kombu's BRPOP window (docs/kombu-brpop-window.md, found by this harness): the fault froze
+    the worker once Redis showed a message popped and recorded nowhere, and killed it while the
+    message stayed there (a scenario that never caught the window is invalid, so cannot tell).
+    The caught task lost without ever starting, with acks late, reproduces it; every task
+    coming back does not."""
+    if (bad := _unusable(r)) is not None:
+        return bad
+    lost, caught = set(r.anomalies.get("lost", [])), set(r.in_flight_at_fault)
+    numbers = _numbers(r, "submitted", "completed", "lost", "lost_unstarted", "redelivered")
+    if lost and lost <= caught and _n(r, "lost_unstarted") == len(lost):
+        return REPRODUCES, (f"the task caught popped and recorded nowhere was lost before it "
+                            f"ever started ({', '.join(sorted(lost))}): {numbers}")
+    if not lost:
+        return DOES_NOT, f"the task caught in the window came back and completed: {numbers}"
+    return CANNOT_TELL, (f"tasks were lost, but not only the one caught in the window (lost "
+                         f"{', '.join(sorted(lost))}; caught {', '.join(sorted(caught))}): "
+                         f"{numbers}")
+
+
 def judge_shutdown_fetch(r: ScenarioResult) -> Judgement:
     """celery#4354 and #7950: a worker shutting down warm (restarted, again and again, while
     tasks keep arriving) takes a message off the Redis queue with its pending fetch and never
@@ -257,6 +277,12 @@ REPRODUCTIONS: dict[str, Reproduction] = {r.name: r for r in (
          "settings (Retry with backoff, retry_on_error, retry_on_timeout)."),
     # The thread shows Redis, the prefork pool and messages left unacknowledged (acks late);
     # acks-late-prefetch-1 also requeues on worker loss, so a loss there is not by design.
+    Reproduction("kombu-brpop-window", "kombu's BRPOP window (found by this harness)",
+                 "../docs/kombu-brpop-window.md",
+                 "kombu's Redis transport pops a message with BRPOP on one connection and only "
+                 "afterwards records it as unacknowledged on another, so a worker killed in "
+                 "between loses it, acks late or not.",
+                 "acks-late-prefetch-1", "brpop-window-kill", judge_brpop_window),
     Reproduction("kombu-1836", "celery/kombu#1836",
                  "https://github.com/celery/kombu/issues/1836",
                  "With acks late on Redis, a SIGTERM that reaches the prefork pool children "

@@ -10,6 +10,7 @@ from harness import matrix
 from harness import reproductions as rp
 from harness.__main__ import main
 from harness.faults import WarmRestarts
+from harness.paths import ROOT
 from tests.unit.build import scenario_result
 
 CLEAN = {"submitted": 40, "completed": 40, "acknowledged": 40}
@@ -27,7 +28,10 @@ def test_every_reproduction_names_a_real_case_and_its_settings_hold() -> None:
     for r in rp.REPRODUCTIONS.values():
         assert r.configuration in matrix.CONFIGURATIONS
         assert r.fault in matrix.fault_names()
-        assert r.thread and r.url.startswith("https://github.com/") and r.claim
+        assert r.thread and r.claim
+        # an upstream thread, or the write-up of what this harness found (beside the report)
+        assert r.url.startswith("https://github.com/") or (
+            r.url.startswith("../docs/") and (ROOT / "reports" / r.url).resolve().is_file())
         matrix.Settings().with_overrides(dict(r.overrides))  # possible settings
 
 
@@ -47,7 +51,8 @@ def test_the_command_exits_2_on_a_bad_name(capsys: pytest.CaptureFixture[str]) -
 def test_groups_run_each_configuration_and_settings_once_with_only_their_faults() -> None:
     runs = rp.groups(rp.choose(""))
     assert [(c, rp.faults_of(m)) for (c, _), m in runs.items()] == [
-        ("acks-late-prefetch-1", ["sigkill-worker", "sigterm-worker", "sigterm-worker-group"]),
+        ("acks-late-prefetch-1", ["sigkill-worker", "sigterm-worker", "brpop-window-kill",
+                                  "sigterm-worker-group"]),
         ("acks-late-prefetch-4", ["sigkill-worker"]),
         ("acks-late-prefetch-1", ["none"]),
         ("arq-max-tries-5", ["cut-worker-broker", "broker-restart"]),
@@ -205,3 +210,18 @@ def test_the_two_shutdown_threads_run_apart_with_their_own_settings() -> None:
     # submissions outlast the fault's series of restarts (about 5 s each, measured)
     series_s = WarmRestarts.RESTARTS * 5
     assert busy.tasks / busy.submit_rate >= series_s and slow.tasks / slow.submit_rate >= series_s
+
+
+def test_brpop_window_reproduces_only_when_the_caught_task_is_what_was_lost() -> None:
+    r = rp.REPRODUCTIONS["kombu-brpop-window"]
+    caught = {"in_flight_at_fault": ["s.7"]}
+    lost = result("brpop-window-kill", counts={"lost": 1, "lost_unstarted": 1, "completed": 39},
+                  anomalies={"lost": ["s.7"]}, verdict="VIOLATED", **caught)
+    assert r.judge(lost)[0] == rp.REPRODUCES
+    assert "s.7" in r.judge(lost)[1]
+    assert r.judge(result("brpop-window-kill", **caught))[0] == rp.DOES_NOT
+    other = result("brpop-window-kill", counts={"lost": 1, "lost_unstarted": 1},
+                   anomalies={"lost": ["s.3"]}, **caught)
+    assert r.judge(other)[0] == rp.CANNOT_TELL
+    assert r.judge(result("brpop-window-kill", valid=False, validity="no window"))[0] == \
+        rp.CANNOT_TELL
