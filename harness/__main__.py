@@ -474,7 +474,8 @@ def _versions(args: argparse.Namespace) -> int:
                + (f" --configs {args.configs}" if args.configs else "")
                + (f" --set {args.overrides}" if args.overrides else "")
                + (f" --faults {args.faults}" if args.faults != ",".join(VERSION_FAULTS) else "")
-               + (f" --trials {args.trials}" if args.trials != "1" else ""))
+               + (f" --trials {args.trials}" if args.trials != "1" else "")
+               + (f" --extend {args.extend}" if args.extend else ""))
     args.report_dir.mkdir(parents=True, exist_ok=True)
     (args.report_dir / "versions.md").write_text(
         versionsreport.render(done, date=date, seed=seed, command=command))
