@@ -21,7 +21,7 @@ from typing import Any, cast
 
 import jinja2
 
-from harness import cost, latency, production, recommend, trials, versionsreport
+from harness import cost, latency, production, recommend, reproductions, trials, versionsreport
 from harness.backends import REGISTRY
 from harness.explain import explain
 from harness.faults import FAULTS
@@ -158,6 +158,51 @@ def measured_with_lines(results: list[ScenarioResult],
     return lines
 
 
+def ordered_timings(timings: Mapping[str, float]) -> list[tuple[str, float]]:
+    """The timings as the report lists them: the whole run's first, then the rest by name. One
+    order whether they come from the run itself or from its JSON (written with sorted keys),
+    so a report re-rendered from its JSON is the report the run wrote."""
+    return sorted(timings.items(), key=lambda kv: (not kv[0].startswith("whole run"), kv[0]))
+
+
+def reproductions_lines(directory: Path) -> list[str]:
+    """The upstream reproductions as this report shows them: the verdicts of the last
+    ``queue-chaos reproduce`` beside it (``reproductions.json`` in the same directory), one
+    column per pass of broker releases; nothing when there is none. Its numbers and versions
+    are in ``reproductions.md``."""
+    try:
+        document = json.loads((directory / "reproductions.json").read_text())
+    except (OSError, ValueError):
+        return []
+    found = [r for r in document.get("reproductions") or [] if isinstance(r, dict)]
+    if not found:
+        return []
+    releases = list(dict.fromkeys(str(r.get("release", "")) for r in found))
+    servers: dict[str, dict[str, str]] = {}
+    verdicts: dict[str, dict[str, str]] = {}
+    threads: dict[str, str] = {}
+    for r in found:
+        release, name = str(r.get("release", "")), str(r.get("name", "?"))
+        verdicts.setdefault(name, {})[release] = str(r.get("verdict", "?"))
+        threads[name] = str(r.get("thread", ""))
+        for key, value in (r.get("versions") or {}).items():
+            if key in reproductions.SERVER_NAMES:
+                servers.setdefault(release, {})[key] = str(value)
+    titles = [" ".join([release or "verdict", *(f"({k} {v})" for k, v in
+                                                servers.get(release, {}).items())])
+              for release in releases]
+    lines = [f"Measured by `{document.get('replay', 'queue-chaos reproduce')}` "
+             f"({document.get('date', '?')}; `reproductions.md` has each case's numbers, "
+             "configuration and versions): each upstream report recreated and judged from its "
+             "counts.", "",
+             "| reproduction | " + " | ".join(titles) + " |",
+             "|---|" + "---|" * len(titles)]
+    lines += [f"| {name} ({threads[name]}) | "
+              + " | ".join(by.get(release, "not run") for release in releases) + " |"
+              for name, by in verdicts.items()]
+    return lines
+
+
 def versions_lines(directory: Path) -> list[str]:
     """The broker-version axis as this report shows it: what ``queue-chaos versions`` last
     measured beside it (``versions.json`` in the same directory), and what changed between
@@ -196,7 +241,8 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
            replay: str, timings: dict[str, float] | None = None,
            proof: Proof | None = None, provenance: Provenance | None = None,
            pictures: Mapping[str, str] | None = None,
-           decisions: Decisions | None = None, versions: Sequence[str] = ()) -> str:
+           decisions: Decisions | None = None, versions: Sequence[str] = (),
+           reproduced: Sequence[str] = ()) -> str:
     """The markdown, from harness/templates/durability.md.j2. ``pictures``: the PNGs to embed
     (``timeline.report_pictures``), by result key, "" for the summary figure; ``decisions``:
     ``decide(results)``, when the caller has it already."""
@@ -215,6 +261,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
         "comparison_rows": [{**vars(row), "title": _title(row.backend)} for row in decided.rows],
         "measured_with": measured_with_lines(results, provenance),
         "versions": list(versions),
+        "reproduced": list(reproduced),
         "summary_picture": pictures.get(""),
         "summaries": [_summary(b, [c for c in cells if c.backend == b]) for b in backends],
         "cost_tables": cost.tables(results),
@@ -225,7 +272,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
              "effective": ", ".join(f"{k}={v}" for k, v in sorted(r.effective.items()))}
             for r in {r.configuration: r for r in results}.values()],
         "proof_lines": proof.lines,
-        "timings": list((timings or {}).items()),
+        "timings": ordered_timings(timings or {}),
     }
     return _environment().get_template("durability.md.j2").render(view)
 
@@ -407,7 +454,8 @@ def write(results: list[ScenarioResult], directory: Path, *, name: str = "durabi
     decided = decide(results)
     markdown.write_text(render(results, timings=timings, proof=proof, provenance=provenance,
                                pictures=drawn, decisions=decided,
-                               versions=versions_lines(directory), **meta))  # type: ignore[arg-type]
+                               versions=versions_lines(directory),
+                               reproduced=reproductions_lines(directory), **meta))  # type: ignore[arg-type]
     (directory / f"{name}.json").write_text(json.dumps({
         "schema": SCHEMA,
         "measurement_valid": proof.valid,

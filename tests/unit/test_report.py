@@ -348,6 +348,33 @@ def test_the_broker_versions_beside_the_report_are_shown_with_what_changed(
     assert "`d` under `none`" not in text
 
 
+def test_the_reproductions_beside_the_report_are_shown_per_release(tmp_path: Path) -> None:
+    results = good_run()
+    (tmp_path / "reproductions.json").write_text(json.dumps({
+        "date": "d", "replay": "queue-chaos reproduce a --passes bookworm,trixie",
+        "reproductions": [
+            {"name": "a", "thread": "x/y#1", "release": "bookworm", "verdict": "reproduces",
+             "versions": {"celery": "5.7.0", "redis-server": "7.0.15"}},
+            {"name": "a", "thread": "x/y#1", "release": "trixie",
+             "verdict": "does not reproduce", "versions": {"redis-server": "8.0.2"}}]}))
+    write(results, tmp_path, name="durability", **META)
+    text = (tmp_path / "durability.md").read_text()
+    assert "## Upstream bugs, reproduced" in text
+    assert "| reproduction | bookworm (redis-server 7.0.15) | trixie (redis-server 8.0.2) |" in text
+    assert "| a (x/y#1) | reproduces | does not reproduce |" in text
+
+
+def test_a_report_re_rendered_from_its_json_is_the_report_the_run_wrote(tmp_path: Path) -> None:
+    results = good_run()
+    timings = {"whole run (3 scenarios)": 3.0, "scenario b / none": 1.0, "scenario a / x": 2.0}
+    write(results, tmp_path, name="durability", **META, timings=timings)
+    first = (tmp_path / "durability.md").read_text()
+    run = RunReport.load(tmp_path / "durability.json")
+    write(run.scenarios, tmp_path, name="durability", **META, timings=run.timings)
+    assert (tmp_path / "durability.md").read_text() == first
+    assert first.index("whole run") < first.index("scenario a / x") < first.index("scenario b")
+
+
 # -- provenance -------------------------------------------------------------------------------
 
 CELERY_IMAGE = {"variable": "CHAOS_CELERY_IMAGE", "tag": "queue-chaos/celery:29d4c1d452406d39",
