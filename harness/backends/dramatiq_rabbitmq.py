@@ -144,5 +144,9 @@ DramatiqRabbit.configurations = (
        ("broker-sigkill", "cut-producer-broker")),
     _c("dramatiq-rabbitmq-idempotent", DramatiqRabbitKnobs(idempotent=True),
        ("sigkill-worker", "crash-after-effect")),
+    # The dramatiq command's default of 8 worker threads: a prefetch of 16 (twice the threads),
+    # so a killed worker holds more unacknowledged deliveries for RabbitMQ to requeue.
+    _c("dramatiq-rabbitmq-threads-8", DramatiqRabbitKnobs(dramatiq_threads=8),
+       ("sigkill-worker",)),
 )
 BACKEND = DramatiqRabbit()

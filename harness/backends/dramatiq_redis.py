@@ -74,9 +74,19 @@ ABANDONING_KINDS = (WORKER_DEATH, LINK, STALL)
 
 @dataclass(frozen=True)
 class DramatiqRedisKnobs(DramatiqKnobs):
-    """Dramatiq's settings plus the Redis broker's persistence."""
+    """Dramatiq's settings plus the Redis broker's: its persistence, and ``heartbeat_timeout``
+    (RedisBroker's, in ms), the clock that decides both how long a dead worker's fetched
+    messages wait and whether a stalled worker's are run twice. Its default is the scenario's
+    compressed 10 s (Dramatiq's is 60 s); a configuration may set it longer than a stall."""
 
     redis_appendonly: str = "no"
+    dramatiq_heartbeat_timeout_ms: int = SCENARIO_HEARTBEAT_TIMEOUT_MS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.dramatiq_heartbeat_timeout_ms < 1000:
+            raise ValueError(f"dramatiq_heartbeat_timeout_ms={self.dramatiq_heartbeat_timeout_ms}"
+                             "; valid: 1000 or more")
 
 
 def _message_id(raw: bytes | str | None) -> str | None:
@@ -170,9 +180,15 @@ class DramatiqRedis(Dramatiq):
         return ["on Redis (RedisBroker)"]
 
     def scenario_env(self, settings: Any) -> dict[str, str]:
-        """The broker's compressed clocks (``clocks`` states them against Dramatiq's)."""
-        return {"CHAOS_DRAMATIQ_HEARTBEAT_TIMEOUT_MS": str(SCENARIO_HEARTBEAT_TIMEOUT_MS),
-                "CHAOS_DRAMATIQ_MAINTENANCE_CHANCE": str(SCENARIO_MAINTENANCE_CHANCE)}
+        """The broker's compressed maintenance (``clocks`` states it against Dramatiq's); its
+        heartbeat_timeout is a knob (``DramatiqRedisKnobs``), compressed by default."""
+        return {"CHAOS_DRAMATIQ_MAINTENANCE_CHANCE": str(SCENARIO_MAINTENANCE_CHANCE)}
+
+    def read_knobs(self, effective: Mapping[str, Any], idempotent: bool) -> dict[str, Any]:
+        read = super().read_knobs(effective, idempotent)
+        if "heartbeat_timeout" in effective:
+            read["dramatiq_heartbeat_timeout_ms"] = int(effective["heartbeat_timeout"])
+        return read
 
     def clocks(self, settings: Mapping[str, Any]) -> tuple[Clock, ...]:
         heartbeat = _heartbeat()
@@ -193,7 +209,8 @@ class DramatiqRedis(Dramatiq):
             return None
         if r.fault == "sigterm-worker":
             return None
-        return _abandoned()
+        return _abandoned(int(r.knobs.get("dramatiq_heartbeat_timeout_ms",
+                                          SCENARIO_HEARTBEAT_TIMEOUT_MS)))
 
     def note(self, settings: Any) -> str:
         entry = _abandoned()
@@ -233,11 +250,11 @@ def _heartbeat() -> Clock:
                  DRAMATIQ_HEARTBEAT_TIMEOUT_MS / 1000, HEARTBEAT_SOURCE)
 
 
-def _abandoned() -> Clock:
+def _abandoned(heartbeat_ms: int = SCENARIO_HEARTBEAT_TIMEOUT_MS) -> Clock:
     """How long a dead worker's fetched messages wait: its heartbeat going stale, then the
-    next command that runs maintenance."""
+    next command that runs maintenance (``heartbeat_ms``: the configuration's timeout)."""
     return Clock("abandoned-message requeue (heartbeat_timeout + maintenance)",
-                 SCENARIO_HEARTBEAT_TIMEOUT_MS / 1000 + SCENARIO_MAINTENANCE_WAIT_S,
+                 heartbeat_ms / 1000 + SCENARIO_MAINTENANCE_WAIT_S,
                  DRAMATIQ_HEARTBEAT_TIMEOUT_MS / 1000 + DRAMATIQ_MAINTENANCE_WAIT_S,
                  "dramatiq/brokers/redis/dispatch.lua: maintenance requeues the acks sets of "
                  "broker ids whose heartbeat is older than heartbeat_timeout")
@@ -255,5 +272,9 @@ DramatiqRedis.configurations = (
         "crash-after-effect")),
     _c("dramatiq-redis-idempotent", DramatiqRedisKnobs(idempotent=True),
        ("sigkill-worker", "sigstop-worker", "crash-after-effect")),
+    # heartbeat_timeout longer than the scenario's stall (25 s): a stopped worker's messages
+    # stay its own, and a dead one's wait longer. The trade between duplicates and recovery.
+    _c("dramatiq-redis-heartbeat-30", DramatiqRedisKnobs(dramatiq_heartbeat_timeout_ms=30000),
+       ("sigkill-worker", "sigstop-worker")),
 )
 BACKEND = DramatiqRedis()

@@ -73,6 +73,8 @@ def test_the_scenario_hands_the_redis_workers_dramatiqs_compressed_clocks() -> N
     env = CONFIGURATIONS["dramatiq-redis"].variables(Settings(), {})
     assert (env["CHAOS_DRAMATIQ_HEARTBEAT_TIMEOUT_MS"],
             env["CHAOS_DRAMATIQ_MAINTENANCE_CHANCE"]) == ("10000", "1000000")
+    longer = CONFIGURATIONS["dramatiq-redis-heartbeat-30"].variables(Settings(), {})
+    assert longer["CHAOS_DRAMATIQ_HEARTBEAT_TIMEOUT_MS"] == "30000"
     assert env["CHAOS_DRAMATIQ_THREADS"] == "2" and env["CHAOS_IDEMPOTENT"] == "false"
     assert "CHAOS_DRAMATIQ_HEARTBEAT_TIMEOUT_MS" not in (
         CONFIGURATIONS["dramatiq-rabbitmq"].variables(Settings(), {}))
@@ -236,3 +238,14 @@ def test_explanations_name_dramatiqs_own_mechanisms() -> None:
     assert "appendonly" in lines[0]
     lines = explain(_result("dramatiq-rabbitmq", "broker-sigkill", lost=3))
     assert "confirm_delivery=True" in lines[0]
+
+
+def test_a_longer_heartbeat_is_read_back_from_the_workers_and_governs_recovery() -> None:
+    config = CONFIGURATIONS["dramatiq-redis-heartbeat-30"]
+    ready = {"threads": 2, "heartbeat_timeout": 10000}
+    assert "dramatiq_heartbeat_timeout_ms declared 30000, running 10000" in str(
+        config.mismatch(config.running(ready, False)))
+    clock = REDIS.recovery_clock(_result("dramatiq-redis-heartbeat-30", "sigkill-worker"))
+    assert clock is not None and clock.scenario_s == 30 + 1
+    with pytest.raises(ValueError, match="dramatiq_heartbeat_timeout_ms=10; valid: 1000 or more"):
+        DramatiqRedisKnobs(dramatiq_heartbeat_timeout_ms=10)
