@@ -21,7 +21,7 @@ image (bookworm, with Python), so those two are not built again here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 # The compose variable each broker's image comes from (every Redis-based backend's broker
@@ -127,8 +127,3 @@ def pass_brokers(name: str) -> set[str]:
 def label(chosen: Mapping[str, BrokerVersion]) -> str:
     """The releases a run uses, by name, in broker order: what its report records."""
     return ",".join(chosen[b].name for b in IMAGE_VARIABLES if b in chosen)
-
-
-def text(chosen: Iterable[BrokerVersion]) -> str:
-    """``--brokers``'s form of the chosen releases."""
-    return ",".join(v.name for v in chosen)

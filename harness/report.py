@@ -170,37 +170,23 @@ def reproductions_lines(directory: Path) -> list[str]:
     ``queue-chaos reproduce`` beside it (``reproductions.json`` in the same directory), one
     column per pass of broker releases; nothing when there is none. Its numbers and versions
     are in ``reproductions.md``."""
+    document = _beside(directory, "reproductions.json")
+    if not document or not document.get("reproductions"):
+        return []
+    return [f"Measured by `{document.get('replay', 'queue-chaos reproduce')}` "
+            f"({document.get('date', '?')}; `reproductions.md` has each case's numbers, "
+            "configuration and versions): each upstream report recreated and judged from its "
+            "counts.", "", *reproductions.verdict_table(document)]
+
+
+def _beside(directory: Path, name: str) -> dict[str, Any] | None:
+    """Another command's JSON report beside this one (``versions.json``,
+    ``reproductions.json``), or None when there is none (or it does not parse)."""
     try:
-        document = json.loads((directory / "reproductions.json").read_text())
+        document = json.loads((directory / name).read_text())
     except (OSError, ValueError):
-        return []
-    found = [r for r in document.get("reproductions") or [] if isinstance(r, dict)]
-    if not found:
-        return []
-    releases = list(dict.fromkeys(str(r.get("release", "")) for r in found))
-    servers: dict[str, dict[str, str]] = {}
-    verdicts: dict[str, dict[str, str]] = {}
-    threads: dict[str, str] = {}
-    for r in found:
-        release, name = str(r.get("release", "")), str(r.get("name", "?"))
-        verdicts.setdefault(name, {})[release] = str(r.get("verdict", "?"))
-        threads[name] = str(r.get("thread", ""))
-        for key, value in (r.get("versions") or {}).items():
-            if key in reproductions.SERVER_NAMES:
-                servers.setdefault(release, {})[key] = str(value)
-    titles = [" ".join([release or "verdict", *(f"({k} {v})" for k, v in
-                                                servers.get(release, {}).items())])
-              for release in releases]
-    lines = [f"Measured by `{document.get('replay', 'queue-chaos reproduce')}` "
-             f"({document.get('date', '?')}; `reproductions.md` has each case's numbers, "
-             "configuration and versions): each upstream report recreated and judged from its "
-             "counts.", "",
-             "| reproduction | " + " | ".join(titles) + " |",
-             "|---|" + "---|" * len(titles)]
-    lines += [f"| {name} ({threads[name]}) | "
-              + " | ".join(by.get(release, "not run") for release in releases) + " |"
-              for name, by in verdicts.items()]
-    return lines
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def versions_lines(directory: Path) -> list[str]:
@@ -208,10 +194,8 @@ def versions_lines(directory: Path) -> list[str]:
     measured beside it (``versions.json`` in the same directory), and what changed between
     releases; nothing when there is no such report. The numbers are that report's own runs,
     named there, not this run's."""
-    path = directory / "versions.json"
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError):
+    document = _beside(directory, "versions.json")
+    if document is None:
         return []
     passes = document.get("passes") or []
     lines = [f"Measured by `{document.get('command', 'queue-chaos versions')}` "

@@ -9,8 +9,9 @@ Pure: no Docker, no clock; ``queue-chaos reproduce`` runs the cases and calls th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from harness.result import ScenarioResult
 
@@ -423,16 +424,7 @@ def render(outcomes: list[Outcome], *, date: str = "") -> str:
               + (" Each pass runs every case on one set of broker releases "
                  "(`harness/brokerversions.py`): a verdict per version." if passes != [""]
                  else ""), ""]
-    if passes == [""]:
-        lines += ["| reproduction | verdict |", "|---|---|"]
-    else:
-        lines += ["| reproduction | " + " | ".join(_pass_title(p, outcomes) for p in passes)
-                  + " |", "|---|" + "---|" * len(passes)]
-    for name, found in by_name.items():
-        r = next(iter(found.values())).reproduction
-        lines.append(f"| {name} ({r.thread}) | "
-                     + " | ".join(found[p].verdict if p in found else "not run" for p in passes)
-                     + " |")
+    lines += verdict_table(as_json(outcomes))
     for found in by_name.values():
         r = next(iter(found.values())).reproduction
         settings = ", ".join(f"{k}={v}" for k, v in r.overrides)
@@ -463,15 +455,29 @@ def render(outcomes: list[Outcome], *, date: str = "") -> str:
     return "\n".join(lines)
 
 
-def _pass_title(release: str, outcomes: Iterable[Outcome]) -> str:
-    """A pass's column title: its name and the servers its cases ran on."""
-    servers: dict[str, str] = {}
-    for o in outcomes:
-        if o.release == release and o.result is not None:
-            servers.update({k: v for k, v in o.result.servers.items()
-                            if k in SERVER_NAMES})
-    shown = ", ".join(f"{k} {v}" for k, v in servers.items())
-    return f"{release}" + (f" ({shown})" if shown else "")
+def verdict_table(document: Mapping[str, Any]) -> list[str]:
+    """The verdicts as a markdown table, from ``as_json``'s document: a row per reproduction,
+    a column per pass of broker releases titled with the servers its cases ran on (one
+    "verdict" column for a run without passes). reproductions.md and the durability report's
+    section (which reads reproductions.json) show this one table."""
+    found = [r for r in document.get("reproductions") or [] if isinstance(r, dict)]
+    passes = list(dict.fromkeys(str(r.get("release", "")) for r in found))
+    verdicts: dict[str, dict[str, str]] = {}
+    threads: dict[str, str] = {}
+    servers: dict[str, dict[str, str]] = {}
+    for r in found:
+        release, name = str(r.get("release", "")), str(r.get("name", "?"))
+        verdicts.setdefault(name, {})[release] = str(r.get("verdict", "?"))
+        threads[name] = str(r.get("thread", ""))
+        servers.setdefault(release, {}).update(
+            {k: str(v) for k, v in (r.get("versions") or {}).items() if k in SERVER_NAMES})
+    titles = [release + (f" ({', '.join(f'{k} {v}' for k, v in servers[release].items())})"
+                         if servers[release] else "") if release else "verdict"
+              for release in passes]
+    return (["| reproduction | " + " | ".join(titles) + " |", "|---|" + "---|" * len(titles)]
+            + [f"| {name} ({threads[name]}) | "
+               + " | ".join(by.get(release, "not run") for release in passes) + " |"
+               for name, by in verdicts.items()])
 
 
 def as_json(outcomes: list[Outcome], *, date: str = "") -> dict[str, object]:
