@@ -33,8 +33,12 @@ engine: setup
 images: setup
 	$(PY) -m harness images
 
+# PROFILE=clusters: the clustered brokers (a RabbitMQ cluster, Redis with Sentinel) under node
+# faults, kept out of the default matrix for time; its report goes to reports/clusters/.
+PROFILE ?= default
 durability: setup
-	$(PY) -m harness run $(if $(SEED),--seed $(SEED)) \
+	$(PY) -m harness run $(if $(SEED),--seed $(SEED)) --profile $(PROFILE) \
+	  $(if $(filter-out default,$(PROFILE)),--report-dir reports/$(PROFILE)) \
 	  $(if $(BACKENDS),--backends $(BACKENDS)) $(if $(CONFIGS),--configs $(CONFIGS)) \
 	  $(if $(FAULTS),--faults $(FAULTS)) $(if $(TARGET),--target $(TARGET)) \
 	  $(if $(SET),--set '$(SET)') $(if $(BROKERS),--brokers $(BROKERS)) \

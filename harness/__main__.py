@@ -74,6 +74,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--target", type=Path, default=None,
                      help="a team's target file (queue-chaos.toml): measure their app")
     run.add_argument("--backends", default="", help="comma-separated backends (default: all)")
+    run.add_argument("--profile", default="default",
+                     help="the matrix profile when no backend is named: default, or clusters "
+                          "(a RabbitMQ cluster and Redis with Sentinel under node faults)")
     run.add_argument("--configs", default="", help="comma-separated configurations")
     run.add_argument("--faults", default="", help="comma-separated faults")
     run.add_argument("--seed", type=int, default=None, help="fault-schedule seed")
@@ -256,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
                              "reports)")
         # Checked here once, not once per world; and no more worlds than parts to give them.
         chosen = select(args.target, args.backends, args.configs, args.faults, args.overrides,
-                        args.shard)
+                        args.shard, args.profile)
         if args.brokers:
             brokerversions.parse(args.brokers)
         worlds = min(worlds, shard.most_parts(chosen.cases))
@@ -268,7 +271,8 @@ def _run(args: argparse.Namespace) -> int:
         options.append(f"--target={args.target.resolve()}")
     for flag, value in (("--backends", args.backends), ("--configs", args.configs),
                         ("--faults", args.faults), ("--set", args.overrides),
-                        ("--shard", args.shard), ("--brokers", args.brokers)):
+                        ("--shard", args.shard), ("--brokers", args.brokers),
+                        ("--profile", args.profile)):
         if value:
             options.append(f"{flag}={value}")
     if worlds == 1 and trials == 1:

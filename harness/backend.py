@@ -65,6 +65,7 @@ class Capability(StrEnum):
     VISIBILITY_TIMEOUT = "visibility-timeout"  # unacked messages return after a timeout
     LEASE = "lease"  # a claimed job returns once its lease key expires (arq)
     IN_PROCESS = "in-process"  # the app runs its own tasks: no broker at all
+    CLUSTERED = "clustered"  # the broker is several nodes, one leading the task queue
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,10 @@ class Backend:
     # The distributions (as the workers report them) whose versions decide what it measures:
     # the report's "Measured with" line names these; the JSON keeps every one reported.
     libraries: ClassVar[tuple[str, ...]] = ()
+    # The matrix profile it belongs to: "default" (``make durability``), or "clusters" for a
+    # clustered broker, whose scenarios are too heavy for the default matrix's time target
+    # (``make durability PROFILE=clusters``, its own report).
+    matrix_profile: ClassVar[str] = "default"
 
     @property
     def image_variable(self) -> str:
@@ -205,7 +210,8 @@ class Backend:
         the worker arguments tell, e.g. Celery's pool); the claim comes from what they run."""
         return self.knobs_class()
 
-    def forensics(self, port: int, queue: str | None = None) -> Broker:
+    def forensics(self, port: int, queue: str | None = None,
+                  nodes: Mapping[str, int] | None = None) -> Broker:
         """The broker's forensics on its first published port (the app's, without a broker),
         reading ``queue`` (None: the built-in apps' queue)."""
         raise NotImplementedError

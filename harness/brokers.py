@@ -9,7 +9,7 @@ blind it.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Broker(Protocol):
@@ -35,3 +35,22 @@ class Broker(Protocol):
         fail for want of a version); {} too where there is no broker."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Clustered(Broker, Protocol):
+    """The forensics of a broker made of several nodes (a RabbitMQ cluster, Redis with
+    Sentinel): which node leads the task queue, which nodes there are, and whether the cluster
+    is whole again after a fault. What a cluster fault (harness/clusterfaults.py) asks before
+    it picks its target and after it heals."""
+
+    def leader(self) -> str:
+        """The service name of the node leading the task queue now, as the cluster says (a
+        quorum queue's leader, a classic queue's home node, Sentinel's primary)."""
+
+    def nodes(self) -> list[str]:
+        """The service names of the nodes that hold data (not Sentinels), in file order."""
+
+    def settled(self) -> bool:
+        """Every node is back and agrees: one leader, every member online, replication linked.
+        False, never an exception, while a node is down or unreachable."""

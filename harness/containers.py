@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import logging
 import os
 import tarfile
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,9 @@ from typing import Any
 import docker
 import docker.errors
 from docker.models.containers import Container
-from docker.types import EndpointConfig
+from docker.types import EndpointConfig, IPAMConfig, IPAMPool
 
-from harness.topology import LABEL, MANAGED, Service, Topology
+from harness.topology import LABEL, MANAGED, Attachment, Service, Topology
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +74,33 @@ class Cluster:
         self.topology = topology
         self.run_id = run_id
         self.labels = {MANAGED: "true", RUN: run_id, OWNER: owner_token()}
-        self.network_name = f"qc-{run_id}-{topology.network}"
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def ensure_network(self) -> None:
-        if not self.engine.networks.list(names=[self.network_name]):
+    @property
+    def network_name(self) -> str:
+        """The engine's name of the shared network."""
+        return self.network_of(self.topology.network)
+
+    def network_of(self, network: str) -> str:
+        """The engine's name of one of the topology's networks, in this run."""
+        return f"qc-{self.run_id}-{network}"
+
+    def ensure_network(self, network: str | None = None) -> None:
+        """Create the network (the shared one by default) unless it exists: with its subnet
+        when the compose file fixes one, for services with static addresses on it."""
+        spec = self.topology.networks[network or self.topology.network]
+        name = self.network_of(spec.name)
+        if not self.engine.networks.list(names=[name]):
+            ipam = None
+            if spec.subnet is not None:
+                ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=spec.subnet)])
             self.engine.networks.create(
-                self.network_name,
+                name,
                 driver="bridge",
-                options=self.topology.network_options,
-                labels={**self.topology.network_labels, **self.labels},
+                options=spec.options,
+                ipam=ipam,
+                labels={**spec.labels, **self.labels},
             )
 
     def container_name(self, service: str) -> str:
@@ -96,7 +114,9 @@ class Cluster:
         """
         name = service.name
         self.remove(name)
-        self.ensure_network()
+        for attachment in service.attachments:
+            self.ensure_network(attachment.network)
+        first, *others = service.attachments
         for mount in service.mounts:
             if not mount.source.exists():
                 mount.source.mkdir(parents=True)
@@ -113,10 +133,11 @@ class Cluster:
                 str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
                 for m in service.mounts
             },
-            network=self.network_name,
+            network=self.network_of(first.network),
             networking_config={
-                self.network_name: EndpointConfig(self.engine.api._version, aliases=[name])
+                self.network_of(first.network): self._endpoint(name, first)
             },
+            extra_hosts=service.extra_hosts or None,
             detach=True,
             # Least privilege: every capability dropped, only the compose file's cap_add given
             # back. Faults need none inside: signals and pauses come from the engine, cuts from
@@ -127,8 +148,36 @@ class Cluster:
             security_opt=["no-new-privileges"],
             init=False,
         )
+        for attachment in others:  # before it starts: its processes see every network at once
+            self.connect(name, attachment, first=False)
         container.start()
         return container
+
+    def _endpoint(self, name: str, attachment: Attachment) -> EndpointConfig:
+        return EndpointConfig(self.engine.api._version, aliases=[name, *attachment.aliases],
+                              ipv4_address=attachment.ipv4_address)
+
+    def connect(self, name: str, attachment: Attachment, first: bool = True) -> None:
+        """Attach the service's container to a network, with its static address and aliases
+        there (a healed partition gives a node back the address its peers know it by).
+
+        The service's own name is an alias on its first network only: a RabbitMQ node on its
+        peers' network and its clients' must be found by its name on the peers' one alone, or
+        a partition of that network would leave its peers another way to it."""
+        found = self.container(name)
+        if found is None:
+            raise LookupError(f"service {name} has no container in run {self.run_id}")
+        aliases = [name, *attachment.aliases] if first else list(attachment.aliases)
+        self.engine.networks.get(self.network_of(attachment.network)).connect(
+            found, aliases=aliases or None, ipv4_address=attachment.ipv4_address)
+
+    def disconnect(self, name: str, network: str) -> None:
+        """Detach the service's container from a network: every peer on it stops hearing from
+        it, with no reset sent (a partition, as the network sees one)."""
+        found = self.container(name)
+        if found is None:
+            raise LookupError(f"service {name} has no container in run {self.run_id}")
+        self.engine.networks.get(self.network_of(network)).disconnect(found, force=True)
 
     def container(self, name: str) -> Container | None:
         try:
@@ -230,6 +279,36 @@ class Cluster:
             found = self.container(name)
             if found is not None:
                 (directory / f"{name}.log").write_bytes(found.logs())
+
+
+SUBNET_RANGE = range(64, 255)  # 172.30.N.0/24 candidates: private, and rarely anyone else's
+
+
+def free_subnets(engine: docker.DockerClient, wanted: Mapping[str, str],
+                 run_id: str) -> dict[str, str]:
+    """For each fixed-subnet knob (name -> default prefix such as ``172.30.77``), a /24 prefix
+    no network of the engine uses now: two runs (or two worlds of one run) side by side cannot
+    both own 172.30.77.0/24, and Docker refuses an overlapping pool. The search starts at a
+    place the run id decides, so worlds starting at the same moment rarely race for one."""
+    used: set[ipaddress.IPv4Network] = set()
+    for network in engine.networks.list():
+        for pool in (network.attrs.get("IPAM") or {}).get("Config") or []:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                used.add(ipaddress.IPv4Network(pool["Subnet"], strict=False))
+    start = zlib.crc32(run_id.encode()) % len(SUBNET_RANGE)
+    candidates = [f"172.30.{SUBNET_RANGE[(start + i) % len(SUBNET_RANGE)]}"
+                  for i in range(len(SUBNET_RANGE))]
+    chosen: dict[str, str] = {}
+    for name in wanted:
+        for prefix in candidates:
+            net = ipaddress.IPv4Network(f"{prefix}.0/24")
+            if prefix not in chosen.values() and not any(net.overlaps(u) for u in used):
+                chosen[name] = prefix
+                break
+        else:
+            raise RuntimeError(f"no free /24 in 172.30.64-254.0 for {name}: remove stale "
+                               "Docker networks (`docker network prune`)")
+    return chosen
 
 
 def _labelled(engine: docker.DockerClient, labels: Mapping[str, str]) -> Iterator[Any]:

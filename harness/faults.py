@@ -6,9 +6,10 @@ a task, the others when some worker does. ``inject`` and ``heal`` must each retu
 scenario's bounds; the time between them is the fault's window (a scenario setting), except where
 the fault ends by itself (a SIGTERMed worker exiting) and the harness waits for that instead.
 
-To add a fault: a subclass of ``Fault`` registered in ``FAULTS``; say what it targets, which
-capabilities it needs of a backend (never backend names: a new backend with those capabilities
-meets it at once) and its kind (which explanations and settings apply).
+To add a fault: a subclass of ``Fault`` (harness/fault.py) registered in ``FAULTS``; say what it
+targets, which capabilities it needs of a backend (never backend names: a new backend with those
+capabilities meets it at once) and its kind (which explanations and settings apply). Faults on a
+clustered broker's nodes live in harness/clusterfaults.py.
 """
 
 from __future__ import annotations
@@ -16,63 +17,17 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.backend import Capability, Configuration
 from harness.backends.redisbroker import AckEmulation
+from harness.clusterfaults import CLUSTER_FAULTS
+from harness.fault import Fault
 from harness.observe import in_flight_at, killed_mid_task, snapshot
 from harness.schedule import PopWindowHit, PopWindowWatch, stays_in_pop_window, wait_for_pop_window
 from harness.waits import WaitTimeout, until
 from harness.world import World
 from queue_chaos_agent import taskbody
-
-# What a fault is, for the explanations: a worker process dying (or shutting down), a worker
-# frozen, a worker's broker link broken or slowed, the broker down, the producer's link broken.
-KINDS = ("none", "worker-death", "stall", "link", "broker", "producer-link")
-
-
-class Fault:
-    name: ClassVar[str]
-    description: ClassVar[str]
-    kind: ClassVar[str] = "worker-death"
-    target: ClassVar[str] = "worker"  # worker | broker | producer
-    needs: ClassVar[frozenset[Capability]] = frozenset()  # of the configuration's backend
-    control: ClassVar[bool] = False  # the no-fault control: nothing is injected
-    # Met by some configuration of the default matrix; False for a fault that only reproductions
-    # run (too slow for the time-limited matrix, or telling only under a thread's own workload).
-    in_matrix: ClassVar[bool] = True
-
-    def applies(self, configuration: Configuration) -> bool:
-        return self.needs <= configuration.capabilities
-
-    def unmet(self, configuration: Configuration) -> str:
-        """Why the fault does not apply, in words."""
-        missing = ", ".join(sorted(self.needs - configuration.capabilities))
-        return (f"fault {self.name} needs {missing}, which configuration {configuration.name} "
-                f"(backend {configuration.backend}) does not have")
-
-    def validity(self, counts: dict[str, int]) -> str | None:
-        """What makes a scenario of this fault invalid beyond firing at an idle target."""
-        return None
-
-    def interrupted(self, records: list[dict[str, Any]], target: str | None,
-                    fired_t: float) -> list[str]:
-        """The tasks the fault caught mid-task (``target`` None: on any worker); none means the
-        scenario measured nothing and is run again."""
-        return in_flight_at(records, target, fired_t)
-
-    def window(self, settings: Any) -> float:
-        return float(settings.fault_window_s)
-
-    def inject(self, world: World, target: str) -> None:
-        raise NotImplementedError
-
-    def heal(self, world: World, target: str) -> None:
-        return None
-
-    def touches(self, world: World, target: str) -> set[str]:
-        """Services to start afresh in the next scenario."""
-        return {target}
 
 
 class NoFault(Fault):
@@ -524,7 +479,7 @@ FAULTS: dict[str, Fault] = {
         NoFault(), SigkillWorker(), SigkillPoolChild(), SigtermWorker(), SigstopWorker(),
         BrokerKill(), BrokerRestart(), CutWorkerBroker(), BlackholeWorkerBroker(),
         SlowWorkerBroker(), CutProducerBroker(), CrashAfterEffect(), BrpopWindowKill(),
-        SigtermWorkerGroup(), WarmRestarts(),
+        SigtermWorkerGroup(), WarmRestarts(), *CLUSTER_FAULTS,
     )
 }
 

@@ -17,6 +17,12 @@ from harness.backend import Configuration
 from harness.backends import REGISTRY, configurations
 
 BACKENDS = tuple(REGISTRY)
+# Matrix profiles: the backends a run holds when it names none. "default" is the matrix of
+# ``make durability``; "clusters" the clustered brokers (``make durability PROFILE=clusters``).
+PROFILES: dict[str, tuple[str, ...]] = {
+    p: tuple(b.name for b in REGISTRY.values() if b.matrix_profile == p)
+    for p in dict.fromkeys(b.matrix_profile for b in REGISTRY.values())
+}
 
 
 class MatrixError(ValueError):
@@ -38,6 +44,10 @@ class Settings:
     fault_after_started: int = 8  # fire once this many executions have started ...
     fault_window_s: float = 4.0  # ... and heal this long after firing
     stop_window_s: float = 25.0  # SIGSTOP lasts longer than the visibility timeout / arq lease
+    # A cluster node partitioned or paused this long: past every failure detector of the
+    # cluster profile (RabbitMQ net_ticktime 10 s declares a node down after 10-15 s; Sentinel's
+    # down-after-milliseconds 2 s and its failover within ~4 s).
+    partition_window_s: float = 20.0
     visibility_timeout_s: int = 15  # Redis transport: unacked messages come back after this
     restore_interval_s: int = 2  # kombu's sweep for such messages
     late_after_s: float = 5.0  # completed later than heal + this is late
@@ -67,8 +77,8 @@ class Settings:
             problems.append(
                 f"fault_after_started={self.fault_after_started} (valid: 1..tasks={self.tasks})"
             )
-        for name in ("fault_window_s", "stop_window_s", "late_after_s", "drain_s", "quiet_s",
-                     "ready_s"):
+        for name in ("fault_window_s", "stop_window_s", "partition_window_s",
+                     "late_after_s", "drain_s", "quiet_s", "ready_s"):
             if not 0 <= getattr(self, name) <= 3600:
                 problems.append(f"{name}={getattr(self, name)} (valid: 0..3600)")
         for name in ("cost_tasks", "cost_latency_tasks"):
@@ -117,6 +127,13 @@ def fault(name: str) -> str:
     if name not in fault_names():
         raise MatrixError(f"unknown fault {name!r}; valid: {', '.join(fault_names())}")
     return name
+
+
+def profile(name: str) -> tuple[str, ...]:
+    """The backends of a matrix profile."""
+    if name not in PROFILES:
+        raise MatrixError(f"unknown profile {name!r}; valid: {', '.join(PROFILES)}")
+    return PROFILES[name]
 
 
 def backend(name: str) -> str:

@@ -70,6 +70,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--brokers", default="",
                     help="broker releases, e.g. redis-8.0,rabbitmq-4.0 or a pass's name "
                          "(trixie); default: each broker's default release")
+    group.addoption("--profile", default="default",
+                    help="the matrix profile when no backend is named: default, or clusters "
+                         "(the clustered brokers)")
     group.addoption("--target", default=None, type=Path,
                     help="a team's target file (queue-chaos.toml): measure their app instead "
                          "of the built-in matrix")
@@ -82,7 +85,8 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         chosen = select(config.getoption("target"), config.getoption("backends"),
                         config.getoption("configs"), config.getoption("faults"),
-                        config.getoption("overrides"), config.getoption("shard"))
+                        config.getoption("overrides"), config.getoption("shard"),
+                        config.getoption("profile"))
         target, settings, cases = chosen.target, chosen.settings, chosen.cases
         Ports.from_env()
         brokers = (brokerversions.parse(config.getoption("brokers"))

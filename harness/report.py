@@ -212,6 +212,46 @@ def versions_lines(directory: Path) -> list[str]:
     return lines
 
 
+FAILOVER_HEADER = ("configuration", "fault", "fault target", "submit outage (s)",
+                   "submissions failed", "consume outage (s)",
+                   "acknowledged before the fault and lost",
+                   "acknowledged during the fault and lost", "verdict")
+
+
+def failover_lines(results: list[ScenarioResult]) -> list[str]:
+    """The "Failover" section: a row per result that measured failover (harness/failover.py),
+    in the results' order; nothing when none did, so a report without it is unchanged. The lost
+    tasks are counted here; their ids are in the JSON."""
+    shown = [r for r in results if r.failover]
+    if not shown:
+        return []
+    several = len({r.trial for r in shown}) > 1
+    lines = ["## Failover", "",
+             "From the ledger, on the clock the fault was fired by: the longest stretch after "
+             "the fault in which the producer acknowledged no submission, the submissions "
+             "answered after it that were not acknowledged (failed or indeterminate), the "
+             "longest stretch in which tasks waited and no worker started any, and the lost "
+             "tasks whose submission had been acknowledged before the fault, or while it "
+             "lasted (their ids are in the JSON). A dash: nothing was answered (or started) after "
+             "the fault to measure.",
+             "",
+             f"| {' | '.join(FAILOVER_HEADER)} |",
+             f"|{'---|' * len(FAILOVER_HEADER)}"]
+    for r in shown:
+        f = r.failover
+        cells = [_label(r, several), r.fault, r.fault_target or "-",
+                 _seconds(f.get("submit_outage_s")), str(f.get("submit_failed", 0)),
+                 _seconds(f.get("consume_outage_s")),
+                 str(len(f.get("acked_before_lost") or [])),
+                 str(len(f.get("acked_during_lost") or [])), _verdict(r)]
+        lines.append(f"| {' | '.join(cells)} |")
+    return lines
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{value}"
+
+
 def _environment() -> jinja2.Environment:
     """The templates beside this module (harness/templates/), markdown: nothing escaped, every
     name a template uses must exist (a typo fails the tests, not the reader)."""
@@ -255,6 +295,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
             {"name": r.configuration, "summary": r.configuration_summary, "claim": r.guarantee,
              "effective": ", ".join(f"{k}={v}" for k, v in sorted(r.effective.items()))}
             for r in {r.configuration: r for r in results}.values()],
+        "failover": failover_lines(results),
         "proof_lines": proof.lines,
         "timings": ordered_timings(timings or {}),
     }

@@ -87,6 +87,11 @@ class ScenarioResult:
     # Which trial of the run this is (``--trials N``, harness/trials.py: trial k ran with seed
     # + k - 1); a report of N trials holds each scenario N times, 1 without trials.
     trial: int = 1
+    # A fault's failover figures (harness/failover.py, from the ledger): the longest stretch
+    # with no submission acknowledged and with waiting work but no execution started, the
+    # submissions not acknowledged after the fault, and the lost tasks acknowledged before or
+    # during it. Empty for a control, and in a report written before it was measured.
+    failover: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -14,10 +14,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from harness import cost
+from harness import cost, failover
 from harness.backend import Configuration, Knobs
 from harness.checker import CheckResult, Outcome, check, verdict
-from harness.faults import FAULTS, Fault, sleep_window
+from harness.fault import Fault
+from harness.faults import FAULTS, sleep_window
 from harness.matrix import Settings, scenario_id
 from harness.observe import Running, forget, of_scenario, running, snapshot
 from harness.result import ScenarioResult, attempt_prefix
@@ -110,7 +111,8 @@ def run_scenario(
 
 def _fault_plan(ctx: _Context, rng: random.Random) -> FaultPlan:
     world, fault = ctx.world, ctx.fault
-    fixed = {"broker": world.broker_service, "producer": world.producer_service}.get(fault.target)
+    fixed = {"broker": world.broker_service, "producer": world.producer_service,
+             "leader": world.leader}.get(fault.target)
     return plan_fault(rng, fault.name, world.workers, ctx.settings.fault_after_started,
                       fault.window(ctx.settings), fixed() if fixed else None)
 
@@ -169,6 +171,7 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         [t.task for t in result.tasks if t.outcome is Outcome.LOST])
     if inferred:
         result = checked({**held, **inferred})
+    lost = [t.task for t in result.tasks if t.outcome is Outcome.LOST]
     ctx.phase("check")
     # The claim is what the workers run, not what was asked for: their effective settings.
     configuration, owner = ctx.configuration, ctx.configuration.owner
@@ -227,6 +230,10 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         versions=reported.versions,
         servers=world.servers,
         latencies_s=result.latencies(),
+        # How long submitting and consuming stopped, and which acknowledged tasks a failover
+        # lost: measured for the cluster faults, whose report has a section of them.
+        failover=failover.measure(records, fired_t, healed_t, lost)
+        if fault.kind == "cluster" else {},
     )
 
 

@@ -47,9 +47,11 @@ def overrides(text: str) -> dict[str, str]:
 
 
 def select(target_path: Path | None = None, backends: str = "", configs: str = "",
-           faults: str = "", settings_text: str = "", shard: str | None = None) -> Selection:
+           faults: str = "", settings_text: str = "", shard: str | None = None,
+           profile: str = "default") -> Selection:
     """The run's cases (self-proof included) and settings; raises MatrixError, TargetError or
-    ValueError naming what is wrong."""
+    ValueError naming what is wrong. Backends not named: the matrix profile's; configurations
+    named: wherever they live."""
     if target_path is not None and (configs or backends):
         raise matrix.MatrixError(
             "--target measures the target file's app; --configs and --backends choose "
@@ -61,8 +63,10 @@ def select(target_path: Path | None = None, backends: str = "", configs: str = "
         cases = matrix.target_cases(
             target.name, matrix.select(faults, matrix.fault_names(), "fault") if faults else None)
     else:
+        in_profile = matrix.profile(profile)
         cases = matrix.cases(
-            matrix.select(backends, matrix.BACKENDS, "backend"),
+            matrix.select(backends, matrix.BACKENDS, "backend") if backends
+            else list(matrix.BACKENDS if configs else in_profile),
             matrix.select(configs, list(matrix.CONFIGURATIONS), "configuration") if configs
             else None,
             matrix.select(faults, matrix.fault_names(), "fault") if faults else None,

@@ -28,8 +28,8 @@ import requests
 
 from harness import topology
 from harness.backends import REGISTRY
-from harness.brokers import Broker
-from harness.containers import Cluster, reap_orphans
+from harness.brokers import Broker, Clustered
+from harness.containers import Cluster, free_subnets, reap_orphans
 from harness.observe import UNTAGGED, snapshot
 from harness.provenance import ImagesRun
 from harness.proxies import ToxiproxyControl
@@ -89,7 +89,8 @@ class World:
         ports: Ports,
         ready_s: float = 60.0,
     ) -> None:
-        self.variables = {**images, **ports.variables()}
+        self.variables = {**images, **ports.variables(),
+                          **free_subnets(engine, topology.subnet_variables(), run_id)}
         self.topology = topology.load(self.variables)
         self.cluster = Cluster(engine, self.topology, run_id)
         self.run_id = run_id
@@ -137,6 +138,19 @@ class World:
         assert self.backend is not None
         broker = self.topology.broker(self.backend)
         return broker.name if broker else None
+
+    def broker_services(self) -> list[str]:
+        """The backend's broker-role services: one broker, or a cluster's nodes (and
+        Sentinels)."""
+        assert self.backend is not None
+        return [s.name for s in self.topology.brokers(self.backend)]
+
+    def leader(self) -> str:
+        """The broker node that leads the task queue now (a quorum queue's leader, a classic
+        queue's home node, the Redis primary), as the cluster itself says."""
+        if not isinstance(self.broker, Clustered):
+            raise TypeError(f"backend {self.backend}'s broker is not a cluster: it has no leader")
+        return self.broker.leader()
 
     def mark_dirty(self, *services: str) -> None:
         self._dirty.update(services)
@@ -204,8 +218,8 @@ class World:
                                 "CHAOS_LEDGER_HOST_DIR": str(self._ledger_dir(run_dir))})
         services = self.topology.of_backend(backend)
         stale = {s.name for s in services if self._stale(wanted.services[s.name])}
-        broker = self.broker_service()
-        if broker in stale:  # a new broker: everything connected to it starts afresh too
+        brokers = self.broker_services()
+        if stale & set(brokers):  # a new broker: everything connected to it starts afresh too
             stale = {s.name for s in services}
         if stale & set(self.workers):
             # Fresh workers write to a fresh ledger directory: reused ones keep theirs.
@@ -217,22 +231,24 @@ class World:
         self.ledger_dir = self._ledger_dir(run_dir)
         self.ledger_dir.mkdir(parents=True, exist_ok=True)
         assert self.broker is not None
-        if broker is not None:
+        if brokers:
             # Clients to be started afresh go first, then the broker is emptied, then they
             # start: the reset races with none of them. With none left running it may drop what
             # they declare too (a RabbitMQ task queue, declared again by the new clients with
-            # this scenario's arguments).
+            # this scenario's arguments). A cluster's nodes all start together (they find each
+            # other as they boot) and its forensics say when it is formed.
             for service in services:
-                if service.name in stale and service.name != broker:
+                if service.name in stale and service.name not in brokers:
                     self.cluster.remove(service.name)
-            if broker in stale:
-                self._start(wanted.services[broker])
+            for name in brokers:
+                if name in stale:
+                    self._start(wanted.services[name])
             self._wait_broker()
-            self.broker.reset(idle={s.name for s in services} - {broker} <= stale)
+            self.broker.reset(idle={s.name for s in services} - set(brokers) <= stale)
         for service in services:
-            if service.name in stale and service.name != broker:
+            if service.name in stale and service.name not in brokers:
                 self._start(wanted.services[service.name])
-        if broker is None:  # no broker: the probe is the app itself, once it runs
+        if not brokers:  # no broker: the probe is the app itself, once it runs
             self._wait(self.broker.ready, f"the {backend} app", self.producer_service())
             self.broker.reset()
         for name in stale:
@@ -284,7 +300,8 @@ class World:
         if self.broker is not None:
             self.broker.close()
         probe = self.topology.broker(backend) or self.topology.submission_endpoint(backend)
-        self.broker = REGISTRY[backend].forensics(probe.ports[0].host_port, queue)
+        nodes = {s.name: s.ports[0].host_port for s in self.topology.brokers(backend) if s.ports}
+        self.broker = REGISTRY[backend].forensics(probe.ports[0].host_port, queue, nodes)
         self._queue = queue
 
     def end_scenario(self, logs_dir: Path, touched: set[str]) -> None:

@@ -198,7 +198,8 @@ def effective(app: Celery, consumer: Any, queue: str, task_name: str | None) -> 
     controller = getattr(consumer, "controller", None)
     measured = app.tasks.get(task_name or PROBE)
     scheme = urlparse(str(conf.broker_url or "")).scheme
-    transport = "redis" if scheme in REDIS_SCHEMES else (
+    # sentinel: kombu's Redis transport, finding the primary through Sentinel.
+    transport = "redis" if scheme in (*REDIS_SCHEMES, "sentinel") else (
         "amqp" if scheme in ("amqp", "amqps", "pyamqp") else scheme)
     options = dict(conf.broker_transport_options or {})
     queues = app.amqp.queues

@@ -11,7 +11,9 @@ from harness.backend import Backend, Configuration
 from harness.backends import (
     arq,
     celery_rabbitmq,
+    celery_rabbitmq_cluster,
     celery_redis,
+    celery_redis_sentinel,
     dramatiq_rabbitmq,
     dramatiq_redis,
     fastapi,
@@ -21,7 +23,9 @@ from harness.backends import (
 REGISTRY: dict[str, Backend] = {
     b.name: b
     for b in (celery_redis.BACKEND, celery_rabbitmq.BACKEND, arq.BACKEND, rq.BACKEND,
-              dramatiq_redis.BACKEND, dramatiq_rabbitmq.BACKEND, fastapi.BACKEND)
+              dramatiq_redis.BACKEND, dramatiq_rabbitmq.BACKEND, fastapi.BACKEND,
+              # The cluster profile (matrix_profile "clusters"): not in the default matrix.
+              celery_rabbitmq_cluster.BACKEND, celery_redis_sentinel.BACKEND)
 }
 
 

@@ -89,7 +89,8 @@ class Arq(Backend):
     former_names = ("arq-defaults",)  # now arq-max-tries-5: its other knobs are scenario sizes
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS, Capability.LEASE})
 
-    def forensics(self, port: int, queue: str | None = None) -> Broker:
+    def forensics(self, port: int, queue: str | None = None,
+                  nodes: Mapping[str, int] | None = None) -> Broker:
         return ArqForensics(port, queue)
 
     def guarantee(self, knobs: Any) -> Guarantee:

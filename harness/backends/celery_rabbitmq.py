@@ -214,7 +214,8 @@ class CeleryRabbit(Celery):
     libraries = (*Celery.libraries, "amqp")  # kombu's amqp transport drives py-amqp
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS})
 
-    def forensics(self, port: int, queue: str | None = None) -> Broker:
+    def forensics(self, port: int, queue: str | None = None,
+                  nodes: Mapping[str, int] | None = None) -> Broker:
         return CeleryRabbitForensics(port, queue)
 
     def read_knobs(self, effective: Mapping[str, Any], idempotent: bool) -> dict[str, Any]:

@@ -138,7 +138,8 @@ class CeleryRedis(Celery):
     # brpop-window-kill fault needs of a backend (harness/faults.py, BrpopWindowKill).
     pop_window: ClassVar[str] = KOMBU_BRPOP_WINDOW
 
-    def forensics(self, port: int, queue: str | None = None) -> Broker:
+    def forensics(self, port: int, queue: str | None = None,
+                  nodes: Mapping[str, int] | None = None) -> Broker:
         return CeleryRedisForensics(port, queue)
 
     def broker_parts(self, knobs: Any) -> list[str]:

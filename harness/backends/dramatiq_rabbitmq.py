@@ -75,7 +75,8 @@ class DramatiqRabbit(Dramatiq):
     libraries = (*Dramatiq.libraries, "pika")
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS})
 
-    def forensics(self, port: int, queue: str | None = None) -> Broker:
+    def forensics(self, port: int, queue: str | None = None,
+                  nodes: Mapping[str, int] | None = None) -> Broker:
         return DramatiqRabbitForensics(port, queue)
 
     def read_knobs(self, effective: Mapping[str, Any], idempotent: bool) -> dict[str, Any]:

@@ -173,7 +173,8 @@ class DramatiqRedis(Dramatiq):
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS,
                               Capability.VISIBILITY_TIMEOUT})
 
-    def forensics(self, port: int, queue: str | None = None) -> Broker:
+    def forensics(self, port: int, queue: str | None = None,
+                  nodes: Mapping[str, int] | None = None) -> Broker:
         return DramatiqRedisForensics(port, queue)
 
     def broker_parts(self, knobs: Any) -> list[str]:

@@ -89,7 +89,8 @@ class FastAPI(Backend):
     # decides what a shutdown does to them
     capabilities = frozenset({Capability.IN_PROCESS})
 
-    def forensics(self, port: int, queue: str | None = None) -> Broker:
+    def forensics(self, port: int, queue: str | None = None,
+                  nodes: Mapping[str, int] | None = None) -> Broker:
         return InProcessForensics(port)
 
     def guarantee(self, knobs: Any) -> Guarantee:

@@ -219,7 +219,8 @@ class Rq(Backend):
     libraries = ("rq", "redis")
     capabilities = frozenset({Capability.BROKERED})
 
-    def forensics(self, port: int, queue: str | None = None) -> Broker:
+    def forensics(self, port: int, queue: str | None = None,
+                  nodes: Mapping[str, int] | None = None) -> Broker:
         return RqForensics(port, queue)
 
     def capabilities_of(self, knobs: Any) -> frozenset[Capability]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.faults import FAULTS, Fault
+from harness.fault import Fault
+from harness.faults import FAULTS
 from harness.matrix import CONFIGURATIONS, Settings
 from harness.scenario import ScenarioError, run_scenario
 from harness.world import World

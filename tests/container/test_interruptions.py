@@ -20,7 +20,8 @@ import docker
 import pytest
 
 from harness import containers
-from harness.faults import FAULTS, Fault
+from harness.fault import Fault
+from harness.faults import FAULTS
 from harness.matrix import CONFIGURATIONS, Settings
 from harness.paths import ROOT
 from harness.scenario import ScenarioError, run_scenario

@@ -36,6 +36,14 @@ if settings.REDIS:
         "socket_timeout": 5,
         "socket_connect_timeout": 5,
     }
+    if settings.SENTINEL:
+        # kombu asks the Sentinels (every one in the URL) for the primary on each connect;
+        # master_name is required, and the Sentinels' own sockets are bounded too, so a frozen
+        # or cut-off Sentinel is skipped instead of waited for.
+        app.conf.broker_transport_options |= {
+            "master_name": settings.SENTINEL_MASTER,
+            "sentinel_kwargs": {"socket_timeout": 2, "socket_connect_timeout": 2},
+        }
 else:
     # AMQP (RabbitMQ, py-amqp). kombu hands transport options to py-amqp's Connection:
     # confirm_publish makes every publish wait for the broker's Basic.Ack (MessageNacked on a

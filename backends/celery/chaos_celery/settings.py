@@ -20,4 +20,11 @@ if QUEUE_TYPE not in ("classic", "quorum"):
 CONFIRM_PUBLISH = flag("CHAOS_CONFIRM_PUBLISH")
 # The task queue the harness's forensics read (QUEUE_CHAOS_QUEUE in the compose file).
 QUEUE = "chaos"
-REDIS = BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://"))
+# Redis through Sentinel (kombu's sentinel:// transport, the cluster profile): the Sentinels'
+# URLs, ;-separated, and the name they know the primary by.
+SENTINEL = BROKER_URL.startswith("sentinel://")
+SENTINEL_MASTER = os.environ.get("CHAOS_SENTINEL_MASTER", "")
+if SENTINEL and not SENTINEL_MASTER:
+    raise ValueError("CHAOS_BROKER_URL is a sentinel:// URL: CHAOS_SENTINEL_MASTER must name "
+                     "the primary Sentinel monitors")
+REDIS = SENTINEL or BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://"))

@@ -1,0 +1,138 @@
+"""Faults on a clustered broker (Jepsen's nemesis against a cluster): the node leading the task
+queue killed, cut off from its peers, or frozen past the cluster's failure detector; every node
+restarted in turn, as an upgrade does.
+
+The target is picked at the moment the fault fires, from what the cluster itself says
+(``World.leader``: a quorum queue's leader, a classic queue's home node, Sentinel's primary),
+never from a name in a list. Each fault holds its node out for ``partition_window_s``, longer
+than the failure detector (RabbitMQ with ``net_ticktime`` 10 s; Sentinel's
+``down-after-milliseconds`` 2 s), so that the cluster does react: a failover, a pause of the
+minority, a promotion. Healing waits, bounded, until the cluster says it is whole again
+(``Clustered.settled``), and records how long that took or that it never did: a cluster that
+stays split is a finding, not a harness error.
+
+Every service of the backend starts afresh in the next scenario: a healed cluster can keep a
+partition record, a demoted primary or Sentinel's rewritten view, which no other scenario should
+inherit.
+
+These faults need ``Capability.CLUSTERED``: only the cluster profile's backends have it, and no
+configuration of the default matrix meets them (``make durability PROFILE=clusters``).
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any, ClassVar
+
+from harness.backend import Capability
+from harness.brokers import Clustered
+from harness.fault import Fault
+from harness.waits import WaitTimeout, until
+from harness.world import World
+
+SETTLED = "cluster_settled"
+UNSETTLED = "cluster_unsettled"
+
+
+class ClusterFault(Fault):
+    kind = "cluster"
+    target = "leader"
+    needs = frozenset({Capability.CLUSTERED})
+    in_matrix = False  # the cluster profile's configurations meet them (PROFILE=clusters)
+    SETTLE_S: ClassVar[float] = 120.0  # a RabbitMQ node rejoins in ~5 s, a rolling step ~13 s
+
+    def window(self, settings: Any) -> float:
+        return float(settings.partition_window_s)
+
+    def touches(self, world: World, target: str) -> set[str]:
+        assert world.backend is not None
+        return {s.name for s in world.topology.of_backend(world.backend)}
+
+    @staticmethod
+    def forensics(world: World) -> Clustered:
+        if not isinstance(world.broker, Clustered):
+            raise TypeError(f"backend {world.backend}'s broker is not a cluster")
+        return world.broker
+
+    def settle(self, world: World, after: str) -> bool:
+        """Until the cluster says it is whole again, at most ``SETTLE_S``; a record either
+        way (how long it took, or that it did not within the bound)."""
+        broker = self.forensics(world)
+        start = world.clock()
+        try:
+            until(broker.settled, what="the cluster to settle", timeout_s=self.SETTLE_S,
+                  interval_s=0.5)
+        except WaitTimeout:
+            world.note(UNSETTLED, fault=self.name, after=after, bound_s=self.SETTLE_S)
+            return False
+        world.note(SETTLED, fault=self.name, after=after,
+                   settled_s=round(world.clock() - start, 2))
+        return True
+
+
+class LeaderKill(ClusterFault):
+    name = "leader-sigkill"
+    description = ("SIGKILL of the broker node leading the task queue (a quorum queue's leader, "
+                   "a classic queue's home node, the Redis primary), started again after the "
+                   "partition window; then the cluster is awaited whole")
+
+    def inject(self, world: World, target: str) -> None:
+        world.cluster.signal(target, "SIGKILL")
+
+    def heal(self, world: World, target: str) -> None:
+        world.cluster.restart(target)
+        self.settle(world, target)
+
+
+class LeaderPartition(ClusterFault):
+    name = "leader-partition"
+    description = ("the node leading the task queue cut off from its cluster's network (Docker "
+                   "network disconnect: no reset, its peers stop hearing it) for the partition "
+                   "window, past the failure detector, then connected again with its address; "
+                   "then the cluster is awaited whole")
+
+    def inject(self, world: World, target: str) -> None:
+        world.cluster.disconnect(target, world.topology.services[target].network)
+
+    def heal(self, world: World, target: str) -> None:
+        world.cluster.connect(target, world.topology.services[target].attachments[0])
+        self.settle(world, target)
+
+
+class LeaderPause(ClusterFault):
+    name = "leader-sigstop"
+    description = ("every process of the node leading the task queue frozen (SIGSTOP) for the "
+                   "partition window, past the failure detector, then thawed (SIGCONT): it "
+                   "wakes up believing it still leads, the classic split-brain maker")
+
+    def inject(self, world: World, target: str) -> None:
+        world.cluster.signal_all(target, signal.SIGSTOP)
+
+    def heal(self, world: World, target: str) -> None:
+        world.cluster.signal_all(target, signal.SIGCONT)
+        self.settle(world, target)
+
+
+class RollingRestart(ClusterFault):
+    name = "rolling-restart"
+    description = ("every data node restarted in turn, the leader last, as an upgrade does: "
+                   "SIGTERM, wait for the exit, start it again, wait until the cluster is whole, "
+                   "then the next node")
+
+    def window(self, settings: Any) -> float:
+        return 0.0  # the series ends by itself, with every node back
+
+    def inject(self, world: World, target: str) -> None:
+        nodes = self.forensics(world).nodes()
+        order = [n for n in nodes if n != target] + [target]
+        for step, node in enumerate(order, start=1):
+            world.note("rolling_restart", node=node, step=step, of=len(order))
+            world.cluster.signal(node, "SIGTERM")
+            world.wait_exited(node)
+            world.cluster.restart(node)
+            if not self.settle(world, node):
+                break  # not whole: restarting another node would only take more down
+
+
+CLUSTER_FAULTS: tuple[Fault, ...] = (LeaderKill(), LeaderPartition(), LeaderPause(),
+                                     RollingRestart())
