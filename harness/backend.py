@@ -263,6 +263,12 @@ class Backend:
         record): what the running app really uses, whatever its configuration asked for."""
         return {}
 
+    def promise(self, results: list[ScenarioResult]) -> list[str]:
+        """Paragraphs saying what the broker's documentation promises and whether ``results``
+        (this backend's) held it: the cluster report's last word per broker. None by default:
+        the single-broker backends' claims are the configurations' own (the summary)."""
+        return []
+
     def must_lose(self, knobs: Any, fault_kind: str, fault: str) -> bool:
         """Whether this backend's mechanism makes loss certain under the fault (self-proof)."""
         return False
@@ -287,3 +293,14 @@ class Backend:
     def retried(self) -> str:
         """How the backend runs a task again, in a few words."""
         return "delivered it again"
+
+
+def lost_by_fault(results: list[ScenarioResult]) -> str:
+    """``leader-sigkill 3, leader-sigstop 0``, faults in the order met, trials summed: the lost
+    counts a promise paragraph cites (controls left out)."""
+    totals: dict[str, int] = {}
+    for r in results:
+        if r.fault_kind != "none":
+            totals[r.fault] = totals.get(r.fault, 0) + int(r.counts.get("lost", 0))
+    return ", ".join(f"{fault} {n}" for fault, n in totals.items()) or "no fault run"
+

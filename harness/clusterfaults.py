@@ -22,16 +22,15 @@ configuration of the default matrix meets them (``make durability PROFILE=cluste
 from __future__ import annotations
 
 import signal
+import threading
 from typing import Any, ClassVar
 
 from harness.backend import Capability
 from harness.brokers import Clustered
+from harness.failover import LEADER_CHANGED, SETTLED, UNSETTLED
 from harness.fault import Fault
 from harness.waits import WaitTimeout, until
 from harness.world import World
-
-SETTLED = "cluster_settled"
-UNSETTLED = "cluster_unsettled"
 
 
 class ClusterFault(Fault):
@@ -40,6 +39,8 @@ class ClusterFault(Fault):
     needs = frozenset({Capability.CLUSTERED})
     in_matrix = False  # the cluster profile's configurations meet them (PROFILE=clusters)
     SETTLE_S: ClassVar[float] = 120.0  # a RabbitMQ node rejoins in ~5 s, a rolling step ~13 s
+    # The leader watch of the fault in progress (one scenario at a time per world).
+    _watch: tuple[threading.Thread, threading.Event] | None = None
 
     def window(self, settings: Any) -> float:
         return float(settings.partition_window_s)
@@ -53,6 +54,37 @@ class ClusterFault(Fault):
         if not isinstance(world.broker, Clustered):
             raise TypeError(f"backend {world.backend}'s broker is not a cluster")
         return world.broker
+
+    def watch_leader(self, world: World, target: str) -> None:
+        """While the fault lasts, ask the cluster which node leads the task queue, every 0.2 s,
+        and record the first answer that is not ``target`` (a ``leader_changed`` record: the
+        cluster's own failover time). In a thread, stopped by ``heal`` (``stop_watch``): the
+        fault's window is the scenario's to keep."""
+        broker, start = self.forensics(world), world.clock()
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                try:
+                    now: str | None = broker.leader()
+                except Exception:  # a node down or cut off may answer nothing for a while
+                    now = None
+                if now is not None and now != target:
+                    world.note(LEADER_CHANGED, fault=self.name, old=target, new=now,
+                               after_s=round(world.clock() - start, 2))
+                    return
+                stop.wait(0.2)
+
+        thread = threading.Thread(target=watch, name=f"{self.name}-leader-watch", daemon=True)
+        thread.start()
+        self._watch = (thread, stop)
+
+    def stop_watch(self) -> None:
+        if self._watch is not None:
+            thread, stop = self._watch
+            stop.set()
+            thread.join(timeout=10)  # one pending leader() call, each bounded by its timeouts
+            self._watch = None
 
     def settle(self, world: World, after: str) -> bool:
         """Until the cluster says it is whole again, at most ``SETTLE_S``; a record either
@@ -78,8 +110,10 @@ class LeaderKill(ClusterFault):
 
     def inject(self, world: World, target: str) -> None:
         world.cluster.signal(target, "SIGKILL")
+        self.watch_leader(world, target)
 
     def heal(self, world: World, target: str) -> None:
+        self.stop_watch()
         world.cluster.restart(target)
         self.settle(world, target)
 
@@ -93,8 +127,10 @@ class LeaderPartition(ClusterFault):
 
     def inject(self, world: World, target: str) -> None:
         world.cluster.disconnect(target, world.topology.services[target].network)
+        self.watch_leader(world, target)
 
     def heal(self, world: World, target: str) -> None:
+        self.stop_watch()
         world.cluster.connect(target, world.topology.services[target].attachments[0])
         self.settle(world, target)
 
@@ -107,8 +143,10 @@ class LeaderPause(ClusterFault):
 
     def inject(self, world: World, target: str) -> None:
         world.cluster.signal_all(target, signal.SIGSTOP)
+        self.watch_leader(world, target)
 
     def heal(self, world: World, target: str) -> None:
+        self.stop_watch()
         world.cluster.signal_all(target, signal.SIGCONT)
         self.settle(world, target)
 

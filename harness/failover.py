@@ -12,7 +12,9 @@ The records it reads (one scenario's, as ``observe.of_scenario`` selects them):
 * ``submission`` (harness/workload.py): ``task``, ``outcome`` (ok / failed / indeterminate),
   ``t`` when the producer's answer came back, ``t_sent`` when the request went out;
 * ``started`` (agent/queue_chaos_agent/taskbody.py): ``task``, ``t``, ``worker``: one per
-  execution, re-executions included.
+  execution, re-executions included;
+* a cluster fault's own records (harness/clusterfaults.py): the leader the cluster named once
+  the fault was in, and how long the cluster took to be whole again after the heal.
 
 Pure functions of their inputs, like the checker, so every edge is a unit test.
 """
@@ -23,6 +25,11 @@ import heapq
 from collections.abc import Iterable
 from itertools import pairwise
 from typing import Any
+
+# The records a cluster fault writes (harness/clusterfaults.py), by kind.
+LEADER_CHANGED = "leader_changed"
+SETTLED = "cluster_settled"
+UNSETTLED = "cluster_unsettled"
 
 
 def measure(records: list[dict[str, Any]], fired_t: float | None, healed_t: float | None,
@@ -56,6 +63,28 @@ def measure(records: list[dict[str, Any]], fired_t: float | None, healed_t: floa
         "consume_outage_s": _rounded(consume),
         "acked_before_lost": before,
         "acked_during_lost": during,
+        **cluster_view(records, fired_t),
+    }
+
+
+def cluster_view(records: list[dict[str, Any]], fired_t: float) -> dict[str, Any]:
+    """What the cluster itself said after the fault (harness/clusterfaults.py's records):
+
+    * ``new_leader``, ``elected_s``: the first node other than the target that the cluster
+      named leader of the task queue, and how long after the fault (None: none was named
+      while the fault lasted, e.g. a classic queue, which never moves);
+    * ``settled_s``: the longest wait, after a heal (each node of a rolling restart), until
+      the cluster said it was whole again; ``unsettled``: heals after which it never did
+      within the bound.
+    """
+    after = [r for r in records if float(r.get("t", 0.0)) >= fired_t]
+    changed = next((r for r in after if r.get("kind") == LEADER_CHANGED), None)
+    settled = [float(r["settled_s"]) for r in after if r.get("kind") == SETTLED]
+    return {
+        "new_leader": changed.get("new") if changed else None,
+        "elected_s": _rounded(float(changed["after_s"])) if changed else None,
+        "settled_s": _rounded(max(settled)) if settled else None,
+        "unsettled": sum(1 for r in after if r.get("kind") == UNSETTLED),
     }
 
 

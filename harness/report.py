@@ -212,9 +212,9 @@ def versions_lines(directory: Path) -> list[str]:
     return lines
 
 
-FAILOVER_HEADER = ("configuration", "fault", "fault target", "submit outage (s)",
-                   "submissions failed", "consume outage (s)",
-                   "acknowledged before the fault and lost",
+FAILOVER_HEADER = ("configuration", "fault", "fault target", "new leader after (s)",
+                   "submit outage (s)", "submissions failed", "consume outage (s)",
+                   "whole again after heal (s)", "acknowledged before the fault and lost",
                    "acknowledged during the fault and lost", "verdict")
 
 
@@ -232,20 +232,37 @@ def failover_lines(results: list[ScenarioResult]) -> list[str]:
              "answered after it that were not acknowledged (failed or indeterminate), the "
              "longest stretch in which tasks waited and no worker started any, and the lost "
              "tasks whose submission had been acknowledged before the fault, or while it "
-             "lasted (their ids are in the JSON). A dash: nothing was answered (or started) after "
-             "the fault to measure.",
+             "lasted (their ids are in the JSON). The cluster's own answers: the node it named "
+             "leader of the task queue once the fault was in, and how long after the heal it "
+             "said it was whole again (every node running, no partition, one leader its "
+             "replicas follow; the longest step of a rolling restart). A dash: nothing to "
+             "measure (nothing answered or started after the fault; no new leader named).",
              "",
              f"| {' | '.join(FAILOVER_HEADER)} |",
              f"|{'---|' * len(FAILOVER_HEADER)}"]
     for r in shown:
         f = r.failover
-        cells = [_label(r, several), r.fault, r.fault_target or "-",
+        leader = (f"{f['new_leader']} after {f['elected_s']}" if f.get("new_leader")
+                  else "-")
+        whole = ("never (bound)" if f.get("unsettled") else _seconds(f.get("settled_s")))
+        cells = [_label(r, several), r.fault, r.fault_target or "-", leader,
                  _seconds(f.get("submit_outage_s")), str(f.get("submit_failed", 0)),
-                 _seconds(f.get("consume_outage_s")),
+                 _seconds(f.get("consume_outage_s")), whole,
                  str(len(f.get("acked_before_lost") or [])),
                  str(len(f.get("acked_during_lost") or [])), _verdict(r)]
         lines.append(f"| {' | '.join(cells)} |")
     return lines
+
+
+def promise_lines(results: list[ScenarioResult]) -> list[str]:
+    """The section holding each broker's documented promise against what was measured, for
+    the backends that state one (the cluster profile's); nothing otherwise."""
+    lines: list[str] = []
+    for name, backend in REGISTRY.items():
+        said = backend.promise([r for r in results if r.backend == name])
+        if said:
+            lines += ["", f"### {backend.title}", "", *said]
+    return ["## What each broker promises, and whether it held", *lines] if lines else []
 
 
 def _seconds(value: Any) -> str:
@@ -296,6 +313,7 @@ def render(results: list[ScenarioResult], *, run_id: str, date: str, seed: int,
              "effective": ", ".join(f"{k}={v}" for k, v in sorted(r.effective.items()))}
             for r in {r.configuration: r for r in results}.values()],
         "failover": failover_lines(results),
+        "promises": promise_lines(results),
         "proof_lines": proof.lines,
         "timings": ordered_timings(timings or {}),
     }

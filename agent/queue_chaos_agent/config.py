@@ -19,11 +19,10 @@ from queue_chaos_agent import knobs
 
 KINDS = ("celery", "arq", "rq", "dramatiq")
 DEFAULT_LEDGER_DIR = "/ledger"
-# The schemes a redirected broker URL may have: Celery's and Dramatiq's Redis and AMQP brokers;
-# arq and RQ
-# are Redis.
+# The schemes a redirected broker URL may have: Celery's and Dramatiq's Redis and AMQP brokers
+# (Celery's Redis also through Sentinel); arq and RQ are Redis.
 BROKER_SCHEMES = {
-    "celery": ("redis", "rediss", "amqp", "amqps", "pyamqp"),
+    "celery": ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp"),
     "arq": ("redis", "rediss"),
     "rq": ("redis", "rediss"),
     "dramatiq": ("redis", "rediss", "amqp", "amqps"),
@@ -79,17 +78,21 @@ def app_path(name: str, value: str | None) -> str:
 
 
 def broker_url(name: str, value: str | None, kind: str) -> str | None:
+    """The URL, each of its parts checked: Celery takes several ``;``-separated ones (kombu's
+    failover list over a cluster's nodes, or the Sentinels of a ``sentinel://`` broker)."""
     if value is None:
         return None
-    parsed = urlparse(value)
+    parts = value.split(";") if kind == "celery" else [value]
     schemes = BROKER_SCHEMES[kind]
-    if parsed.scheme not in schemes or not parsed.hostname:
-        raise ConfigError(f"{name}={value!r}: expected a {kind} broker URL "
-                          f"({', '.join(s + '://host:port' for s in schemes)})")
-    try:
-        parsed.port  # noqa: B018 - urlparse checks the port only when it is read
-    except ValueError:
-        raise ConfigError(f"{name}={value!r}: the port is not a number") from None
+    for part in parts:
+        parsed = urlparse(part)
+        if parsed.scheme not in schemes or not parsed.hostname:
+            raise ConfigError(f"{name}={value!r}: expected a {kind} broker URL "
+                              f"({', '.join(s + '://host:port' for s in schemes)})")
+        try:
+            parsed.port  # noqa: B018 - urlparse checks the port only when it is read
+        except ValueError:
+            raise ConfigError(f"{name}={value!r}: the port is not a number") from None
     return value
 
 

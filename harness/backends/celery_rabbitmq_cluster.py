@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
-from harness.backend import Capability, Configuration
+from harness.backend import Capability, Configuration, lost_by_fault
 from harness.backends.celery_rabbitmq import (
     CeleryRabbit,
     CeleryRabbitForensics,
@@ -156,6 +156,9 @@ class CeleryRabbitCluster(CeleryRabbit):
         return (f"{n} lost although RabbitMQ had confirmed them: a confirmed message of a "
                 "quorum queue is on a majority of its members, so this is a broken promise.")
 
+    def promise(self, results: list[ScenarioResult]) -> list[str]:
+        return promise_paragraphs(results)
+
     def duplicate_cause(self, r: ScenarioResult) -> str | None:
         if r.fault_kind != "cluster":
             return super().duplicate_cause(r)
@@ -163,6 +166,44 @@ class CeleryRabbitCluster(CeleryRabbit):
                 "pause_minority, or frozen) with the worker's deliveries unacknowledged; the "
                 "queue delivered them again to another consumer, and the first run's "
                 "acknowledgement went nowhere")
+
+
+PROMISE = ("RabbitMQ's documentation promises that a message it has *confirmed* to its publisher "
+           "is stored on a majority of a quorum queue's members and survives the loss of a "
+           "minority of them; for a message published without confirms it makes no promise; "
+           "and a classic queue lives on one node, unavailable while that node is out "
+           "(rabbitmq.com/docs/quorum-queues, /docs/confirms, /docs/partitions).")
+
+
+def promise_paragraphs(results: list[ScenarioResult]) -> list[str]:
+    """The documented promise, and what the quorum queue with confirms (the configuration the
+    promise is about), without them, and the classic queue lost under the cluster faults."""
+    faulted = [r for r in results if r.fault_kind == "cluster"]
+    if not faulted:
+        return []
+
+    def of(queue_type: str, confirms: bool) -> list[ScenarioResult]:
+        return [r for r in faulted if r.knobs.get("queue_type") == queue_type
+                and bool(r.knobs.get("confirm_publish")) == confirms]
+
+    lines = [PROMISE, ""]
+    promised = of("quorum", True)
+    if promised:
+        lost = sum(int(r.counts.get("lost", 0)) for r in promised)
+        verdict = ("**held**" if lost == 0 else "**did not hold**")
+        lines.append(f"Measured, quorum queue with publisher confirms ({len(promised)} "
+                     f"scenarios; lost per fault: {lost_by_fault(promised)}): the promise "
+                     f"{verdict}" + (": no confirmed task was lost while the node leading the "
+                                     "queue was killed, cut off, frozen or restarted."
+                                     if lost == 0 else f": {lost} confirmed tasks were lost."))
+    for label, group in (("quorum queue without confirms", of("quorum", False)),
+                         ("classic queue with confirms", of("classic", True))):
+        if group:
+            lost = sum(int(r.counts.get("lost", 0)) for r in group)
+            lines += ["", f"For contrast, the {label} lost {lost} (per fault: "
+                      f"{lost_by_fault(group)})" + (": RabbitMQ promised nothing for these "
+                                                    "publishes." if lost else ".")]
+    return lines
 
 
 def _c(name: str, meets: tuple[str, ...], **knobs: Any) -> Configuration:
