@@ -15,7 +15,8 @@ from harness.backend import Capability
 from harness.backends import REGISTRY
 from harness.backends.celery_redis import CeleryRedisForensics
 from harness.backends.redisbroker import AckEmulation, Handover
-from harness.faults import FAULTS, KINDS, BrpopWindowKill, Fault, WarmRestarts, window_records
+from harness.fault import KINDS, Fault
+from harness.faults import FAULTS, BrpopWindowKill, WarmRestarts, window_records
 from harness.matrix import CONFIGURATIONS, Settings
 from harness.target import Target
 from harness.world import World
@@ -24,8 +25,16 @@ from tests.unit.build import scenario_result
 
 # Faults whose window is no timer: the heal (or the fault itself) waits for the worker.
 ENDS_BY_ITSELF = ("sigterm-worker", "sigterm-worker-group", "warm-restarts")
+# The cluster profile's faults (harness/clusterfaults.py): on the node leading the task queue.
+CLUSTER = ("leader-sigkill", "leader-partition", "leader-sigstop", "rolling-restart")
 BROKER_OR_LINK = ("broker-sigkill", "broker-restart", "cut-worker-broker",
                   "blackhole-worker-broker", "latency-worker-broker", "cut-producer-broker")
+
+
+def brokered(backend: str) -> bool:
+    """A single broker every client reaches through Toxiproxy (not FastAPI's app, nor a cluster,
+    whose clients reach its nodes directly)."""
+    return Capability.BROKERED in REGISTRY[backend].capabilities
 
 
 def applies(fault: str, configuration: str) -> bool:
@@ -45,18 +54,22 @@ def test_every_fault_has_a_description_and_a_target(name: str) -> None:
     fault = FAULTS[name]
     assert fault.description.strip(), name
     assert not fault.description.endswith("."), name  # the report adds the full stop
-    assert fault.target in ("worker", "broker", "producer"), name
+    assert fault.target in ("worker", "broker", "producer", "leader"), name
 
 
 def test_targets() -> None:
     assert {n for n, f in FAULTS.items() if f.target == "broker"} == {
         "broker-sigkill", "broker-restart"}
     assert {n for n, f in FAULTS.items() if f.target == "producer"} == {"cut-producer-broker"}
+    assert {n for n, f in FAULTS.items() if f.target == "leader"} == set(CLUSTER)
 
 
 def test_brokered_backends_are_those_with_a_broker() -> None:
     brokered = {n for n, b in REGISTRY.items() if Capability.BROKERED in b.capabilities}
-    assert brokered == set(REGISTRY) - {"fastapi"}
+    clustered = {n for n, b in REGISTRY.items() if Capability.CLUSTERED in b.capabilities}
+    assert clustered == {"celery-rabbitmq-cluster", "celery-redis-sentinel"}
+    # A cluster's clients reach its nodes directly, not through Toxiproxy: not "brokered".
+    assert brokered == set(REGISTRY) - {"fastapi"} - clustered
 
 
 def test_faults_ask_for_capabilities_and_say_what_is_missing() -> None:
@@ -80,7 +93,9 @@ def test_sigkill_pool_child_applies_only_to_celery_with_prefork() -> None:
     for name, config in CONFIGURATIONS.items():
         prefork = getattr(config.knobs, "pool", None) == "prefork"
         forks = getattr(config.knobs, "rq_worker_class", None) == "Worker"  # RQ's work horse
-        expected = (config.backend in ("celery-redis", "celery-rabbitmq") and prefork) or (
+        celery = ("celery-redis", "celery-rabbitmq", "celery-rabbitmq-cluster",
+                  "celery-redis-sentinel")
+        expected = (config.backend in celery and prefork) or (
             config.backend == "rq" and forks)
         assert applies("sigkill-pool-child", name) is expected, name
     assert applies("sigkill-pool-child", "acks-late-prefetch-1")
@@ -93,7 +108,8 @@ def test_sigkill_pool_child_applies_only_to_celery_with_prefork() -> None:
 @pytest.mark.parametrize("name", BROKER_OR_LINK)
 def test_broker_and_link_faults_need_a_broker(name: str) -> None:
     for configuration, config in CONFIGURATIONS.items():
-        assert applies(name, configuration) is (config.backend != "fastapi"), configuration
+        assert applies(name, configuration) is brokered(config.backend), configuration
+    assert not applies(name, "rabbit-cluster-quorum") and not applies(name, "sentinel-acks-late")
 
 
 @pytest.mark.parametrize("name", ["none", "sigkill-worker", "sigterm-worker", "sigstop-worker",
@@ -106,7 +122,7 @@ def test_process_faults_apply_everywhere(name: str) -> None:
 def test_window_is_the_fault_window_by_default() -> None:
     settings = Settings(fault_window_s=3.5, stop_window_s=30.0)
     for name, fault in FAULTS.items():
-        if name not in ("sigstop-worker", *ENDS_BY_ITSELF):
+        if name not in ("sigstop-worker", *ENDS_BY_ITSELF, *CLUSTER):
             assert fault.window(settings) == 3.5, name
 
 
@@ -356,7 +372,7 @@ def test_the_shutdown_faults_are_in_no_configuration_of_the_default_matrix() -> 
     """Each costs more than one scenario's worth of time and answers a reproduction's question
     (kombu#1836, celery#4354/#7950): ``queue-chaos reproduce`` runs them, the matrix does not."""
     assert {n for n, f in FAULTS.items() if not f.in_matrix} == {"sigterm-worker-group",
-                                                                  "warm-restarts"}
+                                                                  "warm-restarts", *CLUSTER}
     for name in ("sigterm-worker-group", "warm-restarts"):
         assert not [c.name for c in CONFIGURATIONS.values() if name in c.meets], name
         assert FAULTS[name].kind == "worker-death" and FAULTS[name].target == "worker"
@@ -374,7 +390,7 @@ def test_sigterm_worker_group_applies_where_tasks_run_in_pool_children() -> None
 
 def test_warm_restarts_apply_to_every_brokered_backend() -> None:
     for name, config in CONFIGURATIONS.items():
-        assert applies("warm-restarts", name) is (config.backend != "fastapi"), name
+        assert applies("warm-restarts", name) is brokered(config.backend), name
     assert FAULTS["warm-restarts"].unmet(CONFIGURATIONS["fastapi-graceful-10"]).startswith(
         "fault warm-restarts needs brokered, which configuration fastapi-graceful-10")
 
@@ -487,3 +503,41 @@ def test_the_shutdown_faults_are_explained_as_warm_shutdowns_not_the_visibility_
     assert said is not None and "task_reject_on_worker_lost" in said
     said = redis.fresh_redeliveries(result("warm-restarts"), 3)
     assert said is not None and "at warm shutdown" in said
+
+
+# -- cluster faults: the clusters profile only -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CLUSTER)
+def test_cluster_faults_need_a_clustered_broker_and_say_so(name: str) -> None:
+    fault = FAULTS[name]
+    assert fault.kind == "cluster" and fault.target == "leader"
+    assert fault.needs == frozenset({Capability.CLUSTERED})
+    for configuration, config in CONFIGURATIONS.items():
+        clustered = Capability.CLUSTERED in REGISTRY[config.backend].capabilities
+        assert applies(name, configuration) is clustered, configuration
+    assert applies(name, "rabbit-cluster-quorum") and applies(name, "sentinel-acks-late")
+    assert fault.unmet(CONFIGURATIONS["rabbit-acks-late-quorum"]) == (
+        f"fault {name} needs clustered, which configuration rabbit-acks-late-quorum "
+        "(backend celery-rabbitmq) does not have")
+
+
+@pytest.mark.parametrize("name", CLUSTER)
+def test_cluster_faults_are_in_no_configuration_of_the_default_profile(name: str) -> None:
+    assert not FAULTS[name].in_matrix
+    default = [c.name for c in CONFIGURATIONS.values()
+               if REGISTRY[c.backend].matrix_profile == "default" and name in c.meets]
+    assert default == []
+    # ... and every configuration of the clusters profile meets it
+    clusters = [c for c in CONFIGURATIONS.values()
+                if REGISTRY[c.backend].matrix_profile == "clusters"]
+    assert clusters and all(name in c.meets for c in clusters)
+
+
+@pytest.mark.parametrize("name", CLUSTER)
+def test_cluster_faults_hold_the_node_out_for_the_partition_window(name: str) -> None:
+    settings = Settings(fault_window_s=3.5, stop_window_s=30.0, partition_window_s=17.0)
+    # a rolling restart ends by itself, with every node back
+    assert FAULTS[name].window(settings) == (0.0 if name == "rolling-restart" else 17.0)
+    # past RabbitMQ's net_ticktime (10 s) and Sentinel's down-after (2 s), by default
+    assert Settings().partition_window_s > 10

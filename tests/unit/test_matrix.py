@@ -14,6 +14,7 @@ from harness.checker import Guarantee
 from harness.matrix import (
     BACKENDS,
     CONFIGURATIONS,
+    PROFILES,
     PROOF_LOSS,
     MatrixError,
     Settings,
@@ -23,6 +24,7 @@ from harness.matrix import (
     default_pairs,
     fault,
     fault_names,
+    profile,
     select,
     with_self_proof,
 )
@@ -320,10 +322,12 @@ def test_rabbitmq_meets_the_faults_where_it_differs_from_redis() -> None:
 
 def test_every_backend_that_redelivers_has_an_idempotent_variant_under_its_duplicating_faults(
 ) -> None:
-    idempotent = {c.backend: c.name for c in CONFIGURATIONS.values()
+    # The default profile's backends: the clusters profile's meet only the cluster faults
+    # (test_the_clusters_profile_meets_only_the_cluster_faults), not the duplicating ones.
+    default = [c for c in CONFIGURATIONS.values() if c.backend in PROFILES["default"]]
+    idempotent = {c.backend: c.name for c in default
                   if c.env().get("CHAOS_IDEMPOTENT") == "true"}
-    redelivering = {c.backend for c in CONFIGURATIONS.values()
-                    if c.guarantee is Guarantee.AT_LEAST_ONCE}
+    redelivering = {c.backend for c in default if c.guarantee is Guarantee.AT_LEAST_ONCE}
     assert set(idempotent) == redelivering == {"celery-redis", "celery-rabbitmq", "arq", "rq",
                                                  "dramatiq-redis", "dramatiq-rabbitmq"}
     for backend_name, name in idempotent.items():
@@ -541,4 +545,49 @@ def test_default_pairs_name_existing_configurations_and_faults_that_apply() -> N
 
 def test_every_fault_meets_some_configuration_by_default() -> None:
     # but those that only reproductions run (``in_matrix`` False: harness/reproductions.py)
-    assert set(DEFAULT_PAIRS) == {n for n, f in faults.FAULTS.items() if f.in_matrix} - {"none"}
+    # and the cluster faults, which only the clusters profile's configurations meet
+    default = {f for c, f in default_pairs() if CONFIGURATIONS[c].backend in PROFILES["default"]}
+    assert default == {n for n, f in faults.FAULTS.items() if f.in_matrix} - {"none"}
+
+
+def test_the_clusters_profile_meets_only_the_cluster_faults() -> None:
+    cluster_faults = {n for n, f in faults.FAULTS.items() if f.kind == "cluster"}
+    assert cluster_faults == {"leader-sigkill", "leader-partition", "leader-sigstop",
+                              "rolling-restart"}
+    assert not any(faults.FAULTS[n].in_matrix for n in cluster_faults)
+    clusters = {c.name for c in CONFIGURATIONS.values() if c.backend in PROFILES["clusters"]}
+    assert clusters
+    for name in clusters:
+        assert set(CONFIGURATIONS[name].meets) == cluster_faults, name
+    for fault_name in cluster_faults:
+        assert set(DEFAULT_PAIRS[fault_name]) == clusters, fault_name
+
+
+# -- matrix profiles ---------------------------------------------------------------------------
+
+
+def test_profiles_split_the_registry_by_each_backends_own_profile() -> None:
+    assert PROFILES == {
+        "default": ("celery-redis", "celery-rabbitmq", "arq", "rq", "dramatiq-redis",
+                    "dramatiq-rabbitmq", "fastapi"),
+        "clusters": ("celery-rabbitmq-cluster", "celery-redis-sentinel"),
+    }
+    assert sorted(b for names in PROFILES.values() for b in names) == sorted(BACKENDS)
+    for name, backends in PROFILES.items():
+        for backend_name in backends:
+            assert REGISTRY[backend_name].matrix_profile == name
+
+
+def test_a_profile_names_its_backends_and_an_unknown_one_is_an_error() -> None:
+    assert profile("default") == PROFILES["default"]
+    assert profile("clusters") == ("celery-rabbitmq-cluster", "celery-redis-sentinel")
+    with pytest.raises(MatrixError, match="unknown profile 'huge'; valid: default, clusters"):
+        profile("huge")
+
+
+def test_the_default_profiles_matrix_holds_no_cluster_backend() -> None:
+    chosen = cases(list(PROFILES["default"]), None, None)
+    assert PROOF_LOSS in chosen
+    assert not {backend_of(c) for c in chosen} & set(PROFILES["clusters"])
+    assert not {f for _, f in chosen} & {"leader-sigkill", "leader-partition", "leader-sigstop",
+                                         "rolling-restart"}

@@ -13,7 +13,15 @@ from typing import Any
 from harness.checker import Counts
 from harness.faults import FAULTS
 from harness.matrix import Settings, configuration, must_lose
-from harness.report import COLUMNS, Proof, measured_with_lines, render, self_proof, write
+from harness.report import (
+    COLUMNS,
+    Proof,
+    failover_lines,
+    measured_with_lines,
+    render,
+    self_proof,
+    write,
+)
 from harness.result import SCHEMA, Provenance, RunReport, ScenarioResult
 
 EARLY = "acks-early-prefetch-1"
@@ -475,3 +483,73 @@ def test_the_self_proof_says_a_cells_trials_in_one_line_each_of_which_must_pass(
     assert not failed.valid
     assert (f"known to lose, {EARLY} under sigkill-worker, 2 trials: 0-3 lost — NO LOSS SEEN"
             in failed.lines)
+
+
+# -- failover ---------------------------------------------------------------------------------
+
+FAILOVER_HEADER = ("| configuration | fault | fault target | new leader after (s) | submit "
+                   "outage (s) | submissions failed | consume outage (s) | whole again after "
+                   "heal (s) | acknowledged before the fault and lost | acknowledged during the "
+                   "fault and lost | verdict |")
+
+
+def failed_over() -> list[ScenarioResult]:
+    """good_run with failover figures on its two faulted scenarios (harness/failover.py)."""
+    run = good_run()
+    run[2].failover = {"submit_outage_s": 4.25, "submit_failed": 6, "consume_outage_s": 7.5,
+                       "acked_before_lost": ["a.00001", "a.00002"],
+                       "acked_during_lost": ["a.00009"], "new_leader": "rabbitmq2",
+                       "elected_s": 0.21, "settled_s": 10.5, "unsettled": 0}
+    run[3].failover = {"submit_outage_s": None, "submit_failed": 0, "consume_outage_s": 0.3,
+                       "acked_before_lost": [], "acked_during_lost": [], "new_leader": None,
+                       "elected_s": None, "settled_s": None, "unsettled": 1}
+    run[3].verdict = "VIOLATED"
+    return run
+
+
+def test_no_failover_figures_no_failover_section() -> None:
+    assert failover_lines(good_run()) == []
+    assert "## Failover" not in render(good_run(), **META)
+
+
+def test_the_failover_section_has_a_row_per_result_that_measured_it_in_order() -> None:
+    lines = failover_lines(failed_over())
+    assert lines[:2] == ["## Failover", ""]
+    header = lines.index(FAILOVER_HEADER)
+    assert lines[header + 1] == "|---|---|---|---|---|---|---|---|---|---|---|"
+    assert lines[header + 2:] == [
+        f"| {EARLY} | sigkill-worker | worker1 | rabbitmq2 after 0.21 | 4.25 | 6 | 7.5 | 10.5 "
+        "| 2 | 1 | holds |",
+        f"| {LATE} | sigkill-worker | worker2 | - | - | 0 | 0.3 | never (bound) | 0 | 0 "
+        "| **VIOLATED** |",
+    ]
+
+
+def test_the_failover_section_names_the_trials_when_there_are_several() -> None:
+    from dataclasses import replace
+
+    run = failed_over()
+    again = replace(run[2], trial=2, failover={**run[2].failover, "submit_failed": 1})
+    rows = [line for line in failover_lines([*run, again]) if line.startswith(f"| {EARLY}")]
+    assert rows == [
+        f"| {EARLY} (trial 1) | sigkill-worker | worker1 | rabbitmq2 after 0.21 | 4.25 | 6 | 7.5 "
+        "| 10.5 | 2 | 1 | holds |",
+        f"| {EARLY} (trial 2) | sigkill-worker | worker1 | rabbitmq2 after 0.21 | 4.25 | 1 | 7.5 "
+        "| 10.5 | 2 | 1 | holds |",
+    ]
+
+
+def test_the_failover_section_follows_the_backends_and_survives_the_json(tmp_path: Path) -> None:
+    results = failed_over()
+    text = render(results, **META)
+    lines = text.splitlines()
+    sections = [line for line in lines if line.startswith("## ")]
+    assert sections[-4:] == ["## Celery on Redis", "## Failover", "## Configurations",
+                             "## Self-proof in detail"]
+    assert "\n\n## Failover\n\n" in text and "|\n\n## Configurations\n" in text
+    write(results, tmp_path, name="durability", **META)
+    first = (tmp_path / "durability.md").read_text()
+    run = RunReport.load(tmp_path / "durability.json")
+    assert [r.failover for r in run.scenarios] == [r.failover for r in results]
+    write(run.scenarios, tmp_path, name="durability", **META)
+    assert (tmp_path / "durability.md").read_text() == first

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import REGISTRY
+from harness.matrix import PROFILES
 from harness.paths import ROOT, RUNS, WORK
 from harness.result import (
     SCHEMA,
@@ -27,8 +27,9 @@ def test_the_committed_report_loads_through_the_model() -> None:
     assert report.measurement_valid
     assert len(report.scenarios) >= 100
     assert all(isinstance(s, ScenarioResult) for s in report.scenarios)
-    # every backend of the registry: the committed report is of the whole default matrix
-    assert {s.backend for s in report.scenarios} == set(REGISTRY)
+    # every backend of the default profile: the committed report is of the whole default matrix
+    # (the clusters profile has its own report)
+    assert {s.backend for s in report.scenarios} == set(PROFILES["default"])
 
 
 def test_fields_a_report_lacks_take_defaults_and_unknown_ones_are_ignored() -> None:
@@ -84,7 +85,8 @@ def test_a_report_without_a_schema_or_provenance_loads_as_schema_1() -> None:
 
 def test_the_committed_reports_versions_are_gathered_per_backend() -> None:
     backends = RunReport.load(COMMITTED).measured_with
-    assert list(backends) == list(REGISTRY)  # in run order, which is the registry's
+    # in run order, which is the registry's, of the default profile's backends
+    assert list(backends) == list(PROFILES["default"])
     assert backends["arq"]["libraries"]["arq"] == "0.28.0"
     # The servers as the running services answered, per backend: FastAPI's app has no broker.
     assert set(backends["celery-redis"]["servers"]) == {"redis-server", "toxiproxy"}

@@ -44,3 +44,39 @@ def test_a_shard_of_a_selection_is_part_of_it() -> None:
 def test_bad_input_is_one_clear_error(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         select(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_profile_names_the_backends_when_none_are_named() -> None:
+    clusters = select(profile="clusters").cases
+    proofs = {(c, f) for c, f in clusters if matrix.must_lose(c, f)}
+    assert proofs  # the self-proof runs with every profile
+    proof_configs = {c for c, _ in proofs}
+    mine = [(c, f) for c, f in clusters if c not in proof_configs]
+    assert mine
+    assert {matrix.CONFIGURATIONS[c].backend for c, _ in mine} == set(matrix.PROFILES["clusters"])
+    # besides the self-proof (a configuration known to lose and its control), nothing else
+    assert {matrix.CONFIGURATIONS[c].backend for c in proof_configs} <= set(
+        matrix.PROFILES["default"])
+    assert {(c, f) for c, f in clusters if c in proof_configs} <= {
+        matrix.PROOF_LOSS, (matrix.PROOF_LOSS[0], "none")}
+    faults = {f for _, f in mine}
+    assert faults == {"none", "leader-sigkill", "leader-partition", "leader-sigstop",
+                      "rolling-restart"}
+
+
+def test_the_default_profile_is_the_default_and_holds_no_cluster_backend() -> None:
+    default = select().cases
+    assert default == select(profile="default").cases
+    assert not {matrix.CONFIGURATIONS[c].backend for c, _ in default} & set(
+        matrix.PROFILES["clusters"])
+
+
+def test_named_backends_or_configurations_reach_past_the_profile() -> None:
+    chosen = select(backends="celery-redis-sentinel").cases
+    assert {matrix.CONFIGURATIONS[c].backend for c, _ in chosen} >= {"celery-redis-sentinel"}
+    assert ("sentinel-acks-late", "leader-sigkill") in select(configs="sentinel-acks-late").cases
+
+
+def test_an_unknown_profile_is_one_clear_error() -> None:
+    with pytest.raises(matrix.MatrixError, match="unknown profile 'huge'"):
+        select(profile="huge")

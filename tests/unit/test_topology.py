@@ -22,7 +22,7 @@ import yaml
 from harness import world
 from harness.backends import REGISTRY
 from harness.backends import images as registry_images
-from harness.matrix import BACKENDS, CONFIGURATIONS
+from harness.matrix import BACKENDS, CONFIGURATIONS, PROFILES
 from harness.paths import ROOT
 from harness.topology import (
     COMPOSE_FILE,
@@ -34,6 +34,7 @@ from harness.topology import (
     TopologyError,
     load,
     port_variables,
+    subnet_variables,
     substitute,
     variables_used,
 )
@@ -83,15 +84,23 @@ IMAGE_OF = {name: b.image for name, b in REGISTRY.items()}
 BROKER_IMAGE_OF = {"celery-redis": "CHAOS_REDIS_IMAGE", "celery-rabbitmq": "CHAOS_RABBITMQ_IMAGE",
                    "arq": "CHAOS_REDIS_IMAGE", "rq": "CHAOS_REDIS_IMAGE",
                    "dramatiq-redis": "CHAOS_REDIS_IMAGE",
-                   "dramatiq-rabbitmq": "CHAOS_RABBITMQ_IMAGE"}
+                   "dramatiq-rabbitmq": "CHAOS_RABBITMQ_IMAGE",
+                   "celery-rabbitmq-cluster": "CHAOS_RABBITMQ_IMAGE",
+                   "celery-redis-sentinel": "CHAOS_REDIS_IMAGE"}
 # Each broker's client port (the proxies' upstream) and the port the harness's forensics read,
 # published on 127.0.0.1: Redis's own port for Redis; RabbitMQ's management HTTP API, while its
 # AMQP port is reached only through the proxies.
 BROKER_PORTS = {"celery-redis": (6379, 6379), "celery-rabbitmq": (5672, 15672),
                 "arq": (6379, 6379), "rq": (6379, 6379), "dramatiq-redis": (6379, 6379),
-                "dramatiq-rabbitmq": (5672, 15672)}
+                "dramatiq-rabbitmq": (5672, 15672),
+                # a cluster's first node (World's forensics start there), reached directly
+                "celery-rabbitmq-cluster": (5672, 15672), "celery-redis-sentinel": (6379, 6379)}
 BROKER_SCHEME = {"celery-redis": "redis", "celery-rabbitmq": "amqp", "arq": "redis", "rq": "redis",
-                 "dramatiq-redis": "redis", "dramatiq-rabbitmq": "amqp"}
+                 "dramatiq-redis": "redis", "dramatiq-rabbitmq": "amqp",
+                 "celery-rabbitmq-cluster": "amqp", "celery-redis-sentinel": "sentinel"}
+# The clusters profile's backends: several broker-role services (nodes, Sentinels), reached by
+# their clients directly (a failover list of URLs), not through Toxiproxy.
+CLUSTERED = set(PROFILES["clusters"])
 # Which adapter module reads the knobs a backend's task runners are given.
 CELERY_SETTINGS = ROOT / "backends" / "celery" / "chaos_celery" / "settings.py"
 DRAMATIQ_SETTINGS = ROOT / "backends" / "dramatiq" / "chaos_dramatiq" / "settings.py"
@@ -103,7 +112,12 @@ ADAPTER_SETTINGS = {
     "dramatiq-redis": DRAMATIQ_SETTINGS,
     "dramatiq-rabbitmq": DRAMATIQ_SETTINGS,
     "fastapi": ROOT / "backends" / "fastapi" / "chaos_fastapi" / "app.py",
+    "celery-rabbitmq-cluster": CELERY_SETTINGS,
+    "celery-redis-sentinel": CELERY_SETTINGS,
 }
+# Adapter variables only a sentinel:// broker URL needs (the Celery settings refuse such a URL
+# without it, and ignore it otherwise).
+SENTINEL_ONLY = {"CHAOS_SENTINEL_MASTER"}
 SCENARIO_PORTS = {name: 26001 + i for i, name in enumerate(sorted(port_variables()))}
 
 
@@ -196,12 +210,22 @@ def test_roles(topology: Topology) -> None:
             assert endpoint.role == "producer"
             broker = topology.broker(backend)
             assert broker is not None
-            assert topology.one("broker", backend) == broker
-            assert own[0] == broker  # brokers first: they start before their clients
+            brokers = topology.brokers(backend)
+            if backend in CLUSTERED:  # a cluster's nodes (and Sentinels): the first one first
+                assert len(brokers) >= 3, backend
+                assert brokers[0] == broker
+            else:
+                assert topology.one("broker", backend) == broker
+                assert brokers == [broker]
+            # brokers first: they start before their clients
+            assert own[:len(brokers)] == brokers
             assert topology.one("producer", backend) == endpoint
     for service in topology.services.values():
         assert service.labels[MANAGED] == "true", service.name  # cleanup finds it by label
-        assert service.network == topology.network
+        if service.backend in CLUSTERED:
+            assert service.network in topology.networks, service.name
+        else:  # the shared network: Toxiproxy's and the single brokers'
+            assert [a.network for a in service.attachments] == [topology.network], service.name
 
 
 def test_runs_tasks_and_takes_submissions_follow_the_role(topology: Topology) -> None:
@@ -210,11 +234,13 @@ def test_runs_tasks_and_takes_submissions_follow_the_role(topology: Topology) ->
         assert service.takes_submissions == (service.role in ("producer", "app")), service.name
 
 
-def test_network_is_labelled_and_has_no_route_out(topology: Topology) -> None:
-    assert topology.network_labels == {MANAGED: "true"}
-    assert topology.network_options == {
-        "com.docker.network.bridge.enable_ip_masquerade": "false"
-    }
+def test_networks_are_labelled_and_have_no_route_out(topology: Topology) -> None:
+    assert topology.network == "chaos"  # the first: Toxiproxy's and the single brokers'
+    for network in topology.networks.values():
+        assert network.labels == {MANAGED: "true"}, network.name
+        assert network.options == {
+            "com.docker.network.bridge.enable_ip_masquerade": "false"
+        }, network.name
 
 
 def test_every_port_is_published_on_localhost_only(topology: Topology) -> None:
@@ -231,7 +257,7 @@ def published_port_variables() -> dict[str, int]:
     found: dict[str, int] = {}
     for name, raw in raw_compose()["services"].items():
         for text in raw.get("ports") or []:
-            match = re.fullmatch(r"127\.0\.0\.1:\$\{(CHAOS_[A-Z_]+_PORT):-(\d+)\}:\d+", text)
+            match = re.fullmatch(r"127\.0\.0\.1:\$\{(CHAOS_[A-Z0-9_]+_PORT):-(\d+)\}:\d+", text)
             assert match, f"service {name}: port {text!r} is not 127.0.0.1:${{CHAOS_*_PORT:-N}}:N"
             assert match.group(1) not in found, f"{match.group(1)} publishes two ports"
             found[match.group(1)] = int(match.group(2))
@@ -287,6 +313,9 @@ def test_published_ports_are_the_ones_the_harness_talks_to(
             assert broker.command is not None and "--port" not in broker.command
             if client_port != forensics_port:  # reached by clients only through the proxies
                 assert client_port not in {p.container_port for p in broker.ports}
+            # World's forensics read each node of a cluster on its one published port too.
+            for node in topology.brokers(backend):
+                assert len(node.ports) == 1, node.name
 
 
 def test_toxiproxy_config_is_the_repo_file_mounted_read_only(topology: Topology) -> None:
@@ -344,6 +373,26 @@ def test_clients_reach_their_broker_only_through_their_own_proxy(
     broker = topology.broker(backend)
     clients = [s for s in topology.of_backend(backend) if s.role in ("worker", "producer", "app")]
     assert clients
+    if backend in CLUSTERED:
+        own_brokers = topology.brokers(backend)
+        names = {s.name for s in own_brokers} | {a for s in own_brokers
+                                                  for at in s.attachments for a in at.aliases}
+        others = [name for name in every_broker if name not in names]
+        for client in clients:
+            # A failover list straight to its own cluster's nodes: no proxy, no other broker.
+            assert client.proxy is None, client.name
+            urls = [urlsplit(u) for u in client.environment["CHAOS_BROKER_URL"].split(";")]
+            assert len(urls) >= 2, client.name
+            for url in urls:
+                assert url.scheme == BROKER_SCHEME[backend], client.name
+                assert url.hostname in names, (client.name, url.hostname)
+            for value in [*client.environment.values(), *(client.command or [])]:
+                assert "toxiproxy" not in value, (client.name, value)
+                for name in others:
+                    assert f"//{name}:" not in value, (client.name, value)
+        upstreams = {_host_port(s.upstream)[0] for s in topology.proxies.values()}
+        assert not upstreams & {s.name for s in topology.of_backend(backend)}
+        return
     for client in clients:
         if broker is None:  # fastapi: nothing to reach, so no proxy and no broker URL
             assert client.proxy is None, client.name
@@ -422,7 +471,10 @@ def test_backend_reads_only_variables_the_compose_file_gives_its_task_runners(
     workers = load({}).workers(backend)
     assert workers
     for worker in workers:
-        assert read <= set(worker.environment), (worker.name, read - set(worker.environment))
+        wanted = read
+        if not worker.environment.get("CHAOS_BROKER_URL", "").startswith("sentinel://"):
+            wanted = read - SENTINEL_ONLY
+        assert wanted <= set(worker.environment), (worker.name, wanted - set(worker.environment))
 
 
 def test_images_come_from_the_variables_provisioning_sets(
@@ -452,8 +504,12 @@ def test_other_variables_are_substituted(scenario_variables: dict[str, str]) -> 
     topology = load(scenario_variables)
     for broker in topology.by_role("broker"):
         assert broker.command is not None
-        if broker.backend in ("celery-rabbitmq", "dramatiq-rabbitmq"):
+        if broker.backend in ("celery-rabbitmq", "dramatiq-rabbitmq", "celery-rabbitmq-cluster"):
             assert broker.command == ["rabbitmq-server"]  # the official image's and ours
+            continue
+        if broker.command[0] != "redis-server":  # a Sentinel: its script, no persistence
+            assert broker.backend == "celery-redis-sentinel", broker.name
+            assert broker.command == ["sh", "/etc/queue-chaos/sentinel.sh"], broker.name
             continue
         assert broker.command[broker.command.index("--appendonly") + 1] == "yes"
     for backend in ("celery-redis", "celery-rabbitmq"):
@@ -506,7 +562,8 @@ def minimal_compose(directory: Path) -> dict[str, Any]:
 
 def write_compose(directory: Path, document: dict[str, Any]) -> Path:
     path = directory / "compose.yml"
-    path.write_text(yaml.safe_dump(document))
+    # in the document's order: the first network declared and a service's first are special
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
 
 
@@ -563,19 +620,178 @@ def test_port_from_a_variable_is_checked_after_substitution(tmp_path: Path) -> N
         load({"BIND": "0.0.0.0"}, path)
 
 
-@pytest.mark.parametrize("networks", [["other"], ["chaos", "other"], None])
-def test_service_off_the_one_network_is_an_error(tmp_path: Path, networks: object) -> None:
+PEERS_SUBNET = "${PEERS_NET:-172.30.77}.0/24"
+
+
+def two_networks(directory: Path, subnet: str | None = PEERS_SUBNET) -> dict[str, Any]:
+    """minimal_compose with the worker in backend b1 on a second network, "peers" (with an ipam
+    subnet unless ``subnet`` is None), besides the shared one."""
+    document = minimal_compose(directory)
+    peers: dict[str, Any] = {"labels": {MANAGED: "true"}}
+    if subnet is not None:
+        peers["ipam"] = {"config": [{"subnet": subnet}]}
+    document["networks"]["peers"] = peers
+    worker = document["services"]["worker"]
+    worker["profiles"] = ["b1"]
+    worker["networks"] = {"peers": {"ipv4_address": "${PEERS_NET:-172.30.77}.5",
+                                    "aliases": ["w-peer"]},
+                          "chaos": None}
+    return document
+
+
+def test_a_backends_service_may_join_a_second_network_with_an_address_and_aliases(
+    tmp_path: Path,
+) -> None:
+    path = write_compose(tmp_path, two_networks(tmp_path))
+    topology = load({}, path)
+    assert list(topology.networks) == ["chaos", "peers"]
+    assert topology.network == "chaos"  # the first declared is the shared one
+    assert topology.networks["chaos"].subnet is None
+    assert topology.networks["peers"].subnet == "172.30.77.0/24"
+    worker = topology.services["worker"]
+    assert worker.network == "peers"  # its container is created on its first network
+    assert [(a.network, a.ipv4_address, a.aliases) for a in worker.attachments] == [
+        ("peers", "172.30.77.5", ("w-peer",)), ("chaos", None, ())]
+    assert topology.services["redis"].attachments[0].network == "chaos"
+    # the subnet knob moves the subnet and the address together
+    moved = load({"PEERS_NET": "172.30.99"}, path)
+    assert moved.networks["peers"].subnet == "172.30.99.0/24"
+    assert moved.services["worker"].attachments[0].ipv4_address == "172.30.99.5"
+    assert subnet_variables(path) == {"PEERS_NET": "172.30.77"}
+
+
+def test_a_network_list_is_the_same_as_a_mapping_without_settings(tmp_path: Path) -> None:
+    document = two_networks(tmp_path)
+    document["services"]["worker"]["networks"] = ["chaos", "peers"]
+    worker = load({}, write_compose(tmp_path, document)).services["worker"]
+    assert [(a.network, a.ipv4_address, a.aliases) for a in worker.attachments] == [
+        ("chaos", None, ()), ("peers", None, ())]
+
+
+@pytest.mark.parametrize("networks", [["other"], ["chaos", "other"], {"other": None}])
+def test_an_undeclared_network_is_an_error(tmp_path: Path, networks: object) -> None:
     document = minimal_compose(tmp_path)
     document["services"]["worker"]["networks"] = networks
-    with pytest.raises(TopologyError, match="service worker: must be on network"):
+    with pytest.raises(TopologyError, match=re.escape(
+            "service worker: network 'other' is not declared (declared: chaos)")):
         load({}, write_compose(tmp_path, document))
 
 
-def test_two_networks_is_an_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("networks", [None, [], {}, "chaos"])
+def test_a_service_on_no_network_is_an_error(tmp_path: Path, networks: object) -> None:
     document = minimal_compose(tmp_path)
-    document["networks"]["other"] = {}
-    with pytest.raises(TopologyError, match="expected exactly one network"):
+    document["services"]["worker"]["networks"] = networks
+    with pytest.raises(TopologyError,
+                       match="service worker: networks must list at least one network"):
         load({}, write_compose(tmp_path, document))
+
+
+@pytest.mark.parametrize(("service", "networks"), [
+    ("toxiproxy", ["chaos", "peers"]),
+    ("toxiproxy", ["peers"]),
+    ("redis", ["peers", "chaos"]),  # no profile: shared, so on the first network only
+])
+def test_a_shared_service_off_the_first_network_alone_is_an_error(
+    tmp_path: Path, service: str, networks: list[str],
+) -> None:
+    document = two_networks(tmp_path)
+    document["services"][service]["networks"] = networks
+    with pytest.raises(TopologyError, match=re.escape(
+            f"service {service}: a service shared by every backend must be on network "
+            "[chaos] only")):
+        load({}, write_compose(tmp_path, document))
+
+
+@pytest.mark.parametrize("address", ["172.30.78.5", "10.0.0.1", "not-an-address", "172.30.77"])
+def test_an_address_outside_the_networks_subnet_is_an_error(tmp_path: Path, address: str) -> None:
+    document = two_networks(tmp_path)
+    document["services"]["worker"]["networks"]["peers"]["ipv4_address"] = address
+    with pytest.raises(TopologyError, match=re.escape(
+            f"service worker: ipv4_address {address!r} on network peers needs the network's "
+            "ipam subnet to hold it (subnet: 172.30.77.0/24)")):
+        load({}, write_compose(tmp_path, document))
+
+
+def test_an_address_on_a_network_without_a_subnet_is_an_error(tmp_path: Path) -> None:
+    document = two_networks(tmp_path, subnet=None)
+    with pytest.raises(TopologyError, match=re.escape(
+            "service worker: ipv4_address '172.30.77.5' on network peers needs the network's "
+            "ipam subnet to hold it (subnet: None)")):
+        load({}, write_compose(tmp_path, document))
+
+
+def test_an_unknown_key_of_a_services_network_is_an_error(tmp_path: Path) -> None:
+    document = two_networks(tmp_path)
+    document["services"]["worker"]["networks"]["peers"]["mac_address"] = "02:42:ac:11:00:02"
+    with pytest.raises(TopologyError, match=re.escape(
+            "service worker on network peers: keys ['mac_address'] are not understood")):
+        load({}, write_compose(tmp_path, document))
+
+
+@pytest.mark.parametrize("ipam", [
+    {"driver": "default", "config": [{"subnet": "172.30.77.0/24"}]},
+    {"config": [{"subnet": "172.30.77.0/24", "gateway": "172.30.77.1"}]},
+    {"config": [{"subnet": "172.30.77.0/24"}, {"subnet": "172.30.78.0/24"}]},
+    {"config": []},
+    None,
+])
+def test_ipam_other_than_one_subnet_is_an_error(tmp_path: Path, ipam: object) -> None:
+    document = two_networks(tmp_path)
+    document["networks"]["peers"]["ipam"] = ipam
+    with pytest.raises(TopologyError, match=re.escape(
+            "network peers: ipam must be {config: [{subnet: CIDR}]}")):
+        load({}, write_compose(tmp_path, document))
+
+
+@pytest.mark.parametrize("subnet", ["172.30.77", "172.30.77.0/33", "fd00::/64", "172.30.77.5/24"])
+def test_a_subnet_that_is_no_ipv4_cidr_is_an_error(tmp_path: Path, subnet: str) -> None:
+    document = two_networks(tmp_path, subnet=subnet)
+    with pytest.raises(TopologyError, match=re.escape(
+            f"network peers: subnet {subnet!r} is not an IPv4 CIDR")):
+        load({}, write_compose(tmp_path, document))
+
+
+def test_extra_hosts_name_addresses_after_substitution(tmp_path: Path) -> None:
+    document = minimal_compose(tmp_path)
+    document["services"]["worker"]["extra_hosts"] = ["redis:${PEERS_NET:-172.30.77}.11",
+                                                     "peer:10.1.2.3"]
+    path = write_compose(tmp_path, document)
+    assert load({}, path).services["worker"].extra_hosts == {"redis": "172.30.77.11",
+                                                              "peer": "10.1.2.3"}
+    assert load({"PEERS_NET": "172.30.90"}, path).services["worker"].extra_hosts["redis"] == (
+        "172.30.90.11")
+    assert load({}, path).services["redis"].extra_hosts == {}
+
+
+@pytest.mark.parametrize("entry", ["redis", "redis=172.30.77.11", ":172.30.77.11",
+                                   "redis:not-an-address", "redis:", "redis:fd00::1"])
+def test_a_bad_extra_hosts_entry_is_an_error(tmp_path: Path, entry: str) -> None:
+    document = minimal_compose(tmp_path)
+    document["services"]["worker"]["extra_hosts"] = [entry]
+    with pytest.raises(TopologyError, match=re.escape(
+            f"service worker: extra_hosts entry {entry!r} must be NAME:IPV4")):
+        load({}, write_compose(tmp_path, document))
+
+
+def test_the_real_clusters_networks_and_static_addresses() -> None:
+    topology = load({})
+    assert topology.network == "chaos"
+    assert subnet_variables() == {"CHAOS_SENTINEL_NET": "172.30.77"}
+    moved = load({"CHAOS_SENTINEL_NET": "172.30.101"})
+    # RabbitMQ's nodes peer over their own network (the one a partition cuts) and meet their
+    # clients on the shared one under an alias
+    for node in moved.brokers("celery-rabbitmq-cluster"):
+        assert node.network != moved.network, node.name
+        assert moved.network in [a.network for a in node.attachments], node.name
+    # Sentinel's services have static addresses in the knob's subnet, and every one of them
+    # names every broker-role service by the address it has
+    subnet = moved.networks[moved.brokers("celery-redis-sentinel")[0].network].subnet
+    assert subnet == "172.30.101.0/24"
+    addresses = {s.name: s.attachments[0].ipv4_address
+                 for s in moved.brokers("celery-redis-sentinel")}
+    assert all(a is not None and a.startswith("172.30.101.") for a in addresses.values())
+    for service in moved.of_backend("celery-redis-sentinel"):
+        assert service.extra_hosts == addresses, service.name
 
 
 def test_shell_form_command_is_an_error(tmp_path: Path) -> None:

@@ -87,13 +87,20 @@ class FakeProxies:
         return {"toxiproxy": "2.12.0"} if b"v2.12.0" in binary() else {"toxiproxy": "git"}
 
 
+class FakeEngine:
+    """What World.__init__ asks of the engine itself: the networks in use (free_subnets)."""
+
+    def __init__(self) -> None:
+        self.networks = SimpleNamespace(list=lambda **_: [])
+
+
 @pytest.fixture
 def fake_world(monkeypatch: pytest.MonkeyPatch) -> tuple[World, list[tuple[str, ...]]]:
     log: list[tuple[str, ...]] = []
     for backend in ("celery-rabbitmq", "celery-redis"):
         monkeypatch.setattr(REGISTRY[backend], "forensics",
-                            lambda port, queue=None: FakeBroker(log))
-    the_world = World(object(), "unit", {}, Ports.from_env({}))
+                            lambda port, queue=None, nodes=None: FakeBroker(log))
+    the_world = World(FakeEngine(), "unit", {}, Ports.from_env({}))
     the_world.cluster = FakeCluster(log, the_world)  # type: ignore[assignment]
     the_world.proxies = FakeProxies()  # type: ignore[assignment]
     monkeypatch.setattr(the_world, "_producer_healthy", lambda: True)
