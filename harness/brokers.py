@@ -51,6 +51,11 @@ class Clustered(Broker, Protocol):
     def nodes(self) -> list[str]:
         """The service names of the nodes that hold data (not Sentinels), in file order."""
 
+    def sees_down(self, node: str) -> bool:
+        """The rest of the cluster counts ``node`` out now (RabbitMQ's peers list it not
+        running; Sentinel flags the primary down or has moved on from it): what shows a
+        partition or a freeze was felt. False while it cannot tell."""
+
     def settled(self) -> bool:
         """Every node is back and agrees: one leader, every member online, replication linked.
         False, never an exception, while a node is down or unreachable."""

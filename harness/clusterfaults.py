@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from harness.backend import Capability
 from harness.brokers import Clustered
-from harness.failover import LEADER_CHANGED, SETTLED, UNSETTLED
+from harness.failover import LEADER_CHANGED, SETTLED, TARGET_DOWN, UNSETTLED
 from harness.fault import Fault
 from harness.waits import WaitTimeout, until
 from harness.world import World
@@ -42,8 +43,21 @@ class ClusterFault(Fault):
     # The leader watch of the fault in progress (one scenario at a time per world).
     _watch: tuple[threading.Thread, threading.Event] | None = None
 
+    # A fault the cluster must be seen to feel (a partition, a freeze): valid only once the
+    # rest of the cluster counted its node out while it lasted; a kill is felt by construction.
+    must_be_felt: ClassVar[bool] = False
+
     def window(self, settings: Any) -> float:
         return float(settings.partition_window_s)
+
+    def validity(self, counts: dict[str, int], records: Sequence[Mapping[str, Any]] = (),
+                 fired_t: float | None = None) -> str | None:
+        if not self.must_be_felt:
+            return None
+        felt = any(r.get("kind") == TARGET_DOWN and (fired_t is None or r["t"] >= fired_t)
+                   for r in records)
+        return None if felt else ("the rest of the cluster never counted the node out while "
+                                  "the fault lasted: it cut nothing the cluster noticed")
 
     def touches(self, world: World, target: str) -> set[str]:
         assert world.backend is not None
@@ -56,23 +70,32 @@ class ClusterFault(Fault):
         return world.broker
 
     def watch_leader(self, world: World, target: str) -> None:
-        """While the fault lasts, ask the cluster which node leads the task queue, every 0.2 s,
-        and record the first answer that is not ``target`` (a ``leader_changed`` record: the
-        cluster's own failover time). In a thread, stopped by ``heal`` (``stop_watch``): the
-        fault's window is the scenario's to keep."""
+        """While the fault lasts, ask the cluster every 0.2 s which node leads the task queue
+        and whether it counts ``target`` out; record the first leader that is not ``target``
+        (``leader_changed``: the cluster's own failover time) and the first moment it counts
+        the target out (``target_down``: the proof a partition or a freeze was felt). In a
+        thread, stopped by ``heal`` (``stop_watch``): the fault's window is the scenario's."""
         broker, start = self.forensics(world), world.clock()
         stop = threading.Event()
 
+        def ask(question: Callable[[], Any]) -> Any:
+            try:
+                return question()
+            except Exception:  # a node down or cut off may answer nothing for a while
+                return None
+
         def watch() -> None:
-            while not stop.is_set():
-                try:
-                    now: str | None = broker.leader()
-                except Exception:  # a node down or cut off may answer nothing for a while
-                    now = None
+            changed = down = False
+            while not stop.is_set() and not (changed and down):
+                now = ask(broker.leader) if not changed else None
                 if now is not None and now != target:
+                    changed = True
                     world.note(LEADER_CHANGED, fault=self.name, old=target, new=now,
                                after_s=round(world.clock() - start, 2))
-                    return
+                if not down and ask(lambda: broker.sees_down(target)):
+                    down = True
+                    world.note(TARGET_DOWN, fault=self.name, node=target,
+                               after_s=round(world.clock() - start, 2))
                 stop.wait(0.2)
 
         thread = threading.Thread(target=watch, name=f"{self.name}-leader-watch", daemon=True)
@@ -120,6 +143,7 @@ class LeaderKill(ClusterFault):
 
 class LeaderPartition(ClusterFault):
     name = "leader-partition"
+    must_be_felt = True
     description = ("the node leading the task queue cut off from its cluster's network (Docker "
                    "network disconnect: no reset, its peers stop hearing it) for the partition "
                    "window, past the failure detector, then connected again with its address; "
@@ -137,6 +161,7 @@ class LeaderPartition(ClusterFault):
 
 class LeaderPause(ClusterFault):
     name = "leader-sigstop"
+    must_be_felt = True
     description = ("every process of the node leading the task queue frozen (SIGSTOP) for the "
                    "partition window, past the failure detector, then thawed (SIGCONT): it "
                    "wakes up believing it still leads, the classic split-brain maker")

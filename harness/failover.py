@@ -28,6 +28,7 @@ from typing import Any
 
 # The records a cluster fault writes (harness/clusterfaults.py), by kind.
 LEADER_CHANGED = "leader_changed"
+TARGET_DOWN = "target_down"
 SETTLED = "cluster_settled"
 UNSETTLED = "cluster_unsettled"
 
@@ -70,6 +71,8 @@ def measure(records: list[dict[str, Any]], fired_t: float | None, healed_t: floa
 def cluster_view(records: list[dict[str, Any]], fired_t: float) -> dict[str, Any]:
     """What the cluster itself said after the fault (harness/clusterfaults.py's records):
 
+    * ``down_s``: how long after the fault the rest of the cluster counted the target out
+      (None: it never did while the fault lasted);
     * ``new_leader``, ``elected_s``: the first node other than the target that the cluster
       named leader of the task queue, and how long after the fault (None: none was named
       while the fault lasted, e.g. a classic queue, which never moves);
@@ -79,8 +82,10 @@ def cluster_view(records: list[dict[str, Any]], fired_t: float) -> dict[str, Any
     """
     after = [r for r in records if float(r.get("t", 0.0)) >= fired_t]
     changed = next((r for r in after if r.get("kind") == LEADER_CHANGED), None)
+    down = next((r for r in after if r.get("kind") == TARGET_DOWN), None)
     settled = [float(r["settled_s"]) for r in after if r.get("kind") == SETTLED]
     return {
+        "down_s": _rounded(float(down["after_s"])) if down else None,
         "new_leader": changed.get("new") if changed else None,
         "elected_s": _rounded(float(changed["after_s"])) if changed else None,
         "settled_s": _rounded(max(settled)) if settled else None,

@@ -7,6 +7,7 @@ harness/clusterfaults.py (faults on a clustered broker's nodes); both build on t
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from harness.backend import Capability, Configuration
@@ -39,8 +40,10 @@ class Fault:
         return (f"fault {self.name} needs {missing}, which configuration {configuration.name} "
                 f"(backend {configuration.backend}) does not have")
 
-    def validity(self, counts: dict[str, int]) -> str | None:
-        """What makes a scenario of this fault invalid beyond firing at an idle target."""
+    def validity(self, counts: dict[str, int], records: Sequence[Mapping[str, Any]] = (),
+                 fired_t: float | None = None) -> str | None:
+        """What makes a scenario of this fault invalid beyond firing at an idle target, from
+        its counts or its records since ``fired_t`` (what the fault saw happen)."""
         return None
 
     def interrupted(self, records: list[dict[str, Any]], target: str | None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.backend import Capability, Configuration
@@ -318,7 +319,8 @@ class CrashAfterEffect(Fault):
     def touches(self, world: World, target: str) -> set[str]:
         return set(world.workers)
 
-    def validity(self, counts: dict[str, int]) -> str | None:
+    def validity(self, counts: dict[str, int], records: Sequence[Mapping[str, Any]] = (),
+                 fired_t: float | None = None) -> str | None:
         if not counts.get("crashed_runs"):
             return "no task crashed after its side effect within the fault window"
         return None

@@ -13,6 +13,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import cost, failover
 from harness.backend import Configuration, Knobs
@@ -184,7 +185,7 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
         in_flight = fault.interrupted(records, None if fault_plan.fixed else trigger.target,
                                       fired_t)
     valid, validity = _validity(fault, trigger, in_flight, result.counts.as_dict(),
-                                settings.tasks)
+                                settings.tasks, records, fired_t)
     problem = _settings_problem(configuration, knobs, reported)
     if problem:
         valid, validity = False, problem
@@ -279,7 +280,7 @@ def _settings_problem(configuration: Configuration, knobs: Knobs,
 
 def _validity(
     fault: Fault, trigger: Trigger | None, in_flight: list[str], counts: dict[str, int],
-    planned: int,
+    planned: int, records: list[dict[str, Any]] | None = None, fired_t: float | None = None,
 ) -> tuple[bool, str]:
     """A scenario whose fault hit no running task measured nothing: it is invalid, re-run."""
     if counts["submitted"] != planned:
@@ -288,7 +289,7 @@ def _validity(
         return True, "control run"
     if trigger is None or not in_flight:
         return False, "the fault fired while its target ran no task"
-    problem = fault.validity(counts)
+    problem = fault.validity(counts, records or [], fired_t)
     if problem:
         return False, problem
     return True, f"fired at {trigger.target} with {len(in_flight)} tasks in flight"

@@ -106,6 +106,21 @@ class ClusterForensics(CeleryRabbitForensics):
                 return node_service(str(queue.get("leader") or queue.get("node")))
         raise LookupError(f"no node of the cluster names a leader of queue {self.queue!r}")
 
+    def sees_down(self, node: str) -> bool:
+        """Some other node's API lists ``node`` as not running (its peers have given up on it:
+        net_ticktime passed, or its connection closed)."""
+        for name, url in self.node_urls.items():
+            if name == node:
+                continue
+            try:
+                nodes = self._get(url, "/nodes")
+            except (requests.RequestException, ValueError):
+                continue
+            if any(node_service(str(n.get("name", ""))) == node and not n.get("running")
+                   for n in nodes):
+                return True
+        return False
+
     def settled(self) -> bool:
         """Every node sees every node running and no partition; a quorum queue has every
         member online and a leader."""

@@ -101,6 +101,22 @@ class SentinelForensics(CeleryRedisForensics):
     def nodes(self) -> list[str]:
         return list(DATA_NODES)
 
+    def sees_down(self, node: str) -> bool:
+        """A Sentinel flags ``node`` (the primary) subjectively or objectively down, or names
+        another primary already."""
+        for name in SENTINELS:
+            try:
+                state = self.clients[name].execute_command(  # type: ignore[no-untyped-call]
+                    "SENTINEL MASTER", MASTER)
+            except (redis.RedisError, KeyError):
+                continue
+            flags = str(state.get("flags", "")) if isinstance(state, dict) else ""
+            named = str(state.get("name", "")) if isinstance(state, dict) else ""
+            ip = str(state.get("ip", "")) if isinstance(state, dict) else ""
+            if "s_down" in flags or "o_down" in flags or (named == MASTER and ip and ip != node):
+                return True
+        return False
+
     def _role(self, node: str) -> dict[str, Any] | None:
         try:
             return cast(dict[str, Any], self.clients[node].info("replication"))

@@ -70,7 +70,8 @@ def test_a_control_measures_no_failover() -> None:
 
 
 # A fault that wrote no cluster records (a leader watch, a settle): nothing the cluster said.
-NO_CLUSTER_VIEW = {"new_leader": None, "elected_s": None, "settled_s": None, "unsettled": 0}
+NO_CLUSTER_VIEW = {"down_s": None, "new_leader": None, "elected_s": None, "settled_s": None,
+                   "unsettled": 0}
 
 
 def test_a_clean_failover_costs_only_the_pace_of_the_workload() -> None:
@@ -174,11 +175,12 @@ def test_the_cluster_view_is_what_the_fault_recorded_after_it_fired() -> None:
         {"kind": "leader_changed", "t": 1.0, "new": "rabbitmq9", "after_s": 0.1},  # before
         {"kind": "leader_changed", "t": 5.5, "new": "rabbitmq2", "after_s": 0.456},
         {"kind": "leader_changed", "t": 6.0, "new": "rabbitmq3", "after_s": 1.0},
+        {"kind": "target_down", "t": 7.0, "node": "rabbitmq1", "after_s": 2.0},
         {"kind": "cluster_settled", "t": 9.0, "settled_s": 3.2},
         {"kind": "cluster_settled", "t": 19.0, "settled_s": 12.75},
     ]
-    assert cluster_view(records, 5.0) == {"new_leader": "rabbitmq2", "elected_s": 0.46,
-                                          "settled_s": 12.75, "unsettled": 0}
+    assert cluster_view(records, 5.0) == {"down_s": 2.0, "new_leader": "rabbitmq2",
+                                          "elected_s": 0.46, "settled_s": 12.75, "unsettled": 0}
 
 
 def test_a_cluster_that_never_settled_is_counted() -> None:

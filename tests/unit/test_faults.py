@@ -541,3 +541,18 @@ def test_cluster_faults_hold_the_node_out_for_the_partition_window(name: str) ->
     assert FAULTS[name].window(settings) == (0.0 if name == "rolling-restart" else 17.0)
     # past RabbitMQ's net_ticktime (10 s) and Sentinel's down-after (2 s), by default
     assert Settings().partition_window_s > 10
+
+
+@pytest.mark.parametrize("name", ["leader-partition", "leader-sigstop"])
+def test_a_partition_or_freeze_the_cluster_never_felt_is_invalid(name: str) -> None:
+    fault = FAULTS[name]
+    assert fault.validity({}, [], 5.0) is not None
+    felt_before = [{"kind": "target_down", "t": 4.0, "node": "rabbitmq1", "after_s": 0.1}]
+    assert fault.validity({}, felt_before, 5.0) is not None
+    felt = [{"kind": "target_down", "t": 9.0, "node": "rabbitmq1", "after_s": 4.0}]
+    assert fault.validity({}, felt, 5.0) is None
+
+
+@pytest.mark.parametrize("name", ["leader-sigkill", "rolling-restart"])
+def test_a_kill_or_restart_is_felt_by_construction(name: str) -> None:
+    assert FAULTS[name].validity({}, [], 5.0) is None

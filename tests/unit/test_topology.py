@@ -776,7 +776,8 @@ def test_a_bad_extra_hosts_entry_is_an_error(tmp_path: Path, entry: str) -> None
 def test_the_real_clusters_networks_and_static_addresses() -> None:
     topology = load({})
     assert topology.network == "chaos"
-    assert subnet_variables() == {"CHAOS_SENTINEL_NET": "172.30.77"}
+    assert subnet_variables() == {"CHAOS_RABBITMQ_NET": "172.30.78",
+                                  "CHAOS_SENTINEL_NET": "172.30.77"}
     moved = load({"CHAOS_SENTINEL_NET": "172.30.101"})
     # RabbitMQ's nodes peer over their own network (the one a partition cuts) and meet their
     # clients on the shared one under an alias
@@ -949,3 +950,19 @@ def test_both_celery_backends_run_the_same_image_and_commands() -> None:
         w.command for w in topology.workers("celery-rabbitmq")]
     assert {s.image for s in topology.of_backend("celery-rabbitmq") if s.role != "broker"} == {
         redis["producer"].image}
+
+
+def test_cluster_peers_find_each_other_only_on_the_network_a_partition_cuts() -> None:
+    """A node's peers resolve through its /etc/hosts to their fixed address on its first
+    network: by Docker's DNS, a RabbitMQ node's name answered with its address on the clients'
+    network, where a partition of the peers' network did not cut them (measured: a partition
+    the cluster never noticed)."""
+    real = load({})
+    for backend in ("celery-rabbitmq-cluster", "celery-redis-sentinel"):
+        nodes = real.brokers(backend)
+        assert len(nodes) >= 3, backend
+        addresses = {n.name: n.attachments[0].ipv4_address for n in nodes}
+        assert None not in addresses.values(), addresses
+        for node in nodes:
+            assert {k: v for k, v in node.extra_hosts.items() if k in addresses} == addresses, (
+                node.name)
