@@ -69,6 +69,23 @@ class ClusterFault(Fault):
             raise TypeError(f"backend {world.backend}'s broker is not a cluster")
         return world.broker
 
+    def take_out(self, world: World, target: str) -> None:
+        """Take the node out (kill, cut, freeze)."""
+        raise NotImplementedError
+
+    def bring_back(self, world: World, target: str) -> None:
+        """Undo ``take_out`` (start, connect, thaw)."""
+        raise NotImplementedError
+
+    def inject(self, world: World, target: str) -> None:
+        self.take_out(world, target)
+        self.watch_leader(world, target)
+
+    def heal(self, world: World, target: str) -> None:
+        self.stop_watch()
+        self.bring_back(world, target)
+        self.settle(world, target)
+
     def watch_leader(self, world: World, target: str) -> None:
         """While the fault lasts, ask the cluster every 0.2 s which node leads the task queue
         and whether it counts ``target`` out; record the first leader that is not ``target``
@@ -131,14 +148,11 @@ class LeaderKill(ClusterFault):
                    "a classic queue's home node, the Redis primary), started again after the "
                    "partition window; then the cluster is awaited whole")
 
-    def inject(self, world: World, target: str) -> None:
+    def take_out(self, world: World, target: str) -> None:
         world.cluster.signal(target, "SIGKILL")
-        self.watch_leader(world, target)
 
-    def heal(self, world: World, target: str) -> None:
-        self.stop_watch()
+    def bring_back(self, world: World, target: str) -> None:
         world.cluster.restart(target)
-        self.settle(world, target)
 
 
 class LeaderPartition(ClusterFault):
@@ -149,14 +163,11 @@ class LeaderPartition(ClusterFault):
                    "window, past the failure detector, then connected again with its address; "
                    "then the cluster is awaited whole")
 
-    def inject(self, world: World, target: str) -> None:
+    def take_out(self, world: World, target: str) -> None:
         world.cluster.disconnect(target, world.topology.services[target].network)
-        self.watch_leader(world, target)
 
-    def heal(self, world: World, target: str) -> None:
-        self.stop_watch()
+    def bring_back(self, world: World, target: str) -> None:
         world.cluster.connect(target, world.topology.services[target].attachments[0])
-        self.settle(world, target)
 
 
 class LeaderPause(ClusterFault):
@@ -166,14 +177,11 @@ class LeaderPause(ClusterFault):
                    "partition window, past the failure detector, then thawed (SIGCONT): it "
                    "wakes up believing it still leads, the classic split-brain maker")
 
-    def inject(self, world: World, target: str) -> None:
+    def take_out(self, world: World, target: str) -> None:
         world.cluster.signal_all(target, signal.SIGSTOP)
-        self.watch_leader(world, target)
 
-    def heal(self, world: World, target: str) -> None:
-        self.stop_watch()
+    def bring_back(self, world: World, target: str) -> None:
         world.cluster.signal_all(target, signal.SIGCONT)
-        self.settle(world, target)
 
 
 class RollingRestart(ClusterFault):
@@ -195,6 +203,9 @@ class RollingRestart(ClusterFault):
             world.cluster.restart(node)
             if not self.settle(world, node):
                 break  # not whole: restarting another node would only take more down
+
+    def heal(self, world: World, target: str) -> None:
+        return None  # every node is back (or the series stopped at one that did not settle)
 
 
 CLUSTER_FAULTS: tuple[Fault, ...] = (LeaderKill(), LeaderPartition(), LeaderPause(),

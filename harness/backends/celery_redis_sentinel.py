@@ -77,20 +77,23 @@ class SentinelForensics(CeleryRedisForensics):
                         for name, p in (nodes or {}).items()}
         self.ports = dict(nodes or {})
 
-    def _masters(self) -> list[str]:
-        """Each answering Sentinel's primary (the name it announces)."""
-        found = []
+    def _each_sentinel(self, *command: str) -> list[Any]:
+        """Each answering Sentinel's reply to ``command`` (a frozen or cut-off one is skipped).
+        Not redis-py's Sentinel methods: on a plain client (6.4) they pass their parsers an
+        option the parsers refuse (TypeError 'once')."""
+        replies = []
         for name in SENTINELS:
             try:
-                # Not redis-py's sentinel_get_master_addr_by_name: on a plain client (6.4) it
-                # passes its parser an option the parser refuses (TypeError 'once').
-                address = self.clients[name].execute_command(  # type: ignore[no-untyped-call]
-                    "SENTINEL GET-MASTER-ADDR-BY-NAME", MASTER)
+                replies.append(self.clients[name].execute_command(  # type: ignore[no-untyped-call]
+                    " ".join(command[:2]), *command[2:]))
             except (redis.RedisError, KeyError):
                 continue
-            if address:
-                found.append(str(address[0]))
-        return found
+        return replies
+
+    def _masters(self) -> list[str]:
+        """Each answering Sentinel's primary (the name it announces)."""
+        return [str(a[0]) for a in self._each_sentinel("SENTINEL", "GET-MASTER-ADDR-BY-NAME",
+                                                       MASTER) if a]
 
     def leader(self) -> str:
         masters = self._masters()
@@ -104,16 +107,11 @@ class SentinelForensics(CeleryRedisForensics):
     def sees_down(self, node: str) -> bool:
         """A Sentinel flags ``node`` (the primary) subjectively or objectively down, or names
         another primary already."""
-        for name in SENTINELS:
-            try:
-                state = self.clients[name].execute_command(  # type: ignore[no-untyped-call]
-                    "SENTINEL MASTER", MASTER)
-            except (redis.RedisError, KeyError):
+        for state in self._each_sentinel("SENTINEL", "MASTER", MASTER):
+            if not isinstance(state, dict):
                 continue
-            flags = str(state.get("flags", "")) if isinstance(state, dict) else ""
-            named = str(state.get("name", "")) if isinstance(state, dict) else ""
-            ip = str(state.get("ip", "")) if isinstance(state, dict) else ""
-            if "s_down" in flags or "o_down" in flags or (named == MASTER and ip and ip != node):
+            flags, ip = str(state.get("flags", "")), str(state.get("ip", ""))
+            if "s_down" in flags or "o_down" in flags or (ip and ip != node):
                 return True
         return False
 
@@ -130,11 +128,8 @@ class SentinelForensics(CeleryRedisForensics):
         if len(masters) != len(SENTINELS) or len(set(masters)) != 1:
             return False
         primary = masters[0]
-        try:
-            if any(len(self.clients[s].execute_command(  # type: ignore[no-untyped-call]
-                    "SENTINEL SENTINELS", MASTER)) != len(SENTINELS) - 1 for s in SENTINELS):
-                return False
-        except (redis.RedisError, KeyError):
+        peers = self._each_sentinel("SENTINEL", "SENTINELS", MASTER)
+        if len(peers) != len(SENTINELS) or any(len(p) != len(SENTINELS) - 1 for p in peers):
             return False
         for node in DATA_NODES:
             info = self._role(node)

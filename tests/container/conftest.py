@@ -17,18 +17,25 @@ SMALL = Settings(tasks=24, submit_rate=12.0, fault_after_started=6, fault_window
 SmallRun = Callable[[str, str], ScenarioResult]
 
 
+def run_until_valid(world: World, chaos_run: Run, settings: Settings, configuration: str,
+                    fault: str) -> ScenarioResult:
+    """Run (configuration, fault) with ``settings`` until valid; the result joins the run."""
+    result = run_valid_scenario(world, CONFIGURATIONS[configuration], fault, settings,
+                                chaos_run.seed, chaos_run.directory,
+                                chaos_run.replay(configuration, fault))
+    chaos_run.results.append(result)
+    print(f"\n{result.scenario}: {result.counts} -> {result.verdict}; {result.phase_s}; "
+          f"{result.failover}")
+    assert result.valid, result.validity
+    return result
+
+
 @pytest.fixture
 def run_small(world: World, chaos_run: Run) -> SmallRun:
     """Run (configuration, fault) with SMALL settings until valid; the result joins the run."""
 
     def run(configuration: str, fault: str) -> ScenarioResult:
-        result = run_valid_scenario(world, CONFIGURATIONS[configuration], fault, SMALL,
-                                    chaos_run.seed, chaos_run.directory,
-                                    chaos_run.replay(configuration, fault))
-        chaos_run.results.append(result)
-        print(f"\n{result.scenario}: {result.counts} -> {result.verdict}; {result.phase_s}")
-        assert result.valid, result.validity
-        return result
+        return run_until_valid(world, chaos_run, SMALL, configuration, fault)
 
     return run
 

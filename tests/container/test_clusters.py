@@ -13,12 +13,10 @@ from dataclasses import replace
 
 import pytest
 
-from harness.matrix import CONFIGURATIONS
 from harness.result import ScenarioResult
 from harness.run import Run
-from harness.scenario import run_valid_scenario
 from harness.world import World
-from tests.container.conftest import SMALL
+from tests.container.conftest import SMALL, run_until_valid
 
 pytestmark = pytest.mark.container
 
@@ -28,13 +26,7 @@ CLUSTER_SMALL = replace(SMALL, partition_window_s=10.0)
 
 
 def run_cluster(world: World, chaos_run: Run, configuration: str, fault: str) -> ScenarioResult:
-    result = run_valid_scenario(world, CONFIGURATIONS[configuration], fault, CLUSTER_SMALL,
-                                chaos_run.seed, chaos_run.directory,
-                                chaos_run.replay(configuration, fault))
-    chaos_run.results.append(result)
-    print(f"\n{result.scenario}: {result.counts} -> {result.verdict}; {result.failover}")
-    assert result.valid, result.validity
-    return result
+    return run_until_valid(world, chaos_run, CLUSTER_SMALL, configuration, fault)
 
 
 def test_rabbitmq_cluster_keeps_confirmed_tasks_when_the_quorum_leader_dies(
