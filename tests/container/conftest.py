@@ -43,7 +43,8 @@ def run_small(world: World, chaos_run: Run) -> SmallRun:
 # The longest files first. With a file per world at a time (`make test-container`: pytest-xdist,
 # --dist loadfile) the run ends when its last file does, so the files that take minutes start
 # at once instead of last. Tests keep their order within a file (the sort is stable).
-LONGEST_FIRST = ("test_install.py", "test_worlds.py", "test_examples.py", "test_interruptions.py")
+LONGEST_FIRST = ("test_install.py", "test_worlds.py", "test_examples.py", "test_interruptions.py",
+                 "test_clusters.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
