@@ -21,6 +21,7 @@ import dataclasses
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlparse
 
 from arq.connections import RedisSettings
 from arq.worker import Function, Retry, func
@@ -71,12 +72,30 @@ def check(settings_cls: type, config: Config) -> None:
                           f"functions: {', '.join(function_names(settings_cls)) or 'none'}")
 
 
+SENTINEL_PORT = 26379  # Sentinel's own port, when a sentinel:// URL names none
+
+
+def from_url(url: str, master: str = "mymaster") -> RedisSettings:
+    """RedisSettings for a ``redis://`` URL (arq's ``from_dsn``), or for Sentinels given as
+    kombu writes them, ``sentinel://host:port;sentinel://host:port...``, which ``from_dsn``
+    refuses: arq's Sentinel settings take the Sentinels as a list of (host, port) and the
+    primary's name (``master``) apart. Beware: arq's Sentinel connection ignores
+    ``conn_timeout`` (arq/connections.py passes no socket timeout to redis-py's Sentinel), so
+    a client of a frozen or cut-off primary waits as long as TCP does."""
+    if not url.startswith("sentinel://"):
+        return RedisSettings.from_dsn(url)
+    hosts = [(part.hostname or "", part.port or SENTINEL_PORT)
+             for part in map(urlparse, url.split(";"))]
+    return RedisSettings(host=hosts, sentinel=True, sentinel_master=master)
+
+
 def redis_settings(settings_cls: type, url: str | None) -> RedisSettings:
-    """Their redis_settings, or the harness's URL with their connection bounds kept."""
+    """Their redis_settings, or the harness's URL with their connection bounds (and, for
+    Sentinels, the primary's name) kept."""
     theirs = vars(settings_cls).get("redis_settings") or RedisSettings()
     if url is None:
         return theirs
-    target = RedisSettings.from_dsn(url)
+    target = from_url(url, theirs.sentinel_master)
     return dataclasses.replace(target, conn_timeout=theirs.conn_timeout,
                                conn_retries=theirs.conn_retries,
                                conn_retry_delay=theirs.conn_retry_delay)

@@ -23,7 +23,7 @@ DEFAULT_LEDGER_DIR = "/ledger"
 # (Celery's Redis also through Sentinel); arq and RQ are Redis.
 BROKER_SCHEMES = {
     "celery": ("redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp"),
-    "arq": ("redis", "rediss"),
+    "arq": ("redis", "rediss", "sentinel"),
     "rq": ("redis", "rediss"),
     "dramatiq": ("redis", "rediss", "amqp", "amqps"),
 }
@@ -79,10 +79,11 @@ def app_path(name: str, value: str | None) -> str:
 
 def broker_url(name: str, value: str | None, kind: str) -> str | None:
     """The URL, each of its parts checked: Celery takes several ``;``-separated ones (kombu's
-    failover list over a cluster's nodes, or the Sentinels of a ``sentinel://`` broker)."""
+    failover list over a cluster's nodes, or the Sentinels of a ``sentinel://`` broker), and
+    arq Sentinels written the same way."""
     if value is None:
         return None
-    parts = value.split(";") if kind == "celery" else [value]
+    parts = value.split(";") if kind in ("celery", "arq") else [value]
     schemes = BROKER_SCHEMES[kind]
     for part in parts:
         parsed = urlparse(part)

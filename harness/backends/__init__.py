@@ -10,6 +10,7 @@ from __future__ import annotations
 from harness.backend import Backend, Configuration
 from harness.backends import (
     arq,
+    arq_sentinel,
     celery_rabbitmq,
     celery_rabbitmq_cluster,
     celery_redis,
@@ -25,7 +26,8 @@ REGISTRY: dict[str, Backend] = {
     for b in (celery_redis.BACKEND, celery_rabbitmq.BACKEND, arq.BACKEND, rq.BACKEND,
               dramatiq_redis.BACKEND, dramatiq_rabbitmq.BACKEND, fastapi.BACKEND,
               # The cluster profile (matrix_profile "clusters"): not in the default matrix.
-              celery_rabbitmq_cluster.BACKEND, celery_redis_sentinel.BACKEND)
+              celery_rabbitmq_cluster.BACKEND, celery_redis_sentinel.BACKEND,
+              arq_sentinel.BACKEND)
 }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from harness.backend import Backend, Capability, Clock, Configuration, Knobs, stall_clock
 from harness.backends.redisbroker import RedisForensics, lost_to_broker_kill
@@ -86,7 +86,8 @@ class Arq(Backend):
     image = "arq"
     knobs_class = ArqKnobs
     libraries = ("arq", "redis")
-    former_names = ("arq-defaults",)  # now arq-max-tries-5: its other knobs are scenario sizes
+    # now arq-max-tries-5: its other knobs are scenario sizes
+    former_names: ClassVar[tuple[str, ...]] = ("arq-defaults",)
     capabilities = frozenset({Capability.BROKERED, Capability.REDELIVERS, Capability.LEASE})
 
     def forensics(self, port: int, queue: str | None = None,

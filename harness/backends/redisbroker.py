@@ -54,6 +54,14 @@ class RedisForensics:
     def reset(self, idle: bool = False) -> None:
         self.client.flushall()
 
+    def empty(self) -> bool:
+        """The task queue and whatever the library keeps of deliveries are empty (each
+        library's forensics say where it keeps them)."""
+        raise NotImplementedError
+
+    def holdings(self, settings: Any) -> dict[str, str]:
+        raise NotImplementedError
+
     def account(self, lost: list[str]) -> tuple[dict[str, str], int]:
         return {}, 0
 

@@ -87,3 +87,16 @@ def test_check_names_what_is_wrong_in_one_line(change: dict[str, str], message: 
     assert result.returncode == 2, result.stdout
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_sentinel_urls_become_arqs_sentinel_settings() -> None:
+    """kombu's way of writing Sentinels, which arq's from_dsn refuses, becomes arq's Sentinel
+    settings: the Sentinels as (host, port) and the primary's name apart."""
+    from queue_chaos_agent.arq import from_url
+
+    settings = from_url("sentinel://s1:26379;sentinel://s2;sentinel://s3:26380", "chaos")
+    assert settings.sentinel is True
+    assert settings.host == [("s1", 26379), ("s2", 26379), ("s3", 26380)]
+    assert settings.sentinel_master == "chaos"
+    plain = from_url("redis://r:6380/2")
+    assert (plain.sentinel, plain.host, plain.port, plain.database) == (False, "r", 6380, 2)

@@ -61,7 +61,7 @@ def test_defaults() -> None:
     ({"QUEUE_CHAOS_KIND": "arq", "QUEUE_CHAOS_WORKER_ARGS": "--burst"},
      "arq takes its settings from the WorkerSettings class"),
     ({"QUEUE_CHAOS_KIND": "arq", "QUEUE_CHAOS_BROKER_URL": "amqp://x:5672//"},
-     "expected a arq broker URL (redis://host:port, rediss://host:port)"),
+     "expected a arq broker URL (redis://host:port, rediss://host:port, sentinel://host:port)"),
 ])
 def test_a_bad_value_is_one_clear_error(change: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:

@@ -23,7 +23,8 @@ def test_the_registry_holds_each_backend_once_under_its_name() -> None:
     assert list(REGISTRY) == ["celery-redis", "celery-rabbitmq", "arq", "rq", "dramatiq-redis",
                               "dramatiq-rabbitmq", "fastapi",
                               # the clusters profile, after the default matrix's backends
-                              "celery-rabbitmq-cluster", "celery-redis-sentinel"]
+                              "celery-rabbitmq-cluster", "celery-redis-sentinel",
+                              "arq-sentinel"]
     for name, b in REGISTRY.items():
         assert b.name == name and b.profile == name and b.title and b.image
     with pytest.raises(UnknownBackend, match="unknown backend 'huey'; valid: celery-redis"):

@@ -67,7 +67,7 @@ def test_targets() -> None:
 def test_brokered_backends_are_those_with_a_broker() -> None:
     brokered = {n for n, b in REGISTRY.items() if Capability.BROKERED in b.capabilities}
     clustered = {n for n, b in REGISTRY.items() if Capability.CLUSTERED in b.capabilities}
-    assert clustered == {"celery-rabbitmq-cluster", "celery-redis-sentinel"}
+    assert clustered == {"celery-rabbitmq-cluster", "celery-redis-sentinel", "arq-sentinel"}
     # A cluster's clients reach its nodes directly, not through Toxiproxy: not "brokered".
     assert brokered == set(REGISTRY) - {"fastapi"} - clustered
 

@@ -570,7 +570,7 @@ def test_profiles_split_the_registry_by_each_backends_own_profile() -> None:
     assert PROFILES == {
         "default": ("celery-redis", "celery-rabbitmq", "arq", "rq", "dramatiq-redis",
                     "dramatiq-rabbitmq", "fastapi"),
-        "clusters": ("celery-rabbitmq-cluster", "celery-redis-sentinel"),
+        "clusters": ("celery-rabbitmq-cluster", "celery-redis-sentinel", "arq-sentinel"),
     }
     assert sorted(b for names in PROFILES.values() for b in names) == sorted(BACKENDS)
     for name, backends in PROFILES.items():
@@ -580,7 +580,8 @@ def test_profiles_split_the_registry_by_each_backends_own_profile() -> None:
 
 def test_a_profile_names_its_backends_and_an_unknown_one_is_an_error() -> None:
     assert profile("default") == PROFILES["default"]
-    assert profile("clusters") == ("celery-rabbitmq-cluster", "celery-redis-sentinel")
+    assert profile("clusters") == ("celery-rabbitmq-cluster", "celery-redis-sentinel",
+                                   "arq-sentinel")
     with pytest.raises(MatrixError, match="unknown profile 'huge'; valid: default, clusters"):
         profile("huge")
 

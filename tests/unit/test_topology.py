@@ -86,7 +86,8 @@ BROKER_IMAGE_OF = {"celery-redis": "CHAOS_REDIS_IMAGE", "celery-rabbitmq": "CHAO
                    "dramatiq-redis": "CHAOS_REDIS_IMAGE",
                    "dramatiq-rabbitmq": "CHAOS_RABBITMQ_IMAGE",
                    "celery-rabbitmq-cluster": "CHAOS_RABBITMQ_IMAGE",
-                   "celery-redis-sentinel": "CHAOS_REDIS_IMAGE"}
+                   "celery-redis-sentinel": "CHAOS_REDIS_IMAGE",
+                   "arq-sentinel": "CHAOS_REDIS_IMAGE"}
 # Each broker's client port (the proxies' upstream) and the port the harness's forensics read,
 # published on 127.0.0.1: Redis's own port for Redis; RabbitMQ's management HTTP API, while its
 # AMQP port is reached only through the proxies.
@@ -94,10 +95,12 @@ BROKER_PORTS = {"celery-redis": (6379, 6379), "celery-rabbitmq": (5672, 15672),
                 "arq": (6379, 6379), "rq": (6379, 6379), "dramatiq-redis": (6379, 6379),
                 "dramatiq-rabbitmq": (5672, 15672),
                 # a cluster's first node (World's forensics start there), reached directly
-                "celery-rabbitmq-cluster": (5672, 15672), "celery-redis-sentinel": (6379, 6379)}
+                "celery-rabbitmq-cluster": (5672, 15672), "celery-redis-sentinel": (6379, 6379),
+                "arq-sentinel": (6379, 6379)}
 BROKER_SCHEME = {"celery-redis": "redis", "celery-rabbitmq": "amqp", "arq": "redis", "rq": "redis",
                  "dramatiq-redis": "redis", "dramatiq-rabbitmq": "amqp",
-                 "celery-rabbitmq-cluster": "amqp", "celery-redis-sentinel": "sentinel"}
+                 "celery-rabbitmq-cluster": "amqp", "celery-redis-sentinel": "sentinel",
+                 "arq-sentinel": "sentinel"}
 # The clusters profile's backends: several broker-role services (nodes, Sentinels), reached by
 # their clients directly (a failover list of URLs), not through Toxiproxy.
 CLUSTERED = set(PROFILES["clusters"])
@@ -114,6 +117,7 @@ ADAPTER_SETTINGS = {
     "fastapi": ROOT / "backends" / "fastapi" / "chaos_fastapi" / "app.py",
     "celery-rabbitmq-cluster": CELERY_SETTINGS,
     "celery-redis-sentinel": CELERY_SETTINGS,
+    "arq-sentinel": ROOT / "backends" / "arq" / "chaos_arq" / "settings.py",
 }
 # Adapter variables only a sentinel:// broker URL needs (the Celery settings refuse such a URL
 # without it, and ignore it otherwise).
@@ -508,7 +512,7 @@ def test_other_variables_are_substituted(scenario_variables: dict[str, str]) -> 
             assert broker.command == ["rabbitmq-server"]  # the official image's and ours
             continue
         if broker.command[0] != "redis-server":  # a Sentinel: its script, no persistence
-            assert broker.backend == "celery-redis-sentinel", broker.name
+            assert broker.backend in ("celery-redis-sentinel", "arq-sentinel"), broker.name
             assert broker.command == ["sh", "/etc/queue-chaos/sentinel.sh"], broker.name
             continue
         assert broker.command[broker.command.index("--appendonly") + 1] == "yes"
@@ -958,7 +962,7 @@ def test_cluster_peers_find_each_other_only_on_the_network_a_partition_cuts() ->
     network, where a partition of the peers' network did not cut them (measured: a partition
     the cluster never noticed)."""
     real = load({})
-    for backend in ("celery-rabbitmq-cluster", "celery-redis-sentinel"):
+    for backend in ("celery-rabbitmq-cluster", "celery-redis-sentinel", "arq-sentinel"):
         nodes = real.brokers(backend)
         assert len(nodes) >= 3, backend
         addresses = {n.name: n.attachments[0].ipv4_address for n in nodes}

@@ -16,19 +16,26 @@ BROKER_SCHEMES = ("redis", "rediss")
 
 
 def broker_url(name: str, default: str) -> str:
-    """A redis:// URL with a host; arq's own parser would only say 'invalid DSN scheme'."""
+    """A redis:// URL with a host, or Sentinels as ``sentinel://host:port;sentinel://...``
+    (the cluster profile); arq's own parser would only say 'invalid DSN scheme'."""
     value = os.environ.get(name, default).strip()
-    parsed = urlparse(value)
-    if parsed.scheme not in BROKER_SCHEMES or not parsed.hostname:
-        raise ValueError(f"{name}={value!r}: expected redis://host:port/db")
-    try:
-        parsed.port  # noqa: B018 - urlparse checks the port only when it is read
-    except ValueError:
-        raise ValueError(f"{name}={value!r}: the port is not a number") from None
+    sentinels = value.startswith("sentinel://")
+    for part in value.split(";") if sentinels else [value]:
+        parsed = urlparse(part)
+        if parsed.scheme not in (("sentinel",) if sentinels else BROKER_SCHEMES) \
+                or not parsed.hostname:
+            raise ValueError(f"{name}={value!r}: expected redis://host:port/db or "
+                             "sentinel://host:port;sentinel://host:port...")
+        try:
+            parsed.port  # noqa: B018 - urlparse checks the port only when it is read
+        except ValueError:
+            raise ValueError(f"{name}={value!r}: the port is not a number") from None
     return value
 
 
 BROKER_URL = broker_url("CHAOS_BROKER_URL", "redis://toxiproxy:26383/0")
+# Sentinel's name of the primary, for a sentinel:// BROKER_URL.
+SENTINEL_MASTER = os.environ.get("CHAOS_SENTINEL_MASTER", "mymaster")
 # arq cancels a job that runs longer than this and fails it for good (no retry). It also sets the
 # in-progress key's lifetime (job_timeout + 10 s): how long a job of a SIGKILLed worker stays
 # invisible before another worker may take it. At least 1: 0 would time every job out at once.

@@ -24,12 +24,14 @@ from typing import Any, ClassVar
 from arq.connections import RedisSettings
 
 from chaos_arq import settings
+from queue_chaos_agent.arq import from_url
 
 
 def redis_settings() -> RedisSettings:
-    """The broker from CHAOS_BROKER_URL, with connects bounded so a cut shows up quickly."""
+    """The broker from CHAOS_BROKER_URL (a Redis, or its Sentinels), with connects bounded so a
+    cut shows up quickly (arq applies the bound to a plain Redis only: queue_chaos_agent.arq)."""
     return dataclasses.replace(
-        RedisSettings.from_dsn(settings.BROKER_URL),
+        from_url(settings.BROKER_URL, settings.SENTINEL_MASTER),
         conn_timeout=settings.CONNECT_TIMEOUT_S,
         conn_retries=settings.CONNECT_RETRIES,
         conn_retry_delay=settings.CONNECT_RETRY_DELAY_S,
