@@ -281,22 +281,27 @@ class Cluster:
                 (directory / f"{name}.log").write_bytes(found.logs())
 
 
-SUBNET_RANGE = range(64, 255)  # 172.30.N.0/24 candidates: private, and rarely anyone else's
+# 10.213.N.0/24 candidates: private, and outside Docker's own default pools (172.17-31.0.0/16
+# and 192.168.0.0/16), from which it gives every network without a fixed subnet one: a fixed
+# 172.30.N.0/24 collided with a run's own `chaos` network once Docker had handed out 172.30/16.
+SUBNET_RANGE = range(64, 255)
 
 
 def free_subnets(engine: docker.DockerClient, wanted: Mapping[str, str],
                  run_id: str) -> dict[str, str]:
-    """For each fixed-subnet knob (name -> default prefix such as ``172.30.77``), a /24 prefix
+    """For each fixed-subnet knob (name -> default prefix such as ``10.213.77``), a /24 prefix
     no network of the engine uses now: two runs (or two worlds of one run) side by side cannot
-    both own 172.30.77.0/24, and Docker refuses an overlapping pool. The search starts at a
-    place the run id decides, so worlds starting at the same moment rarely race for one."""
+    both own 10.213.77.0/24, and Docker refuses an overlapping pool. The search starts at a
+    place the run id decides, on a multiple of the knobs' count, so worlds starting at the same
+    moment rarely race for one (only when their run ids pick the same block)."""
     used: set[ipaddress.IPv4Network] = set()
     for network in engine.networks.list():
         for pool in (network.attrs.get("IPAM") or {}).get("Config") or []:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 used.add(ipaddress.IPv4Network(pool["Subnet"], strict=False))
-    start = zlib.crc32(run_id.encode()) % len(SUBNET_RANGE)
-    candidates = [f"172.30.{SUBNET_RANGE[(start + i) % len(SUBNET_RANGE)]}"
+    block = max(1, len(wanted))
+    start = zlib.crc32(run_id.encode()) % (len(SUBNET_RANGE) // block) * block
+    candidates = [f"10.213.{SUBNET_RANGE[(start + i) % len(SUBNET_RANGE)]}"
                   for i in range(len(SUBNET_RANGE))]
     chosen: dict[str, str] = {}
     for name in wanted:
@@ -306,7 +311,7 @@ def free_subnets(engine: docker.DockerClient, wanted: Mapping[str, str],
                 chosen[name] = prefix
                 break
         else:
-            raise RuntimeError(f"no free /24 in 172.30.64-254.0 for {name}: remove stale "
+            raise RuntimeError(f"no free /24 in 10.213.64-254.0 for {name}: remove stale "
                                "Docker networks (`docker network prune`)")
     return chosen
 

@@ -252,7 +252,7 @@ def _network(name: str, spec: Mapping[str, Any], variables: Mapping[str, str]) -
             ipaddress.IPv4Network(subnet)
         except ValueError:
             raise TopologyError(f"network {name}: subnet {subnet!r} is not an IPv4 CIDR "
-                                "(e.g. 172.30.77.0/24)") from None
+                                "(e.g. 10.213.77.0/24)") from None
     return Network(
         name=name,
         options={k: str(v) for k, v in (spec.get("driver_opts") or {}).items()},

@@ -624,7 +624,7 @@ def test_port_from_a_variable_is_checked_after_substitution(tmp_path: Path) -> N
         load({"BIND": "0.0.0.0"}, path)
 
 
-PEERS_SUBNET = "${PEERS_NET:-172.30.77}.0/24"
+PEERS_SUBNET = "${PEERS_NET:-10.213.77}.0/24"
 
 
 def two_networks(directory: Path, subnet: str | None = PEERS_SUBNET) -> dict[str, Any]:
@@ -637,7 +637,7 @@ def two_networks(directory: Path, subnet: str | None = PEERS_SUBNET) -> dict[str
     document["networks"]["peers"] = peers
     worker = document["services"]["worker"]
     worker["profiles"] = ["b1"]
-    worker["networks"] = {"peers": {"ipv4_address": "${PEERS_NET:-172.30.77}.5",
+    worker["networks"] = {"peers": {"ipv4_address": "${PEERS_NET:-10.213.77}.5",
                                     "aliases": ["w-peer"]},
                           "chaos": None}
     return document
@@ -651,17 +651,17 @@ def test_a_backends_service_may_join_a_second_network_with_an_address_and_aliase
     assert list(topology.networks) == ["chaos", "peers"]
     assert topology.network == "chaos"  # the first declared is the shared one
     assert topology.networks["chaos"].subnet is None
-    assert topology.networks["peers"].subnet == "172.30.77.0/24"
+    assert topology.networks["peers"].subnet == "10.213.77.0/24"
     worker = topology.services["worker"]
     assert worker.network == "peers"  # its container is created on its first network
     assert [(a.network, a.ipv4_address, a.aliases) for a in worker.attachments] == [
-        ("peers", "172.30.77.5", ("w-peer",)), ("chaos", None, ())]
+        ("peers", "10.213.77.5", ("w-peer",)), ("chaos", None, ())]
     assert topology.services["redis"].attachments[0].network == "chaos"
     # the subnet knob moves the subnet and the address together
-    moved = load({"PEERS_NET": "172.30.99"}, path)
-    assert moved.networks["peers"].subnet == "172.30.99.0/24"
-    assert moved.services["worker"].attachments[0].ipv4_address == "172.30.99.5"
-    assert subnet_variables(path) == {"PEERS_NET": "172.30.77"}
+    moved = load({"PEERS_NET": "10.213.99"}, path)
+    assert moved.networks["peers"].subnet == "10.213.99.0/24"
+    assert moved.services["worker"].attachments[0].ipv4_address == "10.213.99.5"
+    assert subnet_variables(path) == {"PEERS_NET": "10.213.77"}
 
 
 def test_a_network_list_is_the_same_as_a_mapping_without_settings(tmp_path: Path) -> None:
@@ -706,20 +706,20 @@ def test_a_shared_service_off_the_first_network_alone_is_an_error(
         load({}, write_compose(tmp_path, document))
 
 
-@pytest.mark.parametrize("address", ["172.30.78.5", "10.0.0.1", "not-an-address", "172.30.77"])
+@pytest.mark.parametrize("address", ["10.213.78.5", "10.0.0.1", "not-an-address", "10.213.77"])
 def test_an_address_outside_the_networks_subnet_is_an_error(tmp_path: Path, address: str) -> None:
     document = two_networks(tmp_path)
     document["services"]["worker"]["networks"]["peers"]["ipv4_address"] = address
     with pytest.raises(TopologyError, match=re.escape(
             f"service worker: ipv4_address {address!r} on network peers needs the network's "
-            "ipam subnet to hold it (subnet: 172.30.77.0/24)")):
+            "ipam subnet to hold it (subnet: 10.213.77.0/24)")):
         load({}, write_compose(tmp_path, document))
 
 
 def test_an_address_on_a_network_without_a_subnet_is_an_error(tmp_path: Path) -> None:
     document = two_networks(tmp_path, subnet=None)
     with pytest.raises(TopologyError, match=re.escape(
-            "service worker: ipv4_address '172.30.77.5' on network peers needs the network's "
+            "service worker: ipv4_address '10.213.77.5' on network peers needs the network's "
             "ipam subnet to hold it (subnet: None)")):
         load({}, write_compose(tmp_path, document))
 
@@ -733,9 +733,9 @@ def test_an_unknown_key_of_a_services_network_is_an_error(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("ipam", [
-    {"driver": "default", "config": [{"subnet": "172.30.77.0/24"}]},
-    {"config": [{"subnet": "172.30.77.0/24", "gateway": "172.30.77.1"}]},
-    {"config": [{"subnet": "172.30.77.0/24"}, {"subnet": "172.30.78.0/24"}]},
+    {"driver": "default", "config": [{"subnet": "10.213.77.0/24"}]},
+    {"config": [{"subnet": "10.213.77.0/24", "gateway": "10.213.77.1"}]},
+    {"config": [{"subnet": "10.213.77.0/24"}, {"subnet": "10.213.78.0/24"}]},
     {"config": []},
     None,
 ])
@@ -747,7 +747,7 @@ def test_ipam_other_than_one_subnet_is_an_error(tmp_path: Path, ipam: object) ->
         load({}, write_compose(tmp_path, document))
 
 
-@pytest.mark.parametrize("subnet", ["172.30.77", "172.30.77.0/33", "fd00::/64", "172.30.77.5/24"])
+@pytest.mark.parametrize("subnet", ["10.213.77", "10.213.77.0/33", "fd00::/64", "10.213.77.5/24"])
 def test_a_subnet_that_is_no_ipv4_cidr_is_an_error(tmp_path: Path, subnet: str) -> None:
     document = two_networks(tmp_path, subnet=subnet)
     with pytest.raises(TopologyError, match=re.escape(
@@ -757,17 +757,17 @@ def test_a_subnet_that_is_no_ipv4_cidr_is_an_error(tmp_path: Path, subnet: str) 
 
 def test_extra_hosts_name_addresses_after_substitution(tmp_path: Path) -> None:
     document = minimal_compose(tmp_path)
-    document["services"]["worker"]["extra_hosts"] = ["redis:${PEERS_NET:-172.30.77}.11",
+    document["services"]["worker"]["extra_hosts"] = ["redis:${PEERS_NET:-10.213.77}.11",
                                                      "peer:10.1.2.3"]
     path = write_compose(tmp_path, document)
-    assert load({}, path).services["worker"].extra_hosts == {"redis": "172.30.77.11",
+    assert load({}, path).services["worker"].extra_hosts == {"redis": "10.213.77.11",
                                                               "peer": "10.1.2.3"}
-    assert load({"PEERS_NET": "172.30.90"}, path).services["worker"].extra_hosts["redis"] == (
-        "172.30.90.11")
+    assert load({"PEERS_NET": "10.213.90"}, path).services["worker"].extra_hosts["redis"] == (
+        "10.213.90.11")
     assert load({}, path).services["redis"].extra_hosts == {}
 
 
-@pytest.mark.parametrize("entry", ["redis", "redis=172.30.77.11", ":172.30.77.11",
+@pytest.mark.parametrize("entry", ["redis", "redis=10.213.77.11", ":10.213.77.11",
                                    "redis:not-an-address", "redis:", "redis:fd00::1"])
 def test_a_bad_extra_hosts_entry_is_an_error(tmp_path: Path, entry: str) -> None:
     document = minimal_compose(tmp_path)
@@ -780,9 +780,9 @@ def test_a_bad_extra_hosts_entry_is_an_error(tmp_path: Path, entry: str) -> None
 def test_the_real_clusters_networks_and_static_addresses() -> None:
     topology = load({})
     assert topology.network == "chaos"
-    assert subnet_variables() == {"CHAOS_RABBITMQ_NET": "172.30.78",
-                                  "CHAOS_SENTINEL_NET": "172.30.77"}
-    moved = load({"CHAOS_SENTINEL_NET": "172.30.101"})
+    assert subnet_variables() == {"CHAOS_RABBITMQ_NET": "10.213.78",
+                                  "CHAOS_SENTINEL_NET": "10.213.77"}
+    moved = load({"CHAOS_SENTINEL_NET": "10.213.101"})
     # RabbitMQ's nodes peer over their own network (the one a partition cuts) and meet their
     # clients on the shared one under an alias
     for node in moved.brokers("celery-rabbitmq-cluster"):
@@ -791,10 +791,10 @@ def test_the_real_clusters_networks_and_static_addresses() -> None:
     # Sentinel's services have static addresses in the knob's subnet, and every one of them
     # names every broker-role service by the address it has
     subnet = moved.networks[moved.brokers("celery-redis-sentinel")[0].network].subnet
-    assert subnet == "172.30.101.0/24"
+    assert subnet == "10.213.101.0/24"
     addresses = {s.name: s.attachments[0].ipv4_address
                  for s in moved.brokers("celery-redis-sentinel")}
-    assert all(a is not None and a.startswith("172.30.101.") for a in addresses.values())
+    assert all(a is not None and a.startswith("10.213.101.") for a in addresses.values())
     for service in moved.of_backend("celery-redis-sentinel"):
         assert service.extra_hosts == addresses, service.name
 
