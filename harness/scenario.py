@@ -143,7 +143,9 @@ def _measure(ctx: _Context, rng: random.Random) -> ScenarioResult:
                                  in_flight=trigger.in_flight, task=None, fired=fired_t)
             sleep_window(fault_plan.window_s)
             fault.heal(world, trigger.target)
-            revived = world.revive()  # a supervisor starts dead workers again
+            # A supervisor starts dead workers again; after a cluster fault one that cannot
+            # start is what the cluster did to it, measured, not a harness failure.
+            revived = world.revive(tolerant=fault.kind == "cluster")
             healed_t = world.clock()
             harness_ledger.write("healed", fault=fault.name, target=trigger.target,
                                  revived=revived)
