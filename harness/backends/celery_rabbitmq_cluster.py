@@ -201,24 +201,29 @@ def promise_paragraphs(results: list[ScenarioResult]) -> list[str]:
         return [r for r in faulted if r.knobs.get("queue_type") == queue_type
                 and bool(r.knobs.get("confirm_publish")) == confirms]
 
-    lines = [PROMISE, ""]
+    paragraphs = [PROMISE]
     promised = of("quorum", True)
     if promised:
         lost = sum(int(r.counts.get("lost", 0)) for r in promised)
         verdict = ("**held**" if lost == 0 else "**did not hold**")
-        lines.append(f"Measured, quorum queue with publisher confirms ({len(promised)} "
-                     f"scenarios; lost per fault: {lost_by_fault(promised)}): the promise "
-                     f"{verdict}" + (": no confirmed task was lost while the node leading the "
-                                     "queue was killed, cut off, frozen or restarted."
-                                     if lost == 0 else f": {lost} confirmed tasks were lost."))
+        paragraphs.append(
+            f"Measured, quorum queue with publisher confirms ({len(promised)} scenarios; lost "
+            f"per fault: {lost_by_fault(promised)}): the promise {verdict}"
+            + (": no confirmed task was lost while the node leading the queue was killed, cut "
+               "off, frozen or restarted." if lost == 0
+               else f": {lost} confirmed tasks were lost."))
+    why = {"quorum queue without confirms": "RabbitMQ promises nothing for publishes it never "
+                                            "confirmed.",
+           "classic queue with confirms": "a classic queue is not replicated, and while its home "
+                                          "node is out a publish to it is routed nowhere, yet "
+                                          "confirmed (no `mandatory` flag): as documented."}
     for label, group in (("quorum queue without confirms", of("quorum", False)),
                          ("classic queue with confirms", of("classic", True))):
         if group:
             lost = sum(int(r.counts.get("lost", 0)) for r in group)
-            lines += ["", f"For contrast, the {label} lost {lost} (per fault: "
-                      f"{lost_by_fault(group)})" + (": RabbitMQ promised nothing for these "
-                                                    "publishes." if lost else ".")]
-    return lines
+            paragraphs.append(f"For contrast, the {label} lost {lost} (per fault: "
+                              f"{lost_by_fault(group)})" + (f": {why[label]}" if lost else "."))
+    return [line for p in paragraphs for line in (p, "")][:-1]
 
 
 def _c(name: str, meets: tuple[str, ...], **knobs: Any) -> Configuration:
