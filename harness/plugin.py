@@ -103,7 +103,8 @@ def pytest_configure(config: pytest.Config) -> None:
     seed = config.getoption("seed")
     config.stash[RUN] = Run(run_id=run_id, seed=new_seed() if seed is None else seed,
                             settings=settings,
-                            brokers=brokerversions.label(brokers) if brokers else "")
+                            brokers=brokerversions.label(brokers) if brokers else "",
+                            profile=config.getoption("profile"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

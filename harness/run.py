@@ -37,6 +37,8 @@ class Run:
     images: ImagesRun = field(default_factory=dict)
     # The broker releases it runs (``--brokers``), by name; empty for the defaults.
     brokers: str = ""
+    # The matrix profile it runs (``--profile``): "default", or "clusters".
+    profile: str = "default"
 
     @property
     def directory(self) -> Path:
@@ -45,6 +47,8 @@ class Run:
     def replay(self, configurations: str = "", faults: str = "", overrides: str = "") -> str:
         """The command that replays (part of) this run with the same seed."""
         parts = [f"make durability SEED={self.seed}"]
+        if self.profile != "default":
+            parts.append(f"PROFILE={self.profile}")
         if self.brokers:
             parts.append(f"BROKERS={self.brokers}")
         if configurations:
