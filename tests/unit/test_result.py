@@ -32,6 +32,24 @@ def test_the_committed_report_loads_through_the_model() -> None:
     assert {s.backend for s in report.scenarios} == set(PROFILES["default"])
 
 
+def test_the_committed_cluster_report_holds_the_whole_clusters_profile() -> None:
+    """reports/clusters/: every cluster backend under every cluster fault, each faulted
+    scenario with its failover figures (the cluster's own view included), and the self-proof
+    (a known-to-lose Celery-on-Redis case, hence that backend too)."""
+    report = RunReport.load(COMMITTED.parent / "clusters" / "durability.json")
+    assert report.measurement_valid
+    assert {s.backend for s in report.scenarios} == {*PROFILES["clusters"], "celery-redis"}
+    clustered = [s for s in report.scenarios if s.fault_kind == "cluster"]
+    assert {s.fault for s in clustered} == {"leader-sigkill", "leader-partition",
+                                            "leader-sigstop", "rolling-restart"}
+    for s in clustered:
+        assert s.valid, s.scenario
+        assert {"submit_outage_s", "consume_outage_s", "acked_before_lost",
+                "new_leader", "settled_s"} <= set(s.failover), s.scenario
+        if s.fault in ("leader-partition", "leader-sigstop"):
+            assert s.failover["down_s"] is not None, s.scenario  # the cluster felt it
+
+
 def test_fields_a_report_lacks_take_defaults_and_unknown_ones_are_ignored() -> None:
     result = ScenarioResult.from_dict({**BLANK, "from_the_future": 1})
     assert result.knobs == {} and result.must_lose is False and result.fault_kind == ""
