@@ -68,6 +68,11 @@ class Capability(StrEnum):
     CLUSTERED = "clustered"  # the broker is several nodes, one leading the task queue
 
 
+# The faults a CLUSTERED backend's configurations meet (harness/clusterfaults.py defines them;
+# the backends cannot import that module, which builds on the world and so on the registry).
+CLUSTER_FAULTS = ("leader-sigkill", "leader-partition", "leader-sigstop", "rolling-restart")
+
+
 @dataclass(frozen=True)
 class Knobs:
     """A backend's settings as typed fields; a subclass per backend.

@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from harness.backend import Capability
-from harness.brokers import Clustered
 from harness.failover import LEADER_CHANGED, SETTLED, TARGET_DOWN, UNSETTLED
 from harness.fault import Fault
 from harness.waits import WaitTimeout, until
@@ -63,12 +62,6 @@ class ClusterFault(Fault):
         assert world.backend is not None
         return {s.name for s in world.topology.of_backend(world.backend)}
 
-    @staticmethod
-    def forensics(world: World) -> Clustered:
-        if not isinstance(world.broker, Clustered):
-            raise TypeError(f"backend {world.backend}'s broker is not a cluster")
-        return world.broker
-
     def take_out(self, world: World, target: str) -> None:
         """Take the node out (kill, cut, freeze)."""
         raise NotImplementedError
@@ -92,7 +85,7 @@ class ClusterFault(Fault):
         (``leader_changed``: the cluster's own failover time) and the first moment it counts
         the target out (``target_down``: the proof a partition or a freeze was felt). In a
         thread, stopped by ``heal`` (``stop_watch``): the fault's window is the scenario's."""
-        broker, start = self.forensics(world), world.clock()
+        broker, start = world.clustered(), world.clock()
         stop = threading.Event()
 
         def ask(question: Callable[[], Any]) -> Any:
@@ -129,7 +122,7 @@ class ClusterFault(Fault):
     def settle(self, world: World, after: str) -> bool:
         """Until the cluster says it is whole again, at most ``SETTLE_S``; a record either
         way (how long it took, or that it did not within the bound)."""
-        broker = self.forensics(world)
+        broker = world.clustered()
         start = world.clock()
         try:
             until(broker.settled, what="the cluster to settle", timeout_s=self.SETTLE_S,
@@ -194,7 +187,7 @@ class RollingRestart(ClusterFault):
         return 0.0  # the series ends by itself, with every node back
 
     def inject(self, world: World, target: str) -> None:
-        nodes = self.forensics(world).nodes()
+        nodes = world.clustered().nodes()
         order = [n for n in nodes if n != target] + [target]
         for step, node in enumerate(order, start=1):
             world.note("rolling_restart", node=node, step=step, of=len(order))

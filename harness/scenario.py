@@ -282,7 +282,7 @@ def _settings_problem(configuration: Configuration, knobs: Knobs,
 
 def _validity(
     fault: Fault, trigger: Trigger | None, in_flight: list[str], counts: dict[str, int],
-    planned: int, records: list[dict[str, Any]] | None = None, fired_t: float | None = None,
+    planned: int, records: list[dict[str, Any]], fired_t: float | None,
 ) -> tuple[bool, str]:
     """A scenario whose fault hit no running task measured nothing: it is invalid, re-run."""
     if counts["submitted"] != planned:
@@ -291,7 +291,7 @@ def _validity(
         return True, "control run"
     if trigger is None or not in_flight:
         return False, "the fault fired while its target ran no task"
-    problem = fault.validity(counts, records or [], fired_t)
+    problem = fault.validity(counts, records, fired_t)
     if problem:
         return False, problem
     return True, f"fired at {trigger.target} with {len(in_flight)} tasks in flight"

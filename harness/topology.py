@@ -182,14 +182,15 @@ class Topology:
                                 f"{[s.name for s in found]}")
         return found[0]
 
-    def broker(self, backend: str) -> Service | None:
-        found = self.by_role("broker", backend)
-        return found[0] if found else None
-
     def brokers(self, backend: str) -> list[Service]:
         """Every broker-role service of the backend: one, or a cluster's nodes (and, for Redis
         Sentinel, its Sentinels), in the file's order."""
         return self.by_role("broker", backend)
+
+    def broker(self, backend: str) -> Service | None:
+        """Its (first) broker: where the forensics start; None without a broker."""
+        found = self.brokers(backend)
+        return found[0] if found else None
 
 
 def substitute(value: str, variables: Mapping[str, str]) -> str:

@@ -145,12 +145,16 @@ class World:
         assert self.backend is not None
         return [s.name for s in self.topology.brokers(self.backend)]
 
+    def clustered(self) -> Clustered:
+        """The active backend's forensics as a cluster's (leader, nodes, settled)."""
+        if not isinstance(self.broker, Clustered):
+            raise TypeError(f"backend {self.backend}'s broker is not a cluster")
+        return self.broker
+
     def leader(self) -> str:
         """The broker node that leads the task queue now (a quorum queue's leader, a classic
         queue's home node, the Redis primary), as the cluster itself says."""
-        if not isinstance(self.broker, Clustered):
-            raise TypeError(f"backend {self.backend}'s broker is not a cluster: it has no leader")
-        return self.broker.leader()
+        return self.clustered().leader()
 
     def mark_dirty(self, *services: str) -> None:
         self._dirty.update(services)

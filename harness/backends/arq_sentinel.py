@@ -17,17 +17,11 @@ Configuration: arq's retries as on a single Redis (``max_tries`` 5), claiming at
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from harness.backend import Capability, Configuration
+from harness.backend import CLUSTER_FAULTS, Capability, Configuration
 from harness.backends import sentinel
 from harness.backends.arq import Arq, ArqForensics, ArqKnobs
-from harness.backends.celery_rabbitmq_cluster import CLUSTER_FAULTS
-
-if TYPE_CHECKING:
-    from harness.brokers import Broker
-    from harness.result import ScenarioResult
 
 NAME = "arq-sentinel"
 
@@ -36,31 +30,17 @@ class ArqSentinelForensics(sentinel.SentinelReads, ArqForensics):
     """arq's queue (the ``arq:queue`` sorted set, in-progress keys) on Sentinel's primary."""
 
 
-class ArqSentinel(Arq):
+class ArqSentinel(sentinel.SentinelBackend, Arq):
     name = NAME
     title = "arq on Redis with Sentinel (primary, replica, 3 Sentinels)"
-    broker = "redis-sentinel"
-    matrix_profile = "clusters"
+    forensics_class = ArqSentinelForensics
+    client = ("arq", "its Sentinel settings; conn_timeout does not apply there")
     former_names: ClassVar[tuple[str, ...]] = ()  # none: arq on Redis's former names are its own
     capabilities = frozenset({Capability.CLUSTERED, Capability.REDELIVERS, Capability.LEASE})
-
-    def forensics(self, port: int, queue: str | None = None,
-                  nodes: Mapping[str, int] | None = None) -> Broker:
-        return ArqSentinelForensics(port, queue, nodes)
 
     def describe(self, knobs: Any) -> str:
         return (f"{super().describe(knobs)}, through Sentinel (quorum 2, down-after 2 s), one "
                 "replica")
-
-    def note(self, settings: Any) -> str:
-        return sentinel.note("arq", "its Sentinel settings; conn_timeout does not apply there",
-                             settings)
-
-    def lost(self, r: ScenarioResult, n: int) -> str | None:
-        return sentinel.lost(r, n) if r.fault_kind == "cluster" else super().lost(r, n)
-
-    def promise(self, results: list[ScenarioResult]) -> list[str]:
-        return sentinel.promise_paragraphs(results)
 
 
 ArqSentinel.configurations = (

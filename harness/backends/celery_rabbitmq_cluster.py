@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import requests
 
-from harness.backend import Capability, Configuration, lost_by_fault
+from harness.backend import CLUSTER_FAULTS, Capability, Configuration, lost_by_fault
 from harness.backends.celery_rabbitmq import (
     CeleryRabbit,
     CeleryRabbitForensics,
@@ -231,9 +231,6 @@ def _c(name: str, meets: tuple[str, ...], **knobs: Any) -> Configuration:
         acks_late=True, reject_on_worker_lost=True, prefetch_multiplier=1, **knobs), meets)
 
 
-# The faults of harness/clusterfaults.py, by name (the cluster profile's other backends meet
-# the same ones).
-CLUSTER_FAULTS = ("leader-sigkill", "leader-partition", "leader-sigstop", "rolling-restart")
 CeleryRabbitCluster.configurations = (
     _c("rabbit-cluster-quorum", CLUSTER_FAULTS, queue_type="quorum"),
     _c("rabbit-cluster-quorum-confirms", CLUSTER_FAULTS, queue_type="quorum",

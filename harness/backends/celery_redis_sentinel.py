@@ -13,17 +13,14 @@ the broker loses underneath is what the report shows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.backend import Capability, Configuration
+from harness.backend import CLUSTER_FAULTS, Capability, Configuration
 from harness.backends import sentinel
-from harness.backends.celery_rabbitmq_cluster import CLUSTER_FAULTS
 from harness.backends.celery_redis import CeleryRedis, CeleryRedisForensics, CeleryRedisKnobs
 
 if TYPE_CHECKING:
-    from harness.brokers import Broker
     from harness.result import ScenarioResult
 
 NAME = "celery-redis-sentinel"
@@ -41,31 +38,18 @@ class CeleryRedisSentinelForensics(sentinel.SentinelReads, CeleryRedisForensics)
     """kombu's Redis transport (the queue's list, the ``unacked`` hash) on Sentinel's primary."""
 
 
-class CeleryRedisSentinel(CeleryRedis):
+class CeleryRedisSentinel(sentinel.SentinelBackend, CeleryRedis):
     name = NAME
     title = "Celery on Redis with Sentinel (primary, replica, 3 Sentinels)"
-    broker = "redis-sentinel"
-    matrix_profile = "clusters"
     knobs_class = CeleryRedisSentinelKnobs
+    forensics_class = CeleryRedisSentinelForensics
+    client = ("Celery", "kombu's sentinel:// transport")
     capabilities = frozenset({Capability.CLUSTERED, Capability.REDELIVERS,
                               Capability.VISIBILITY_TIMEOUT})
     pop_window = ""  # the BRPOP-window fault needs Toxiproxy, which Sentinel's clients bypass
 
-    def forensics(self, port: int, queue: str | None = None,
-                  nodes: Mapping[str, int] | None = None) -> Broker:
-        return CeleryRedisSentinelForensics(port, queue, nodes)
-
     def broker_parts(self, knobs: Any) -> list[str]:
         return [*sentinel.parts(knobs), *super().broker_parts(knobs)]
-
-    def note(self, settings: Any) -> str:
-        return sentinel.note("Celery", "kombu's sentinel:// transport", settings)
-
-    def lost(self, r: ScenarioResult, n: int) -> str | None:
-        return sentinel.lost(r, n) if r.fault_kind == "cluster" else super().lost(r, n)
-
-    def promise(self, results: list[ScenarioResult]) -> list[str]:
-        return sentinel.promise_paragraphs(results)
 
     def duplicate_cause(self, r: ScenarioResult) -> str | None:
         if r.fault_kind != "cluster":

@@ -31,14 +31,15 @@ https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import redis
 
-from harness.backend import lost_by_fault
+from harness.backend import Backend, lost_by_fault
 from harness.backends.redisbroker import REDIS_TIMEOUT_S, RedisForensics
 
 if TYPE_CHECKING:
+    from harness.brokers import Broker
     from harness.result import ScenarioResult
 
 MASTER = "chaos"  # Sentinel's name of the monitored primary (CHAOS_SENTINEL_MASTER)
@@ -232,3 +233,27 @@ def lost(r: ScenarioResult, n: int) -> str:
                 "and it discarded those writes for the new primary's dataset.")
     return (f"{n} lost: Redis acknowledged them on the primary, and replication is "
             "asynchronous: what had not reached the replica when it was promoted is gone.")
+
+
+class SentinelBackend(Backend):
+    """What a library's backend becomes on Redis with Sentinel: the cluster profile's, its
+    forensics following Sentinel's primary, Redis's promise and the loss explanations above.
+    Put it first (``class X(SentinelBackend, CeleryRedis)``): the rest is the library's."""
+
+    broker = "redis-sentinel"
+    matrix_profile = "clusters"
+    forensics_class: ClassVar[type[SentinelReads]]  # the library's forensics on the primary
+    client: ClassVar[tuple[str, str]]  # (library, how it finds the primary), for the note
+
+    def forensics(self, port: int, queue: str | None = None,
+                  nodes: Mapping[str, int] | None = None) -> Broker:
+        return self.forensics_class(port, queue, nodes)
+
+    def note(self, settings: Any) -> str:
+        return note(*self.client, settings)
+
+    def lost(self, r: ScenarioResult, n: int) -> str | None:
+        return lost(r, n) if r.fault_kind == "cluster" else super().lost(r, n)
+
+    def promise(self, results: list[ScenarioResult]) -> list[str]:
+        return promise_paragraphs(results)
